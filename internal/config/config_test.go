@@ -1,0 +1,72 @@
+package config
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func base() map[string]string {
+	return map[string]string{
+		"MODELS_FILE":        "/etc/litemaas-sync/models.yaml",
+		"DATABASE_URL":       "postgresql://u:s3cret@postgres:5432/litemaas_db?sslmode=disable",
+		"LITELLM_URL":        "http://litellm:4000",
+		"LITELLM_MASTER_KEY": "sk-test",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := LoadReconcile(context.Background(), envconfig.MapLookuper(base()))
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Minute, c.WaitTimeout)
+	assert.Equal(t, 5*time.Minute, c.RetryTimeout)
+	assert.Equal(t, 8, c.Concurrency)
+	assert.Equal(t, "auto", c.LogFormat)
+	assert.False(t, c.DryRun)
+	assert.False(t, c.Prune)
+}
+
+func TestInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"missing database", map[string]string{"DATABASE_URL": ""}, "DATABASE_URL"},
+		{"no catalog", map[string]string{"MODELS_FILE": ""}, "set MODELS_FILE"},
+		{"both catalogs", map[string]string{"MODELS_CONFIGMAP": "litemaas-models"}, "only one of"},
+		{"master key prefix", map[string]string{"LITELLM_MASTER_KEY": "abc"}, "must start with sk-"},
+		{"bad litellm url", map[string]string{"LITELLM_URL": "litellm:4000"}, "LITELLM_URL must be"},
+		{"bad database url", map[string]string{"DATABASE_URL": "mysql://u:s3cret@h/db"}, "DATABASE_URL must be"},
+		{"bad timeout", map[string]string{"WAIT_TIMEOUT": "soon"}, "WAIT_TIMEOUT"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{"bad bool", map[string]string{"DRY_RUN": "perhaps"}, "DRY_RUN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := base()
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			_, err := LoadReconcile(context.Background(), envconfig.MapLookuper(env))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "s3cret", "errors never show the password")
+		})
+	}
+}
+
+func TestConfigMapRef(t *testing.T) {
+	c := &Reconcile{ModelsConfigMap: "litemaas-models-abc"}
+	n, k := c.ConfigMapRef()
+	assert.Equal(t, "litemaas-models-abc", n)
+	assert.Equal(t, "models.yaml", k)
+	c.ModelsConfigMap = "x/other.yaml"
+	n, k = c.ConfigMapRef()
+	assert.Equal(t, "x", n)
+	assert.Equal(t, "other.yaml", k)
+}

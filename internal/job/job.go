@@ -1,0 +1,92 @@
+// Package job holds the litemaas-sync subcommands: each is an options struct with
+// Run(ctx, out) error, and errors carry the process exit code.
+package job
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Exit codes, documented in the README and used by the Job's podFailurePolicy.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitInvalid = 2   // bad configuration or catalog: retrying cannot help
+	ExitTimeout = 124 // the stack did not become ready within WAIT_TIMEOUT
+)
+
+// ExitError is an error with the exit code the process must end with.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Code maps an error to its exit code.
+func Code(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var e *ExitError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ExitFailed
+}
+
+func invalid(err error) error { return &ExitError{Code: ExitInvalid, Err: err} }
+
+// NewLogger returns the job's logger: JSON in the cluster (no terminal), text on a terminal.
+func NewLogger(w io.Writer, format string) *slog.Logger {
+	if format == "auto" || format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// writeTerminationLog leaves the one-line outcome where Kubernetes shows it as the container's
+// termination message (and Argo CD as the hook's message). Only when the file exists: outside a pod
+// there is nothing to write to.
+func writeTerminationLog(path, msg string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		return
+	}
+	// Kubernetes keeps at most 4 KiB of it.
+	if len(msg) > 4000 {
+		msg = msg[:4000]
+	}
+	_ = os.WriteFile(path, []byte(strings.TrimSpace(msg)+"\n"), 0o644)
+}
+
+// Usage is the command-line help.
+const Usage = `litemaas-sync keeps LiteLLM and the LiteMaaS database in line with a models catalog.
+
+Usage:
+  litemaas-sync reconcile [--dry-run]   wait for the stack, migrate, register the catalog's models
+  litemaas-sync validate FILE...        check catalog files offline (exit 0 valid, 2 invalid)
+  litemaas-sync help
+
+Configuration is read from the environment; see the README. Exit codes: 0 done, 1 failed,
+2 invalid configuration or catalog, 124 timed out waiting for the stack.
+`
+
+func usageError(format string, a ...any) error {
+	return invalid(fmt.Errorf(format+"\n\n"+Usage, a...))
+}

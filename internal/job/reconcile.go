@@ -1,0 +1,203 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/readiness"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/rollout"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
+)
+
+// ReconcileOptions configure `litemaas-sync reconcile`.
+type ReconcileOptions struct {
+	// Env is where the configuration comes from (the process environment in production).
+	Env envconfig.Lookuper
+	// DryRun is the --dry-run flag; DRY_RUN=true does the same.
+	DryRun bool
+	// Log receives the structured logs (stderr in production).
+	Log io.Writer
+	// TerminationLog is written with the one-line outcome when the file exists.
+	TerminationLog string
+	// Kube, when set, replaces the client built from in-cluster config or KUBECONFIG.
+	Kube kubernetes.Interface
+}
+
+// Run waits for the stack, then reconciles. The plan or the changes and the one-line summary go to out.
+func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
+	defer func() {
+		msg := "litemaas-sync: " + summaryOrError(err)
+		writeTerminationLog(o.TerminationLog, msg)
+	}()
+	cfg, err := config.LoadReconcile(ctx, o.Env)
+	if err != nil {
+		return invalid(err)
+	}
+	if o.DryRun {
+		cfg.DryRun = true
+	}
+	logw := o.Log
+	if logw == nil {
+		logw = os.Stderr
+	}
+	log := NewLogger(logw, cfg.LogFormat)
+
+	namespace := cfg.Namespace
+	if namespace == "" {
+		namespace = kube.DefaultNamespace()
+	}
+	workloads, err := rollout.ParseWorkloads(cfg.WaitFor)
+	if err != nil {
+		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
+	}
+	kc := o.Kube
+	if kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "") {
+		rc, err := kube.RESTConfig()
+		if err != nil {
+			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
+		}
+		if kc, err = kubernetes.NewForConfig(rc); err != nil {
+			return invalid(fmt.Errorf("Kubernetes client: %w", err))
+		}
+	}
+
+	// The catalog is checked before anything is waited for: a bad one fails at once, and nothing is
+	// written anywhere.
+	cat, err := loadCatalog(ctx, cfg, kc, namespace)
+	if err != nil {
+		return err
+	}
+	apiKeys, err := resolveAPIKeys(cat, o.Env)
+	if err != nil {
+		return invalid(err)
+	}
+
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return invalid(fmt.Errorf("DATABASE_URL: %w", err))
+	}
+	defer st.Close()
+	llm := litellm.New(cfg.LiteLLMURL, cfg.MasterKey, litellm.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}))
+
+	w := &readiness.Waiter{
+		Logger: log,
+		Probes: []readiness.Probe{
+			{Name: "postgres", Check: st.CheckReady},
+			{Name: "litellm", Check: func(ctx context.Context) error { return litellmReady(ctx, llm) }},
+		},
+	}
+	if len(workloads) > 0 {
+		w.Workloads = &rollout.Waiter{Client: kc, Namespace: namespace, Workloads: workloads, Logger: log}
+	}
+	log.Info("waiting for the stack", "namespace", namespace, "workloads", cfg.WaitFor, "timeout", cfg.WaitTimeout.String())
+	start := time.Now()
+	if err := w.Wait(ctx, cfg.WaitTimeout); err != nil {
+		var te *readiness.TimeoutError
+		if errors.As(err, &te) {
+			return &ExitError{Code: ExitTimeout, Err: err}
+		}
+		return err
+	}
+	log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
+
+	res, err := reconcile.Run(ctx, reconcile.Options{
+		LiteLLM:      llm,
+		Store:        st,
+		Catalog:      cat,
+		MasterKey:    cfg.MasterKey,
+		APIKeys:      apiKeys,
+		DryRun:       cfg.DryRun,
+		Prune:        cfg.Prune,
+		Concurrency:  cfg.Concurrency,
+		RetryTimeout: cfg.RetryTimeout,
+		Logger:       log,
+		Out:          out,
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	summary := res.Summary()
+	fmt.Fprintln(out, summary)
+	log.Info("finished", slog.String("summary", summary))
+	lastSummary = summary
+	return nil
+}
+
+// lastSummary carries the summary to the deferred termination-log write.
+var lastSummary string
+
+func summaryOrError(err error) string {
+	if err != nil {
+		return "failed: " + err.Error()
+	}
+	return lastSummary
+}
+
+func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Interface, namespace string) (*catalog.Catalog, error) {
+	if cfg.ModelsFile != "" {
+		c, err := catalog.Load(cfg.ModelsFile)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		return c, nil
+	}
+	name, key := cfg.ConfigMapRef()
+	data, err := kube.ReadConfigMapKey(ctx, kc, namespace, name, key)
+	if err != nil {
+		return nil, fmt.Errorf("MODELS_CONFIGMAP: %w", err)
+	}
+	c, err := catalog.Parse(fmt.Sprintf("configmap %s/%s key %s", namespace, name, key), data)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	return c, nil
+}
+
+// resolveAPIKeys reads each model's API key from the variable its catalog entry names.
+func resolveAPIKeys(c *catalog.Catalog, env envconfig.Lookuper) (map[string]string, error) {
+	keys := map[string]string{}
+	var missing []string
+	for _, m := range c.Models {
+		if m.APIKeyEnv == "" {
+			continue
+		}
+		v, ok := env.Lookup(m.APIKeyEnv)
+		if !ok || v == "" {
+			missing = append(missing, fmt.Sprintf("model %s: field apiKeyEnv: environment variable %s is not set (expose the Secret key to the job under that name)", m.ID, m.APIKeyEnv))
+			continue
+		}
+		keys[m.ID] = v
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("%s:\n  %s", c.File, strings.Join(missing, "\n  "))
+	}
+	return keys, nil
+}
+
+func litellmReady(ctx context.Context, c *litellm.Client) error {
+	r, err := c.Readiness(ctx)
+	if err != nil {
+		return err
+	}
+	if !r.DBConnected() {
+		return fmt.Errorf("proxy up but its database is %q (LiteLLM needs DATABASE_URL and STORE_MODEL_IN_DB=True)", r.DB)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
+)
+
+// Action is what the job does to one LiteLLM deployment or database row.
+type Action string
+
+const (
+	Create          Action = "create"
+	Update          Action = "update"
+	Replace         Action = "replace"
+	Delete          Action = "delete"
+	Unchanged       Action = "unchanged"
+	Keep            Action = "keep" // not in the catalog and left alone
+	Insert          Action = "insert"
+	MarkUnavailable Action = "unavailable"
+)
+
+// Step is one LiteLLM change.
+type Step struct {
+	Action Action
+	Model  string // the catalog id (LiteLLM model_name)
+	ID     string // the deployment id acted on; for Replace, the new one
+	OldID  string // for Replace: the deployment removed once the new one exists
+	Fields []string
+	Reason string
+	// want is the deployment to create or the values to PATCH.
+	want litellm.Deployment
+}
+
+// litellmPlan is the LiteLLM half of a plan.
+type litellmPlan struct {
+	Steps []Step
+	// chosen is the deployment each served catalog model ends with.
+	chosen map[string]litellm.Deployment
+	// pruned lists the model names removed because PRUNE is on.
+	pruned []string
+}
+
+// planLiteLLM compares the catalog with what LiteLLM serves. The catalog owns every name it lists:
+// after the plan there is exactly one deployment per served id (ours, with a deterministic id) and
+// none for an unavailable one. Names not listed are left alone unless prune is set and the
+// deployment carries our marker.
+func planLiteLLM(c *catalog.Catalog, current []litellm.Deployment, keys map[string]string, masterKey string, prune bool) litellmPlan {
+	byName := map[string][]litellm.Deployment{}
+	for _, d := range current {
+		byName[d.ModelName] = append(byName[d.ModelName], d)
+	}
+	p := litellmPlan{chosen: map[string]litellm.Deployment{}}
+	listed := map[string]bool{}
+	for _, m := range c.Models {
+		listed[m.ID] = true
+		group := byName[m.ID]
+		if !m.Served() {
+			for _, d := range group {
+				p.Steps = append(p.Steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "marked unavailable in the catalog"})
+			}
+			if len(group) == 0 {
+				p.Steps = append(p.Steps, Step{Action: Unchanged, Model: m.ID, Reason: "unavailable, not served"})
+			}
+			continue
+		}
+		p.Steps = append(p.Steps, planModel(m, group, keys[m.ID], masterKey, &p)...)
+	}
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		if !listed[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, d := range byName[name] {
+			owned := d.ModelInfo[keyManagedBy] == ManagedBy
+			switch {
+			case owned && prune:
+				p.Steps = append(p.Steps, Step{Action: Delete, Model: name, ID: d.ID(), Reason: "no longer in the catalog (PRUNE=true)"})
+			case owned:
+				p.Steps = append(p.Steps, Step{Action: Keep, Model: name, ID: d.ID(), Reason: "no longer in the catalog; set PRUNE=true to remove it"})
+			}
+		}
+		if prune && ownedAny(byName[name]) {
+			p.pruned = append(p.pruned, name)
+		}
+	}
+	return p
+}
+
+func ownedAny(ds []litellm.Deployment) bool {
+	for _, d := range ds {
+		if d.ModelInfo[keyManagedBy] == ManagedBy {
+			return true
+		}
+	}
+	return false
+}
+
+func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey string, p *litellmPlan) []Step {
+	ids := DeploymentIDs(m.ID)
+	var ours, others []litellm.Deployment
+	for _, d := range group {
+		if d.ID() == ids[0] || d.ID() == ids[1] {
+			ours = append(ours, d)
+		} else {
+			others = append(others, d)
+		}
+	}
+	var steps []Step
+	if len(ours) == 0 {
+		want := desiredDeployment(m, ids[0], apiKey, masterKey)
+		p.chosen[m.ID] = want
+		steps = append(steps, Step{Action: Create, Model: m.ID, ID: ids[0], want: want})
+	} else {
+		// Keep the one already right if there is one (e.g. after an interrupted replacement).
+		keep := ours[0]
+		for _, d := range ours {
+			if len(deploymentDiff(desiredDeployment(m, d.ID(), apiKey, masterKey), d)) == 0 {
+				keep = d
+				break
+			}
+		}
+		want := desiredDeployment(m, keep.ID(), apiKey, masterKey)
+		diff := deploymentDiff(want, keep)
+		switch {
+		case len(diff) == 0:
+			p.chosen[m.ID] = want
+			steps = append(steps, Step{Action: Unchanged, Model: m.ID, ID: keep.ID()})
+		case needsReplacement(diff):
+			other := ids[0]
+			if keep.ID() == ids[0] {
+				other = ids[1]
+			}
+			want = desiredDeployment(m, other, apiKey, masterKey)
+			p.chosen[m.ID] = want
+			steps = append(steps, Step{Action: Replace, Model: m.ID, ID: other, OldID: keep.ID(), Fields: diff, want: want})
+		default:
+			p.chosen[m.ID] = want
+			steps = append(steps, Step{Action: Update, Model: m.ID, ID: keep.ID(), Fields: diff, want: want})
+		}
+		for _, d := range ours {
+			if d.ID() != keep.ID() {
+				steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "leftover of an interrupted replacement"})
+			}
+		}
+	}
+	for _, d := range others {
+		reason := "duplicate deployment of a catalog model"
+		if d.ModelInfo[keyManagedBy] != ManagedBy {
+			reason = "deployment not made by this job (e.g. by hand); the catalog owns this name"
+		}
+		steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: reason})
+	}
+	return steps
+}
+
+// writes counts the steps that change LiteLLM.
+func (p litellmPlan) writes() int {
+	n := 0
+	for _, s := range p.Steps {
+		switch s.Action {
+		case Create, Update, Delete:
+			n++
+		case Replace:
+			n += 2
+		}
+	}
+	return n
+}
+
+// RowChange is one database change of a plan.
+type RowChange struct {
+	Action Action
+	Model  string
+	Fields []string
+}
+
+// Plan is what a run does (or, in a dry run, would do).
+type Plan struct {
+	LiteLLM   []Step
+	Database  []RowChange
+	Migration string
+}
+
+// Print writes the plan as one line per model and action, the format the README documents.
+func (p Plan) Print(w io.Writer) {
+	for _, s := range p.LiteLLM {
+		line := fmt.Sprintf("litellm   %-9s %s", s.Action, s.Model)
+		if s.ID != "" {
+			line += " deployment=" + s.ID
+		}
+		if s.OldID != "" {
+			line += " replaces=" + s.OldID
+		}
+		if len(s.Fields) > 0 {
+			line += " fields=" + strings.Join(s.Fields, ",")
+		}
+		if s.Reason != "" {
+			line += " (" + s.Reason + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, r := range p.Database {
+		line := fmt.Sprintf("database  %-9s %s", r.Action, r.Model)
+		if len(r.Fields) > 0 {
+			line += " fields=" + strings.Join(r.Fields, ",")
+		}
+		fmt.Fprintln(w, line)
+	}
+	if p.Migration != "" {
+		fmt.Fprintf(w, "migration %s\n", p.Migration)
+	}
+}

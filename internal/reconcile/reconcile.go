@@ -1,0 +1,569 @@
+// Package reconcile brings LiteLLM and the LiteMaaS database in line with the models catalog:
+// LiteLLM first (the backend marks any database model that LiteLLM lacks as unavailable, with its
+// subscriptions), the database second, both idempotently, under an advisory lock.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
+)
+
+// LiteLLM is the part of the LiteLLM admin API the reconcile uses.
+type LiteLLM interface {
+	ListModels(ctx context.Context) ([]litellm.Deployment, error)
+	GetModel(ctx context.Context, id string) (litellm.Deployment, error)
+	CreateModel(ctx context.Context, d litellm.Deployment) error
+	UpdateModel(ctx context.Context, id string, d litellm.Deployment) error
+	DeleteModel(ctx context.Context, id string) error
+}
+
+// Store is the part of the backend database the reconcile uses.
+type Store interface {
+	Lock(ctx context.Context) (release func(), err error)
+	OAuthIDNotNull(ctx context.Context) (bool, error)
+	MigrateOAuthID(ctx context.Context) (changed bool, err error)
+	Models(ctx context.Context, ids []string) (map[string]modelsync.Row, error)
+	Apply(ctx context.Context, upserts []modelsync.Row, unavailable []string) (store.Applied, error)
+}
+
+// Options configure one reconcile.
+type Options struct {
+	LiteLLM   LiteLLM
+	Store     Store
+	Catalog   *catalog.Catalog
+	MasterKey string
+	// APIKeys maps catalog ids to their API keys (resolved from apiKeyEnv by the caller).
+	APIKeys map[string]string
+	DryRun  bool
+	Prune   bool
+	// Concurrency bounds parallel LiteLLM writes: LiteLLM encrypts and stores each one, and a large
+	// catalog written one by one would take minutes.
+	Concurrency int
+	// RetryTimeout bounds the retries of one operation and of the whole pass.
+	RetryTimeout time.Duration
+	// ReadRetries bounds the re-reads that cover LiteLLM's read-after-write lag between replicas.
+	ReadRetries  int
+	ReadInterval time.Duration
+	Logger       *slog.Logger
+	// Out receives the plan (in a dry run) or the changes made.
+	Out io.Writer
+}
+
+// Counts of one side of a run.
+type Counts struct {
+	Created, Updated, Unchanged, Deleted, Unavailable int
+}
+
+// Result is what a run did.
+type Result struct {
+	Plan     Plan
+	LiteLLM  Counts
+	Database Counts
+	Migrated bool
+	DryRun   bool
+}
+
+// Summary is the one-line outcome printed at the end and written to the termination log.
+func (r Result) Summary() string {
+	prefix := "done"
+	if r.DryRun {
+		prefix = "dry run, nothing written"
+	}
+	migration := "oauth_id already nullable"
+	switch {
+	case r.Migrated && r.DryRun:
+		migration = "oauth_id would be made nullable"
+	case r.Migrated:
+		migration = "oauth_id made nullable"
+	}
+	return fmt.Sprintf("%s: litellm created=%d updated=%d unchanged=%d deleted=%d; database created=%d updated=%d unchanged=%d unavailable=%d; %s",
+		prefix, r.LiteLLM.Created, r.LiteLLM.Updated, r.LiteLLM.Unchanged, r.LiteLLM.Deleted,
+		r.Database.Created, r.Database.Updated, r.Database.Unchanged, r.Database.Unavailable, migration)
+}
+
+func (o *Options) defaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.RetryTimeout <= 0 {
+		o.RetryTimeout = 5 * time.Minute
+	}
+	if o.ReadRetries <= 0 {
+		o.ReadRetries = 10
+	}
+	if o.ReadInterval <= 0 {
+		o.ReadInterval = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+}
+
+// Run reconciles once. A pass that fails on something transient (a database restart, LiteLLM
+// unreachable) is repeated from the start under the same deadline: every pass re-reads both sides,
+// so repeating one is always safe.
+func Run(ctx context.Context, o Options) (Result, error) {
+	o.defaults()
+	var res Result
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 500 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = o.RetryTimeout
+	attempt := 0
+	err := backoff.RetryNotify(func() error {
+		attempt++
+		r, err := pass(ctx, o)
+		if err == nil {
+			res = r
+			return nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
+		o.Logger.Warn("reconcile pass failed, starting again", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "error", err)
+	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (cancelled: %w)", err, ctx.Err())
+	}
+	return res, err
+}
+
+// transient reports whether another pass may succeed.
+func transient(err error) bool {
+	var pe *passError
+	if errors.As(err, &pe) {
+		return pe.transient
+	}
+	return litellm.IsTransient(err) || store.IsTransient(err)
+}
+
+// passError carries the LiteLLM steps that failed in a pass.
+type passError struct {
+	failures  []string
+	transient bool
+}
+
+func (e *passError) Error() string {
+	return fmt.Sprintf("%d LiteLLM change(s) failed:\n  %s", len(e.failures), strings.Join(e.failures, "\n  "))
+}
+
+func pass(ctx context.Context, o Options) (Result, error) {
+	res := Result{DryRun: o.DryRun}
+	release, err := o.Store.Lock(ctx)
+	if err != nil {
+		return res, fmt.Errorf("taking the reconcile lock in the database: %w", err)
+	}
+	defer release()
+
+	notNull, err := o.Store.OAuthIDNotNull(ctx)
+	if err != nil {
+		return res, fmt.Errorf("checking users.oauth_id: %w", err)
+	}
+	res.Migrated = notNull
+	if notNull && !o.DryRun {
+		if res.Migrated, err = o.Store.MigrateOAuthID(ctx); err != nil {
+			return res, fmt.Errorf("making users.oauth_id nullable: %w", err)
+		}
+		o.Logger.Info("made users.oauth_id nullable so that OpenShift users without a uid can log in")
+	}
+
+	var current []litellm.Deployment
+	err = retry(ctx, o, "reading LiteLLM's models", func() error {
+		var err error
+		current, err = o.LiteLLM.ListModels(ctx)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("reading LiteLLM's models: %w", err)
+	}
+	lp := planLiteLLM(o.Catalog, current, o.APIKeys, o.MasterKey, o.Prune)
+	res.Plan.LiteLLM = lp.Steps
+	if res.Migrated {
+		res.Plan.Migration = "make users.oauth_id nullable"
+	}
+	if o.DryRun {
+		res.LiteLLM = countSteps(lp.Steps, nil)
+		changes, _, _, err := planDatabase(ctx, o, lp, nil)
+		if err != nil {
+			return res, err
+		}
+		res.Plan.Database = changes
+		res.Database = countRows(changes)
+		res.Plan.Print(o.Out)
+		return res, nil
+	}
+
+	failed := applyLiteLLM(ctx, o, lp)
+	res.LiteLLM = countSteps(lp.Steps, failed)
+	if lp.writes() > 0 {
+		if err := verifyLiteLLM(ctx, o, lp, failed); err != nil {
+			failed["(verify)"] = err
+		}
+	}
+	for _, s := range lp.Steps {
+		if s.Action != Unchanged && s.Action != Keep && failed[s.Model] == nil {
+			fmt.Fprintln(o.Out, stepLine(s))
+		}
+	}
+
+	changes, upserts, unavailable, err := planDatabase(ctx, o, lp, failed)
+	if err != nil {
+		return res, err
+	}
+	res.Plan.Database = changes
+	if len(upserts) > 0 || len(unavailable) > 0 {
+		applied, err := o.Store.Apply(ctx, upserts, unavailable)
+		if err != nil {
+			return res, fmt.Errorf("writing the models to the database: %w", err)
+		}
+		o.Logger.Info("database written", "inserted", len(applied.Inserted), "updated", len(applied.Updated), "unavailable", len(applied.MarkedUnavailable))
+	}
+	res.Database = countRows(changes)
+	for _, c := range changes {
+		if c.Action != Unchanged {
+			fmt.Fprintf(o.Out, "database  %-9s %s %s\n", c.Action, c.Model, strings.Join(c.Fields, ","))
+		}
+	}
+
+	if len(failed) > 0 {
+		pe := &passError{transient: true}
+		for _, name := range sortedKeys(failed) {
+			err := failed[name]
+			pe.failures = append(pe.failures, fmt.Sprintf("%s: %v", name, err))
+			if !transient(err) {
+				pe.transient = false
+			}
+		}
+		return res, pe
+	}
+	return res, nil
+}
+
+func stepLine(s Step) string {
+	var b strings.Builder
+	Plan{LiteLLM: []Step{s}}.Print(&b)
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// applyLiteLLM runs the steps, one task per model, at most Concurrency at once. Within a model the
+// deployment that stays is created or updated before anything of that name is deleted, so a catalog
+// model never drops out of LiteLLM. It returns the failures by model name.
+func applyLiteLLM(ctx context.Context, o Options, lp litellmPlan) map[string]error {
+	byModel := map[string][]Step{}
+	var order []string
+	for _, s := range lp.Steps {
+		if s.Action == Unchanged || s.Action == Keep {
+			continue
+		}
+		if _, ok := byModel[s.Model]; !ok {
+			order = append(order, s.Model)
+		}
+		byModel[s.Model] = append(byModel[s.Model], s)
+	}
+	var mu sync.Mutex
+	failed := map[string]error{}
+	sem := make(chan struct{}, o.Concurrency)
+	var wg sync.WaitGroup
+	for _, model := range order {
+		steps := byModel[model]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := applyModel(ctx, o, steps); err != nil {
+				mu.Lock()
+				failed[model] = err
+				mu.Unlock()
+				o.Logger.Error("LiteLLM change failed", "model", model, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+func applyModel(ctx context.Context, o Options, steps []Step) error {
+	// Creates, updates and replacements first: deletions follow only once the staying deployment exists.
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].Action != Delete && steps[j].Action == Delete })
+	for _, s := range steps {
+		var err error
+		switch s.Action {
+		case Create:
+			err = create(ctx, o, s)
+		case Update:
+			err = update(ctx, o, s)
+		case Replace:
+			if err = create(ctx, o, s); err == nil {
+				err = remove(ctx, o, s.Model, s.OldID)
+			}
+		case Delete:
+			err = remove(ctx, o, s.Model, s.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("%s deployment %s: %w", s.Action, s.ID, err)
+		}
+	}
+	return nil
+}
+
+// create posts a deployment with its deterministic id. LiteLLM answers 500 for an id that exists,
+// and some versions answer 500 although the row was saved: so after a failure the job looks for the
+// deployment before trying again, and a second create can never make a duplicate.
+func create(ctx context.Context, o Options, s Step) error {
+	return retry(ctx, o, "creating "+s.Model, func() error {
+		err := o.LiteLLM.CreateModel(ctx, s.want)
+		if err == nil || !litellm.IsTransient(err) {
+			return err
+		}
+		got, gerr := getWithLag(ctx, o, s.ID)
+		if gerr != nil {
+			return err
+		}
+		if len(deploymentDiff(s.want, got)) == 0 {
+			o.Logger.Info("create answered an error but the deployment was saved", "model", s.Model, "deployment", s.ID)
+			return nil
+		}
+		return o.LiteLLM.UpdateModel(ctx, s.ID, s.want)
+	})
+}
+
+func update(ctx context.Context, o Options, s Step) error {
+	err := retry(ctx, o, "updating "+s.Model, func() error {
+		return o.LiteLLM.UpdateModel(ctx, s.ID, s.want)
+	})
+	if errors.Is(err, litellm.ErrNotFound) {
+		// Deleted since it was read (by hand, or by another replica's view): make it again.
+		return create(ctx, o, s)
+	}
+	return err
+}
+
+func remove(ctx context.Context, o Options, model, id string) error {
+	err := retry(ctx, o, "deleting "+model, func() error {
+		return o.LiteLLM.DeleteModel(ctx, id)
+	})
+	if errors.Is(err, litellm.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// getWithLag reads one deployment, re-reading for a while if it is not found: right after a write,
+// another LiteLLM replica may not have loaded it yet.
+func getWithLag(ctx context.Context, o Options, id string) (litellm.Deployment, error) {
+	var last error
+	for i := 0; i < 3; i++ {
+		d, err := o.LiteLLM.GetModel(ctx, id)
+		if err == nil {
+			return d, nil
+		}
+		last = err
+		if !errors.Is(err, litellm.ErrNotFound) {
+			return litellm.Deployment{}, err
+		}
+		if err := sleep(ctx, o.ReadInterval); err != nil {
+			return litellm.Deployment{}, err
+		}
+	}
+	return litellm.Deployment{}, last
+}
+
+// verifyLiteLLM re-reads LiteLLM after writing, a bounded number of times, until every served
+// catalog model shows exactly its one deployment with the wanted values.
+func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) error {
+	var problems []string
+	for i := 0; i < o.ReadRetries; i++ {
+		if i > 0 {
+			if err := sleep(ctx, o.ReadInterval); err != nil {
+				return err
+			}
+		}
+		var current []litellm.Deployment
+		if err := retry(ctx, o, "re-reading LiteLLM's models", func() error {
+			var err error
+			current, err = o.LiteLLM.ListModels(ctx)
+			return err
+		}); err != nil {
+			return fmt.Errorf("re-reading LiteLLM's models after writing: %w", err)
+		}
+		problems = checkServed(o.Catalog, current, lp, failed)
+		if len(problems) == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("after %d reads LiteLLM still does not show what was written: %s", o.ReadRetries, strings.Join(problems, "; "))
+}
+
+func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPlan, failed map[string]error) []string {
+	byName := map[string][]litellm.Deployment{}
+	for _, d := range current {
+		byName[d.ModelName] = append(byName[d.ModelName], d)
+	}
+	var problems []string
+	for _, m := range c.Models {
+		if failed[m.ID] != nil {
+			continue
+		}
+		got := byName[m.ID]
+		if !m.Served() {
+			if len(got) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: still served", m.ID))
+			}
+			continue
+		}
+		want := lp.chosen[m.ID]
+		switch {
+		case len(got) != 1:
+			problems = append(problems, fmt.Sprintf("%s: %d deployments, want 1", m.ID, len(got)))
+		case got[0].ID() != want.ID():
+			problems = append(problems, fmt.Sprintf("%s: deployment %s, want %s", m.ID, got[0].ID(), want.ID()))
+		default:
+			if diff := deploymentDiff(want, got[0]); len(diff) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: differs in %s", m.ID, strings.Join(diff, ",")))
+			}
+		}
+	}
+	return problems
+}
+
+// planDatabase computes the rows to write. Rows are written only for models whose LiteLLM side is
+// done: a row for a model LiteLLM lacks would be marked unavailable at the backend's next sync.
+func planDatabase(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) ([]RowChange, []modelsync.Row, []string, error) {
+	ids := append(o.Catalog.IDs(), lp.pruned...)
+	existing, err := o.Store.Models(ctx, ids)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the models table: %w", err)
+	}
+	var changes []RowChange
+	var upserts []modelsync.Row
+	for _, m := range o.Catalog.Models {
+		if failed[m.ID] != nil {
+			continue
+		}
+		d, ok := lp.chosen[m.ID]
+		if !ok {
+			// Not served: the row keeps the primary deployment id, so the backend's start-up fill of a
+			// NULL litellm_model_id has nothing to change.
+			d = desiredDeployment(m, DeploymentIDs(m.ID)[0], o.APIKeys[m.ID], o.MasterKey)
+		}
+		want := desiredRow(m, d)
+		got, exists := existing[m.ID]
+		switch {
+		case !exists:
+			changes = append(changes, RowChange{Action: Insert, Model: m.ID})
+			upserts = append(upserts, want)
+		default:
+			if diff := RowDiff(want, got); len(diff) > 0 {
+				changes = append(changes, RowChange{Action: Update, Model: m.ID, Fields: diff})
+				upserts = append(upserts, want)
+			} else {
+				changes = append(changes, RowChange{Action: Unchanged, Model: m.ID})
+			}
+		}
+	}
+	var unavailable []string
+	for _, name := range lp.pruned {
+		if failed[name] != nil {
+			continue
+		}
+		if r, ok := existing[name]; ok && r.Availability != catalog.Unavailable {
+			changes = append(changes, RowChange{Action: MarkUnavailable, Model: name})
+			unavailable = append(unavailable, name)
+		}
+	}
+	return changes, upserts, unavailable, nil
+}
+
+func countSteps(steps []Step, failed map[string]error) Counts {
+	var c Counts
+	for _, s := range steps {
+		if failed[s.Model] != nil {
+			continue
+		}
+		switch s.Action {
+		case Create:
+			c.Created++
+		case Update, Replace:
+			c.Updated++
+		case Delete:
+			c.Deleted++
+		case Unchanged:
+			c.Unchanged++
+		}
+	}
+	return c
+}
+
+func countRows(changes []RowChange) Counts {
+	var c Counts
+	for _, r := range changes {
+		switch r.Action {
+		case Insert:
+			c.Created++
+		case Update:
+			c.Updated++
+		case Unchanged:
+			c.Unchanged++
+		case MarkUnavailable:
+			c.Unavailable++
+		}
+	}
+	return c
+}
+
+// retry runs op with exponential backoff while it fails transiently, bounded by RetryTimeout.
+func retry(ctx context.Context, o Options, what string, op func() error) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 200 * time.Millisecond
+	b.MaxInterval = 5 * time.Second
+	b.MaxElapsedTime = o.RetryTimeout
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if err != nil && !litellm.IsTransient(err) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
+		o.Logger.Warn("retrying", "what", what, "retry_in", wait.Round(time.Millisecond), "error", err)
+	})
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
