@@ -154,7 +154,7 @@ func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey st
 	for _, d := range others {
 		reason := "duplicate deployment of a catalog model"
 		if d.ModelInfo[keyManagedBy] != ManagedBy {
-			reason = "deployment not made by this job (e.g. by hand); the catalog owns this name"
+			reason = "not made by this job; the catalog owns this name"
 		}
 		steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: reason})
 	}

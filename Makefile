@@ -1,0 +1,63 @@
+# litemaas-gitops: `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       ?= bin
+IMAGE     ?= ghcr.io/litemaas-gitops/litemaas-sync:0.1.0
+ENGINE    ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null || command -v docker 2>/dev/null)
+# Test timeout for the whole suite; it normally takes a few minutes.
+TEST_TIMEOUT ?= 20m
+export CGO_ENABLED ?= 0
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build litemaas-sync and litellm-double into ./bin (static)
+	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
+	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
+
+.PHONY: fmt
+fmt: ## Format the Go code
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## go vet, and fail when gofmt would change anything
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+.PHONY: kapi
+kapi: ## Build (or reuse) the kube-apiserver and etcd the tests start
+	@hack/kapi/build.sh >/dev/null
+
+.PHONY: test
+test: vet kapi ## Run every test: unit, PostgreSQL, kube-apiserver, manifests, end to end
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: bench
+bench: kapi ## Run the benchmarks (job vs the runbook's procedure)
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the catalog parser for a minute
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/catalog/
+
+.PHONY: manifests
+manifests: ## Render every overlay and the cluster part into _output/manifests
+	$(GO) run ./internal/manifests/cmd/render -out _output/manifests
+
+.PHONY: demo
+demo: build kapi ## Run the job locally against a throwaway stack, twice, then clean up
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) run ./test/demo
+
+.PHONY: image
+image: ## Build the job's container image (needs podman, buildah or docker with an engine)
+	@if [ -z "$(ENGINE)" ]; then echo "no container engine found: install podman (or buildah) to build $(IMAGE)"; exit 1; fi
+	$(ENGINE) build -f Containerfile -t $(IMAGE) .
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf $(BIN) _output
