@@ -35,6 +35,8 @@ type Reconcile struct {
 	LogFormat string `env:"LOG_FORMAT, default=auto"`
 	// RetryTimeout bounds the retries after the wait (LiteLLM or the database failing transiently).
 	RetryTimeout time.Duration `env:"RETRY_TIMEOUT, default=5m"`
+	// StatusConfigMap is where the job publishes its outcome when it talks to Kubernetes ("" disables).
+	StatusConfigMap string `env:"STATUS_CONFIGMAP, default=litemaas-sync-status"`
 	// Concurrency bounds parallel writes to LiteLLM.
 	Concurrency int `env:"LITELLM_CONCURRENCY, default=8"`
 }

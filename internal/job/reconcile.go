@@ -129,10 +129,18 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		Logger:       log,
 		Out:          out,
 	})
+	summary := res.Summary()
+	if err != nil {
+		summary = "failed: " + err.Error()
+	}
+	if kc != nil && cfg.StatusConfigMap != "" && !cfg.DryRun {
+		if perr := publishStatus(ctx, kc, namespace, cfg.StatusConfigMap, res, summary, err); perr != nil {
+			log.Warn("could not publish the status", "error", perr)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	summary := res.Summary()
 	fmt.Fprintln(out, summary)
 	log.Info("finished", slog.String("summary", summary))
 	lastSummary = summary

@@ -75,6 +75,18 @@ type Result struct {
 	Database Counts
 	Migrated bool
 	DryRun   bool
+	// Models is the state of each catalog model after the run, for the status the job publishes.
+	Models []ModelStatus
+}
+
+// ModelStatus is one catalog model after a run.
+type ModelStatus struct {
+	ID                 string `json:"id"`
+	Catalog            string `json:"catalog"`
+	LiteLLMDeployments int    `json:"litellmDeployments"`
+	DeploymentID       string `json:"deploymentId,omitempty"`
+	Database           string `json:"database"`
+	Error              string `json:"error,omitempty"`
 }
 
 // Summary is the one-line outcome printed at the end and written to the termination log.
@@ -238,6 +250,7 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		o.Logger.Info("database written", "inserted", len(applied.Inserted), "updated", len(applied.Updated), "unavailable", len(applied.MarkedUnavailable))
 	}
 	res.Database = countRows(changes)
+	res.Models = modelStatuses(o.Catalog, lp, failed)
 	for _, c := range changes {
 		if c.Action != Unchanged {
 			fmt.Fprintf(o.Out, "database  %-9s %s %s\n", c.Action, c.Model, strings.Join(c.Fields, ","))
@@ -566,4 +579,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func modelStatuses(c *catalog.Catalog, lp litellmPlan, failed map[string]error) []ModelStatus {
+	out := make([]ModelStatus, 0, len(c.Models))
+	for _, m := range c.Models {
+		st := ModelStatus{ID: m.ID, Catalog: m.Availability, Database: m.Availability}
+		if err := failed[m.ID]; err != nil {
+			st.LiteLLMDeployments = -1
+			st.Database = "not written"
+			st.Error = err.Error()
+		} else if d, ok := lp.chosen[m.ID]; ok {
+			st.LiteLLMDeployments = 1
+			st.DeploymentID = d.ID()
+		}
+		out = append(out, st)
+	}
+	return out
 }

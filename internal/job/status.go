@@ -1,0 +1,58 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
+)
+
+// publishStatus writes what the run found and did into a small ConfigMap that only the job writes,
+// so that `make verify` can check the models without database access from a laptop.
+func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name string, res reconcile.Result, summary string, runErr error) error {
+	// Still publish after SIGTERM: the status then says the run failed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	models, err := json.Marshal(res.Models)
+	if err != nil {
+		return err
+	}
+	result := "succeeded"
+	if runErr != nil {
+		result = "failed"
+	}
+	data := map[string]string{
+		"summary":     summary,
+		"result":      result,
+		"finishedAt":  time.Now().UTC().Format(time.RFC3339),
+		"models.json": string(models),
+	}
+	cms := kc.CoreV1().ConfigMaps(namespace)
+	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{
+				"app.kubernetes.io/name":       "litemaas-sync",
+				"app.kubernetes.io/part-of":    "litemaas",
+				"app.kubernetes.io/component":  "model-sync",
+				"app.kubernetes.io/managed-by": "litemaas-sync",
+			}},
+			Data: data,
+		}, metav1.CreateOptions{})
+	case err == nil:
+		cm.Data = data
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("publishing the run's status in ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
