@@ -1,0 +1,414 @@
+// Package e2e runs litemaas-sync exactly as the rendered PostSync Job declares it, against a real
+// kube-apiserver (the overlay applied, the Job's ServiceAccount token as identity), a real PostgreSQL
+// with the LiteMaaS schema, and the LiteLLM admin-API double; then it breaks things.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/devstack"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
+)
+
+var (
+	kube   *kapitest.Server
+	pg     *pgtest.Server
+	binary string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "litemaas-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "litemaas-sync")
+	build := exec.Command("go", "build", "-o", binary, "../../cmd/litemaas-sync")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building litemaas-sync: %v\n%s", err, out)
+		return 1
+	}
+	pg = pgtest.MustStart(m)
+	defer pg.Stop()
+	kube = kapitest.MustStart(m)
+	defer kube.Stop()
+	return m.Run()
+}
+
+var nsCounter struct {
+	sync.Mutex
+	n int
+}
+
+func newStack(t *testing.T, o devstack.Options) *devstack.Stack {
+	t.Helper()
+	nsCounter.Lock()
+	nsCounter.n++
+	o.Namespace = fmt.Sprintf("litemaas-e2e-%d-%d", time.Now().Unix()%100000, nsCounter.n)
+	nsCounter.Unlock()
+	o.Kube, o.PG = kube, pg
+	s, err := devstack.Start(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+type result struct {
+	code     int
+	stdout   string
+	stderr   string
+	duration time.Duration
+}
+
+func runJob(t *testing.T, ctx context.Context, s *devstack.Stack, env ...string) result {
+	t.Helper()
+	cmd, err := s.Command(ctx, binary, env...)
+	require.NoError(t, err)
+	return wait(t, cmd, start(t, cmd))
+}
+
+func start(t *testing.T, cmd *exec.Cmd) *bytes.Buffer {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	return &stdout
+}
+
+func wait(t *testing.T, cmd *exec.Cmd, stdout *bytes.Buffer) result {
+	t.Helper()
+	began := time.Now()
+	err := cmd.Wait()
+	r := result{stdout: stdout.String(), stderr: cmd.Stderr.(*bytes.Buffer).String(), duration: time.Since(began)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		require.NoError(t, err)
+	}
+	return r
+}
+
+// state checks the end state: one deployment per served model, rows a fixed point of the backend's
+// sync, no secret in the output.
+func assertConverged(t *testing.T, s *devstack.Stack, served []string) {
+	t.Helper()
+	byName := map[string][]litellm.Deployment{}
+	llm := litellm.New(s.LiteLLM.URL(), s.MasterKey)
+	ds, err := llm.ListModels(context.Background())
+	require.NoError(t, err)
+	for _, d := range ds {
+		byName[d.ModelName] = append(byName[d.ModelName], d)
+	}
+	for _, id := range served {
+		require.Len(t, byName[id], 1, "exactly one LiteLLM deployment of %s", id)
+	}
+	st, err := store.Open(context.Background(), s.DatabaseURL)
+	require.NoError(t, err)
+	defer st.Close()
+	ids := make([]string, 0, len(byName))
+	for id := range byName {
+		ids = append(ids, id)
+	}
+	rows, err := st.Models(context.Background(), append(ids, served...))
+	require.NoError(t, err)
+	for _, id := range served {
+		r, ok := rows[id]
+		require.True(t, ok, "row %s", id)
+		assert.Empty(t, modelsync.Drift(r, byName[id][0]), "the backend's sync would rewrite %s", id)
+	}
+}
+
+var runbookModels = []string{"mistral-3-int4", "granite-8b-agent", "mistral-3-bf16", "devstral-2", "gpt-oss-20b"}
+
+func TestJobAsThePostSyncHookRunsIt(t *testing.T) {
+	s := newStack(t, devstack.Options{})
+	ctx := context.Background()
+	cmd, err := s.Command(ctx, binary)
+	require.NoError(t, err)
+	out := start(t, cmd)
+
+	// The job waits for the workloads; mark them ready a moment later and time the reaction.
+	time.Sleep(1500 * time.Millisecond)
+	require.Nil(t, cmd.ProcessState, "the job must still be waiting")
+	readyAt := time.Now()
+	require.NoError(t, s.MarkReady(ctx))
+	r := wait(t, cmd, out)
+	sinceReady := time.Since(readyAt)
+	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	t.Logf("from the last workload ready to done: %s", sinceReady.Round(time.Millisecond))
+	assert.Less(t, sinceReady, 2*time.Second)
+	assert.Contains(t, r.stdout, "done: litellm created=5 updated=0 unchanged=0 deleted=0; database created=5 updated=0 unchanged=0 unavailable=0; oauth_id made nullable")
+	assertConverged(t, s, runbookModels)
+	assertNoSecrets(t, s, r)
+	t.Logf("first run:\n%s", r.stdout)
+
+	// The status ConfigMap the job publishes for `make verify`.
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	require.NoError(t, err)
+	cm, err := cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, "litemaas-sync-status", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "succeeded", cm.Data["result"])
+	assert.Contains(t, cm.Data["models.json"], `"id":"devstral-2"`)
+
+	// Second run: nothing changes.
+	s.Proxy.Reset()
+	r = runJob(t, ctx, s)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "done: litellm created=0 updated=0 unchanged=5 deleted=0; database created=0 updated=0 unchanged=5 unavailable=0; oauth_id already nullable")
+	assert.Equal(t, 1, s.Proxy.Count("GET", "/model/info"), s.Proxy.Counts())
+	assert.Equal(t, 0, s.Proxy.Writes())
+	t.Logf("second run:\n%s", r.stdout)
+}
+
+func assertNoSecrets(t *testing.T, s *devstack.Stack, r result) {
+	t.Helper()
+	env, err := s.JobEnv(context.Background())
+	require.NoError(t, err)
+	for _, kv := range env {
+		name, v, _ := strings.Cut(kv, "=")
+		if name == "LITELLM_MASTER_KEY" {
+			assert.NotContains(t, r.stdout+r.stderr, v, "the master key leaked")
+		}
+		if name == "DATABASE_URL" {
+			if i := strings.Index(v, "@"); i > 0 {
+				if _, pw, ok := strings.Cut(v[:i], "://"); ok && strings.Contains(pw, ":") {
+					_, pass, _ := strings.Cut(pw, ":")
+					assert.NotContains(t, r.stdout+r.stderr, pass, "the database password leaked")
+				}
+			}
+		}
+	}
+}
+
+func TestEditAndPrune(t *testing.T) {
+	s := newStack(t, devstack.Options{})
+	ctx := context.Background()
+	require.NoError(t, s.MarkReady(ctx))
+	require.Equal(t, 0, runJob(t, ctx, s).code)
+
+	// Edit a model: the next run updates LiteLLM and the database.
+	data, err := os.ReadFile(s.CatalogPath())
+	require.NoError(t, err)
+	edited := strings.Replace(string(data), "contextLength: 131072", "contextLength: 65536", 1)
+	require.NotEqual(t, string(data), edited)
+	require.NoError(t, os.WriteFile(s.CatalogPath(), []byte(edited), 0o644))
+	r := runJob(t, ctx, s)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "litellm created=0 updated=1 unchanged=4")
+	assert.Contains(t, r.stdout, "database created=0 updated=1 unchanged=4")
+	assertConverged(t, s, runbookModels)
+
+	// A subscription on the model about to be removed.
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO users (username, email, oauth_provider) VALUES ('u', 'u@example.com', 'openshift')`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `INSERT INTO subscriptions (user_id, model_id) SELECT id, 'gpt-oss-20b' FROM users`)
+	require.NoError(t, err)
+
+	// Remove it with PRUNE=true: gone from LiteLLM, row unavailable, subscription intact.
+	i := strings.Index(edited, "  - id: gpt-oss-20b")
+	require.Positive(t, i)
+	require.NoError(t, os.WriteFile(s.CatalogPath(), []byte(edited[:i]), 0o644))
+	r = runJob(t, ctx, s, "PRUNE=true")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "deleted=1")
+	assert.Contains(t, r.stdout, "unavailable=1")
+	for _, d := range s.Proxy.Deployments() {
+		assert.NotEqual(t, "gpt-oss-20b", d.ModelName)
+	}
+	var availability string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT availability FROM models WHERE id = 'gpt-oss-20b'`).Scan(&availability))
+	assert.Equal(t, "unavailable", availability)
+	var subs int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM subscriptions WHERE model_id = 'gpt-oss-20b'`).Scan(&subs))
+	assert.Equal(t, 1, subs)
+	assertConverged(t, s, runbookModels[:4])
+}
+
+func TestConvergesFromTheRunbook(t *testing.T) {
+	s := newStack(t, devstack.Options{})
+	ctx := context.Background()
+	require.NoError(t, s.MarkReady(ctx))
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, pgtest.RunbookSQL)
+	require.NoError(t, err)
+	conn.Close(ctx)
+	for range 2 { // the runbook's curl loop, run twice
+		for _, id := range runbookModels {
+			s.Proxy.Seed(litellm.Deployment{ModelName: id, LiteLLMParams: map[string]any{
+				"model": "openai/" + id, "api_base": "http://" + id + "-predictor.private-ai.svc.cluster.local:8080/v1", "api_key": "none"}})
+		}
+	}
+	r := runJob(t, ctx, s)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "litellm created=5 updated=0 unchanged=0 deleted=10")
+	assertConverged(t, s, runbookModels)
+	assert.Len(t, s.Proxy.Deployments(), 5)
+}
+
+func TestFaults(t *testing.T) {
+	ctx := context.Background()
+	t.Run("LiteLLM down at start, up 10 s later", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		require.NoError(t, s.LiteLLM.Stop())
+		time.AfterFunc(10*time.Second, func() { _ = s.LiteLLM.Start("") })
+		r := runJob(t, ctx, s)
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.GreaterOrEqual(t, r.duration, 10*time.Second)
+		assertConverged(t, s, runbookModels)
+	})
+	t.Run("LiteLLM answering 500 then 429 for a while", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		s.Proxy.InjectFault(litellmtest.Fault{Method: "POST", Path: "/model/new", Status: 500, Times: 4})
+		s.Proxy.InjectFault(litellmtest.Fault{Method: "POST", Path: "/model/new", Status: 429, Times: 4})
+		s.Proxy.InjectFault(litellmtest.Fault{Method: "GET", Path: "/model/info", Status: 500, Times: 2})
+		r := runJob(t, ctx, s)
+		require.Equal(t, 0, r.code, r.stderr)
+		assertConverged(t, s, runbookModels)
+		assert.Len(t, s.Proxy.Deployments(), 5, "nothing duplicated")
+	})
+	t.Run("LiteLLM slow, 2 s per request", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		s.Proxy.SetDelay(2 * time.Second)
+		r := runJob(t, ctx, s)
+		require.Equal(t, 0, r.code, r.stderr)
+		s.Proxy.SetDelay(0)
+		assertConverged(t, s, runbookModels)
+	})
+	t.Run("Postgres restarted in the middle of a run", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		s.Proxy.SetWriteDelay(1500 * time.Millisecond)
+		cmd, err := s.Command(ctx, binary)
+		require.NoError(t, err)
+		out := start(t, cmd)
+		// Restart while the job is writing to LiteLLM, holding its lock connection.
+		require.Eventually(t, func() bool { return s.Proxy.Writes() > 0 }, 20*time.Second, 20*time.Millisecond)
+		require.NoError(t, pg.Restart(ctx))
+		r := wait(t, cmd, out)
+		require.Equal(t, 0, r.code, r.stderr)
+		s.Proxy.SetWriteDelay(0)
+		assertConverged(t, s, runbookModels)
+	})
+	t.Run("two jobs started at once", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		s.Proxy.SetWriteDelay(100 * time.Millisecond)
+		var cmds []*exec.Cmd
+		var outs []*bytes.Buffer
+		for range 2 {
+			cmd, err := s.Command(ctx, binary)
+			require.NoError(t, err)
+			cmds = append(cmds, cmd)
+			outs = append(outs, start(t, cmd))
+		}
+		for i := range cmds {
+			r := wait(t, cmds[i], outs[i])
+			require.Equal(t, 0, r.code, r.stderr)
+		}
+		assert.Len(t, s.Proxy.Deployments(), 5, "nothing duplicated")
+		assertConverged(t, s, runbookModels)
+	})
+	t.Run("SIGTERM in the middle of a run, then a re-run", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		s.Proxy.SetWriteDelay(800 * time.Millisecond)
+		cmd, err := s.Command(ctx, binary, "LITELLM_CONCURRENCY=1")
+		require.NoError(t, err)
+		out := start(t, cmd)
+		require.Eventually(t, func() bool { return s.Proxy.Writes() >= 2 }, 20*time.Second, 10*time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		r := wait(t, cmd, out)
+		assert.Equal(t, 1, r.code, "a cancelled run fails: %s", r.stderr)
+		assert.Contains(t, r.stderr, "context canceled")
+		s.Proxy.SetWriteDelay(0)
+		r = runJob(t, ctx, s)
+		require.Equal(t, 0, r.code, r.stderr)
+		assertConverged(t, s, runbookModels)
+		assert.Len(t, s.Proxy.Deployments(), 5, "nothing duplicated")
+	})
+	t.Run("kube-apiserver unreachable", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		cmd, err := s.Command(ctx, binary, "WAIT_TIMEOUT=3s")
+		require.NoError(t, err)
+		// Point the job's kubeconfig at a port where nothing listens.
+		for i, kv := range cmd.Env {
+			if strings.HasPrefix(kv, "KUBECONFIG=") {
+				path := strings.TrimPrefix(kv, "KUBECONFIG=")
+				b, err := os.ReadFile(path)
+				require.NoError(t, err)
+				broken := strings.Replace(string(b), kube.URL, "https://127.0.0.1:1", 1)
+				require.NotEqual(t, string(b), broken)
+				bad := path + "-unreachable"
+				require.NoError(t, os.WriteFile(bad, []byte(broken), 0o600))
+				cmd.Env[i] = "KUBECONFIG=" + bad
+			}
+		}
+		r := wait(t, cmd, start(t, cmd))
+		assert.Equal(t, 124, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "statefulset/postgres")
+		assert.Contains(t, r.stderr, "deployment/litellm")
+		assert.Empty(t, s.Proxy.Deployments(), "nothing written while the stack is not known to be ready")
+	})
+}
+
+func TestInvalidCatalogWritesNothing(t *testing.T) {
+	s := newStack(t, devstack.Options{})
+	ctx := context.Background()
+	require.NoError(t, s.MarkReady(ctx))
+	require.NoError(t, os.WriteFile(s.CatalogPath(), []byte("models:\n- id: Bad/Id\n  name: x\n"), 0o644))
+	r := runJob(t, ctx, s)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "models.yaml:2: model Bad/Id: field id")
+	assert.Zero(t, s.Proxy.Requests())
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM models`).Scan(&n))
+	assert.Zero(t, n)
+}
+
