@@ -115,6 +115,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.Job == nil {
 		return nil, fmt.Errorf("%s renders no Job %q", o.Overlay, JobName)
 	}
+	c, err := s.container()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.mountVolumes(c); err != nil {
+		return nil, err
+	}
 
 	if s.PG == nil {
 		if s.PG, err = pgtest.Start(); err != nil {
@@ -388,6 +395,10 @@ func (s *Stack) mountVolumes(c *corev1.Container) (map[string]string, error) {
 			}
 			data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
 			for k, val := range data {
+				// Written once: tests edit the mounted catalog between runs, as a user edits the ConfigMap.
+				if _, err := os.Stat(filepath.Join(dir, k)); err == nil {
+					continue
+				}
 				if err := os.WriteFile(filepath.Join(dir, k), []byte(val), 0o644); err != nil {
 					return nil, err
 				}
