@@ -51,7 +51,7 @@ manifests: ## Render every overlay and the cluster part into _output/manifests
 
 .PHONY: demo
 demo: build kapi ## Run the job locally against a throwaway stack, twice, then clean up
-	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) run ./test/demo
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) run ./hack/demo -binary $(BIN)/litemaas-sync
 
 .PHONY: image
 image: ## Build the job's container image (needs podman, buildah or docker with an engine)
