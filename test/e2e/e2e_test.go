@@ -172,8 +172,8 @@ func TestJobAsThePostSyncHookRunsIt(t *testing.T) {
 	r := wait(t, cmd, out)
 	sinceReady := time.Since(readyAt)
 	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	// The figure itself is a benchmark (test/bench BenchmarkReadyToDone); here it is only reported.
 	t.Logf("from the last workload ready to done: %s", sinceReady.Round(time.Millisecond))
-	assert.Less(t, sinceReady, 2*time.Second)
 	assert.Contains(t, r.stdout, "done: litellm created=5 updated=0 unchanged=0 deleted=0; database created=5 updated=0 unchanged=0 unavailable=0; oauth_id made nullable")
 	assertConverged(t, s, runbookModels)
 	assertNoSecrets(t, s, r)
@@ -411,4 +411,3 @@ func TestInvalidCatalogWritesNothing(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM models`).Scan(&n))
 	assert.Zero(t, n)
 }
-

@@ -1,0 +1,1140 @@
+package manifests
+
+// The policy checks. Each takes rendered objects and returns the problems it found, one readable line
+// each, so that a failing test says what is wrong and where. policy_test.go runs them on every
+// kustomization; checks_negative_test.go shows that each one rejects a broken object.
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Placeholder is the apps domain the bases carry until an overlay's replacements overwrite it.
+const Placeholder = "CLUSTER_APPS_DOMAIN"
+
+const (
+	labelName      = "app.kubernetes.io/name"
+	labelPartOf    = "app.kubernetes.io/part-of"
+	labelComponent = "app.kubernetes.io/component"
+	labelVersion   = "app.kubernetes.io/version"
+
+	hookAnnotation         = "argocd.argoproj.io/hook"
+	hookDeleteAnnotation   = "argocd.argoproj.io/hook-delete-policy"
+	syncJobName            = "litemaas-sync"
+	syncStatusConfigMap    = "litemaas-sync-status"
+	modelsConfigMapPrefix  = "litemaas-models-"
+	modelsConfigMapDataKey = "models.yaml"
+)
+
+// secretContract is every Secret key the manifests may reference: the Secrets are generated in-cluster
+// by a separate job, which writes exactly these.
+var secretContract = map[string][]string{
+	"postgres-secret": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
+	"litellm-secret":  {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DATABASE_URL"},
+	"backend-secret":  {"DATABASE_URL", "JWT_SECRET", "OAUTH_CLIENT_SECRET", "ADMIN_API_KEYS", "LITELLM_API_KEY", "LITELLM_DATABASE_URL"},
+}
+
+// syncJobEnv is the litemaas-sync program's environment contract: exactly these names.
+var syncJobEnv = []string{
+	"MODELS_FILE", "DATABASE_URL", "LITELLM_URL", "LITELLM_MASTER_KEY", "WAIT_TIMEOUT", "WAIT_FOR",
+	"NAMESPACE", "LOG_FORMAT", "DRY_RUN", "PRUNE",
+}
+
+// runbookModels are the model ids of the runbook's registration SQL, in its order.
+var runbookModels = []string{"mistral-3-int4", "granite-8b-agent", "mistral-3-bf16", "devstral-2", "gpt-oss-20b"}
+
+// problems collects findings.
+type problems []string
+
+func (p *problems) addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func ref(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
+
+// --- navigation helpers ---------------------------------------------------------------------------
+
+func mapAt(obj map[string]any, path ...string) map[string]any {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !ok {
+		return nil
+	}
+	m, _ := v.(map[string]any)
+	return m
+}
+
+func listAt(obj map[string]any, path ...string) []any {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !ok {
+		return nil
+	}
+	l, _ := v.([]any)
+	return l
+}
+
+func stringAt(obj map[string]any, path ...string) string {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !ok {
+		return ""
+	}
+	s, _ := v.(string)
+	return s
+}
+
+func has(obj map[string]any, path ...string) bool {
+	_, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	return ok
+}
+
+// isTrue reports whether the field is the boolean true; isFalse whether it is explicitly false.
+func isTrue(obj map[string]any, path ...string) bool {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	b, isBool := v.(bool)
+	return ok && isBool && b
+}
+
+func isFalse(obj map[string]any, path ...string) bool {
+	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	b, isBool := v.(bool)
+	return ok && isBool && !b
+}
+
+func maps(l []any) []map[string]any {
+	out := make([]map[string]any, 0, len(l))
+	for _, v := range l {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// podTemplate is a pod spec found in a workload, with the labels of its template.
+type podTemplate struct {
+	owner  string // Kind/name of the object holding it
+	kind   string
+	labels map[string]any
+	spec   map[string]any
+}
+
+// podTemplates returns the pod specs of every workload kind that has one.
+func podTemplates(objs []*unstructured.Unstructured) []podTemplate {
+	var out []podTemplate
+	for _, o := range objs {
+		var tmpl map[string]any
+		switch o.GetKind() {
+		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController":
+			tmpl = mapAt(o.Object, "spec", "template")
+		case "CronJob":
+			tmpl = mapAt(o.Object, "spec", "jobTemplate", "spec", "template")
+		case "Pod":
+			tmpl = o.Object
+		default:
+			continue
+		}
+		if tmpl == nil {
+			out = append(out, podTemplate{owner: ref(o), kind: o.GetKind(), spec: map[string]any{}})
+			continue
+		}
+		out = append(out, podTemplate{owner: ref(o), kind: o.GetKind(), labels: mapAt(tmpl, "metadata", "labels"), spec: mapAt(tmpl, "spec")})
+	}
+	return out
+}
+
+// container is one container of a pod spec; init tells init containers apart.
+type container struct {
+	name string
+	init bool
+	spec map[string]any
+}
+
+func containersOf(spec map[string]any) []container {
+	var out []container
+	for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
+		for _, c := range maps(listAt(spec, field)) {
+			out = append(out, container{name: stringAt(c, "name"), init: field != "containers", spec: c})
+		}
+	}
+	return out
+}
+
+func containerNamed(spec map[string]any, name string) map[string]any {
+	for _, c := range maps(listAt(spec, "containers")) {
+		if stringAt(c, "name") == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// envOf maps a container's env names to their entries.
+func envOf(c map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, e := range maps(listAt(c, "env")) {
+		out[stringAt(e, "name")] = e
+	}
+	return out
+}
+
+// envValue returns the literal value of an env var of the named container of a workload.
+func envValue(o *unstructured.Unstructured, containerName, env string) (string, bool) {
+	if o == nil {
+		return "", false
+	}
+	c := containerNamed(mapAt(o.Object, "spec", "template", "spec"), containerName)
+	e, ok := envOf(c)[env]
+	if !ok || !has(e, "value") {
+		return "", false
+	}
+	return stringAt(e, "value"), true
+}
+
+// --- pod security (OpenShift restricted-v2) --------------------------------------------------------
+
+// checkPodSecurity: every pod template runs under restricted-v2 without asking for a UID, GID or
+// fsGroup (OpenShift assigns them), as non-root, without privilege escalation, with all capabilities
+// dropped, the RuntimeDefault seccomp profile and no host access.
+func checkPodSecurity(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		psc := mapAt(pt.spec, "securityContext")
+		for _, f := range []string{"runAsUser", "runAsGroup", "fsGroup"} {
+			if has(psc, f) {
+				p.addf("%s: pod securityContext.%s is set; restricted-v2 assigns it from the namespace's range", pt.owner, f)
+			}
+		}
+		for _, f := range []string{"hostNetwork", "hostPID", "hostIPC", "hostUsers"} {
+			if isTrue(pt.spec, f) {
+				p.addf("%s: %s is true", pt.owner, f)
+			}
+		}
+		for _, v := range maps(listAt(pt.spec, "volumes")) {
+			if has(v, "hostPath") {
+				p.addf("%s: volume %q is a hostPath", pt.owner, stringAt(v, "name"))
+			}
+		}
+		podNonRoot := isTrue(psc, "runAsNonRoot")
+		podSeccomp := stringAt(psc, "seccompProfile", "type") == "RuntimeDefault"
+		cs := containersOf(pt.spec)
+		if len(cs) == 0 {
+			p.addf("%s: no containers", pt.owner)
+		}
+		for _, c := range cs {
+			where := fmt.Sprintf("%s container %s", pt.owner, c.name)
+			sc := mapAt(c.spec, "securityContext")
+			for _, f := range []string{"runAsUser", "runAsGroup"} {
+				if has(sc, f) {
+					p.addf("%s: securityContext.%s is set; restricted-v2 assigns it", where, f)
+				}
+			}
+			if isFalse(sc, "runAsNonRoot") || (!podNonRoot && !isTrue(sc, "runAsNonRoot")) {
+				p.addf("%s: runAsNonRoot is not true (neither in the pod nor the container securityContext)", where)
+			}
+			if t := stringAt(sc, "seccompProfile", "type"); (t != "" && t != "RuntimeDefault") || (!podSeccomp && t != "RuntimeDefault") {
+				p.addf("%s: seccompProfile is not RuntimeDefault (neither in the pod nor the container securityContext)", where)
+			}
+			if !isFalse(sc, "allowPrivilegeEscalation") {
+				p.addf("%s: allowPrivilegeEscalation is not set to false", where)
+			}
+			if isTrue(sc, "privileged") {
+				p.addf("%s: privileged", where)
+			}
+			drop := listAt(sc, "capabilities", "drop")
+			if !slices.Contains(drop, any("ALL")) {
+				p.addf("%s: capabilities.drop does not contain ALL", where)
+			}
+			for _, add := range listAt(sc, "capabilities", "add") {
+				if add != "NET_BIND_SERVICE" {
+					p.addf("%s: capabilities.add contains %v (restricted-v2 allows NET_BIND_SERVICE only)", where, add)
+				}
+			}
+			for _, port := range maps(listAt(c.spec, "ports")) {
+				if has(port, "hostPort") {
+					p.addf("%s: port %v uses a hostPort", where, port["containerPort"])
+				}
+			}
+		}
+	}
+	return p
+}
+
+// checkResources: every container, init containers included, has cpu and memory requests and limits.
+func checkResources(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		for _, c := range containersOf(pt.spec) {
+			for _, kind := range []string{"requests", "limits"} {
+				for _, res := range []string{"cpu", "memory"} {
+					if !has(c.spec, "resources", kind, res) {
+						p.addf("%s container %s: no resources.%s.%s", pt.owner, c.name, kind, res)
+					}
+				}
+			}
+		}
+	}
+	return p
+}
+
+// checkProbes: every long-running container (Deployment, StatefulSet, DaemonSet) has a readiness and
+// a liveness probe. Jobs and init containers run to completion and have none.
+func checkProbes(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		switch pt.kind {
+		case "Deployment", "StatefulSet", "DaemonSet":
+		default:
+			continue
+		}
+		for _, c := range containersOf(pt.spec) {
+			if c.init {
+				continue
+			}
+			for _, probe := range []string{"readinessProbe", "livenessProbe"} {
+				if !has(c.spec, probe) {
+					p.addf("%s container %s: no %s", pt.owner, c.name, probe)
+				}
+			}
+		}
+	}
+	return p
+}
+
+// --- Argo CD hooks -----------------------------------------------------------------------------
+
+// checkHookJobs: a hook Job that never ends blocks the Application forever (Argo CD's sync has no
+// timeout), so every hook Job has a deadline; and a delete policy, so that the next sync can create it
+// again under its fixed name.
+func checkHookJobs(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		if o.GetKind() != "Job" || o.GetAnnotations()[hookAnnotation] == "" {
+			continue
+		}
+		if d, ok, _ := unstructured.NestedInt64(o.Object, "spec", "activeDeadlineSeconds"); !ok || d <= 0 {
+			p.addf("%s: hook Job without spec.activeDeadlineSeconds", ref(o))
+		}
+		if o.GetAnnotations()[hookDeleteAnnotation] == "" {
+			p.addf("%s: hook Job without %s", ref(o), hookDeleteAnnotation)
+		}
+		if o.GetName() == "" {
+			p.addf("%s: hook Job without a fixed metadata.name", ref(o))
+		}
+	}
+	return p
+}
+
+// --- images ---------------------------------------------------------------------------------------
+
+// imagesOf returns every image of every container of every pod template, sorted and unique.
+func imagesOf(objs []*unstructured.Unstructured) []string {
+	set := map[string]bool{}
+	for _, pt := range podTemplates(objs) {
+		for _, c := range containersOf(pt.spec) {
+			set[stringAt(c.spec, "image")] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for img := range set {
+		out = append(out, img)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pinned reports why an image reference is not pinned, or "" if it is: it needs a digest, or a tag
+// that is not a moving branch name.
+func pinned(image string) string {
+	if image == "" {
+		return "empty image"
+	}
+	if _, digest, ok := strings.Cut(image, "@"); ok {
+		if strings.HasPrefix(digest, "sha256:") && len(digest) == len("sha256:")+64 {
+			return ""
+		}
+		return "malformed digest"
+	}
+	lastSlash := strings.LastIndex(image, "/")
+	colon := strings.LastIndex(image, ":")
+	if colon <= lastSlash {
+		return "no tag (means latest)"
+	}
+	switch tag := image[colon+1:]; tag {
+	case "", "latest", "main", "master", "stable", "nightly", "dev":
+		return fmt.Sprintf("moving tag %q", tag)
+	}
+	return ""
+}
+
+// checkImagesPinned: every image has a digest or a fixed tag.
+func checkImagesPinned(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		for _, c := range containersOf(pt.spec) {
+			img := stringAt(c.spec, "image")
+			if why := pinned(img); why != "" {
+				p.addf("%s container %s: image %q is not pinned: %s", pt.owner, c.name, img, why)
+			}
+		}
+	}
+	return p
+}
+
+// checkImageInventory: the images used are exactly the images listed in images/images.yaml.
+func checkImageInventory(used, listed []string) []string {
+	var p problems
+	for _, img := range used {
+		if !slices.Contains(listed, img) {
+			p.addf("image %s is used but not listed in images/images.yaml", img)
+		}
+	}
+	for _, img := range listed {
+		if !slices.Contains(used, img) {
+			p.addf("image %s is listed in images/images.yaml but no manifest uses it", img)
+		}
+	}
+	seen := map[string]bool{}
+	for _, img := range listed {
+		if seen[img] {
+			p.addf("image %s is listed twice in images/images.yaml", img)
+		}
+		seen[img] = true
+	}
+	return p
+}
+
+// imageSetImages parses an oc-mirror ImageSetConfiguration and returns its additionalImages.
+func imageSetImages(data []byte) ([]string, error) {
+	var isc struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+		Mirror     struct {
+			AdditionalImages []struct {
+				Name string `json:"name"`
+			} `json:"additionalImages"`
+		} `json:"mirror"`
+	}
+	if err := yaml.UnmarshalStrict(data, &isc); err != nil {
+		return nil, err
+	}
+	if isc.Kind != "ImageSetConfiguration" {
+		return nil, fmt.Errorf("kind is %q, want ImageSetConfiguration", isc.Kind)
+	}
+	switch isc.APIVersion {
+	case "mirror.openshift.io/v1alpha2", "mirror.openshift.io/v2alpha1":
+	default:
+		return nil, fmt.Errorf("apiVersion %q is not an oc-mirror ImageSetConfiguration version", isc.APIVersion)
+	}
+	var out []string
+	for _, i := range isc.Mirror.AdditionalImages {
+		out = append(out, i.Name)
+	}
+	return out, nil
+}
+
+// --- secrets ----------------------------------------------------------------------------------------
+
+// checkNoSecretData: no Secret object carries values. Secrets are generated in the cluster.
+func checkNoSecretData(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		if o.GetKind() != "Secret" {
+			continue
+		}
+		for _, f := range []string{"data", "stringData"} {
+			if has(o.Object, f) {
+				p.addf("%s: Secret with %s in git; Secrets are generated in the cluster, never committed", ref(o), f)
+			}
+		}
+	}
+	return p
+}
+
+// checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract.
+func checkSecretRefs(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		for _, c := range containersOf(pt.spec) {
+			for _, e := range maps(listAt(c.spec, "env")) {
+				sk := mapAt(e, "valueFrom", "secretKeyRef")
+				if sk == nil {
+					continue
+				}
+				name, key := stringAt(sk, "name"), stringAt(sk, "key")
+				if !slices.Contains(secretContract[name], key) {
+					p.addf("%s container %s: env %s reads %s/%s, which is not in the Secret contract", pt.owner, c.name, stringAt(e, "name"), name, key)
+				}
+			}
+			for _, ef := range maps(listAt(c.spec, "envFrom")) {
+				if has(ef, "secretRef") {
+					p.addf("%s container %s: envFrom secretRef imports every key; reference keys one by one", pt.owner, c.name)
+				}
+			}
+		}
+		for _, v := range maps(listAt(pt.spec, "volumes")) {
+			if name := stringAt(v, "secret", "secretName"); name != "" {
+				if _, ok := secretContract[name]; !ok {
+					p.addf("%s: volume %s mounts Secret %s, which is not in the Secret contract", pt.owner, stringAt(v, "name"), name)
+				}
+			}
+		}
+	}
+	return p
+}
+
+// --- the apps domain ------------------------------------------------------------------------------
+
+// routeHost returns spec.host of the named Route, or "".
+func routeHost(objs []*unstructured.Unstructured, name string) string {
+	r := Find(objs, "Route", name)
+	if r == nil {
+		return ""
+	}
+	return stringAt(r.Object, "spec", "host")
+}
+
+// checkDomainWiring: the values that must agree across components, all derived from the overlay's
+// apps domain. app is an overlay's app, cluster the cluster-admin part rendered with the same settings.
+func checkDomainWiring(app, cluster []*unstructured.Unstructured, domain string) []string {
+	var p problems
+	routes := map[string]struct{ host, service string }{
+		"litemaas":     {"litemaas-litemaas." + domain, "frontend"},
+		"litellm":      {"litellm-litemaas." + domain, "litellm"},
+		"litemaas-api": {"litemaas-api-litemaas." + domain, "backend"},
+	}
+	for name, want := range routes {
+		r := Find(app, "Route", name)
+		if r == nil {
+			p.addf("Route/%s is missing", name)
+			continue
+		}
+		if h := stringAt(r.Object, "spec", "host"); h != want.host {
+			p.addf("Route/%s: host %q, want %q (the runbook's Access URL)", name, h, want.host)
+		}
+		if to := stringAt(r.Object, "spec", "to", "name"); to != want.service {
+			p.addf("Route/%s: routes to Service %q, want %q", name, to, want.service)
+		}
+		if t := stringAt(r.Object, "spec", "tls", "termination"); t != "edge" {
+			p.addf("Route/%s: tls.termination %q, want edge", name, t)
+		}
+		if t := stringAt(r.Object, "spec", "tls", "insecureEdgeTerminationPolicy"); t != "Redirect" {
+			p.addf("Route/%s: tls.insecureEdgeTerminationPolicy %q, want Redirect", name, t)
+		}
+	}
+	uiHost, litellmHost := routeHost(app, "litemaas"), routeHost(app, "litellm")
+
+	backend := Find(app, "Deployment", "backend")
+	env := func(name string) string {
+		v, ok := envValue(backend, "backend", name)
+		if !ok {
+			p.addf("Deployment/backend: env %s has no literal value", name)
+		}
+		return v
+	}
+	if v, want := env("LITELLM_API_URL"), "https://"+litellmHost; v != want {
+		p.addf("backend LITELLM_API_URL = %q, want the public LiteLLM route URL %q (an internal URL breaks the chat playground)", v, want)
+	}
+	callback := env("OAUTH_CALLBACK_URL")
+	if u, err := url.Parse(callback); err != nil || u.Scheme != "https" || u.Host != uiHost || u.Path != "/api/auth/callback" {
+		p.addf("backend OAUTH_CALLBACK_URL = %q, want https://%s/api/auth/callback (host of Route litemaas)", callback, uiHost)
+	}
+	if v, want := env("CORS_ORIGIN"), "https://"+uiHost; v != want {
+		p.addf("backend CORS_ORIGIN = %q, want %q", v, want)
+	}
+	if v, want := env("OAUTH_ISSUER"), "https://oauth-openshift."+domain; v != want {
+		p.addf("backend OAUTH_ISSUER = %q, want %q", v, want)
+	}
+	clientID := env("OAUTH_CLIENT_ID")
+
+	// Either a classic OAuthClient (cluster part), or a ServiceAccount of the app as OAuth client, whose
+	// allowed redirect is the host of the Route its annotation names.
+	if sa, ok := strings.CutPrefix(clientID, "system:serviceaccount:litemaas:"); ok {
+		o := Find(app, "ServiceAccount", sa)
+		if o == nil {
+			p.addf("backend OAUTH_CLIENT_ID %q: no such ServiceAccount", clientID)
+		} else {
+			found := false
+			for k, v := range o.GetAnnotations() {
+				if strings.HasPrefix(k, "serviceaccounts.openshift.io/oauth-redirectreference.") && strings.Contains(v, `"kind":"Route","name":"litemaas"`) {
+					found = true
+				}
+			}
+			if !found {
+				p.addf("ServiceAccount/%s: no oauth-redirectreference annotation naming Route litemaas", sa)
+			}
+		}
+	} else if oc := Find(cluster, "OAuthClient", clientID); oc == nil {
+		p.addf("cluster part: no OAuthClient named %q (the backend's OAUTH_CLIENT_ID)", clientID)
+	} else {
+		uris := listAt(oc.Object, "redirectURIs")
+		if len(uris) != 1 || uris[0] != callback {
+			p.addf("OAuthClient/%s: redirectURIs %v, want exactly [%s] (the backend's OAUTH_CALLBACK_URL)", clientID, uris, callback)
+		}
+		if has(oc.Object, "secret") {
+			p.addf("OAuthClient/%s: secret is set in git", clientID)
+		}
+	}
+
+	for _, set := range [][]*unstructured.Unstructured{app, cluster} {
+		for _, o := range set {
+			walkStrings(o.Object, "", func(path, s string) {
+				if strings.Contains(s, Placeholder) {
+					p.addf("%s: %s = %q still holds the base's placeholder domain", ref(o), path, s)
+				}
+			})
+		}
+	}
+	return p
+}
+
+// walkStrings calls fn for every string (keys excluded) in v, with a dotted path.
+func walkStrings(v any, path string, fn func(path, s string)) {
+	switch t := v.(type) {
+	case string:
+		fn(path, t)
+	case map[string]any:
+		for k, e := range t {
+			walkStrings(e, path+"."+k, fn)
+		}
+	case []any:
+		for i, e := range t {
+			walkStrings(e, fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	}
+}
+
+// --- labels ---------------------------------------------------------------------------------------
+
+var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+
+// checkLabels: the app.kubernetes.io labels on every object, the component on workloads, and pod
+// templates labelled so that `oc wait --for=condition=Ready pod -l app.kubernetes.io/part-of=litemaas`
+// finds every long-running pod and no pod that runs to completion (a finished Job pod is never Ready).
+func checkLabels(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		l := o.GetLabels()
+		for _, k := range []string{labelName, labelVersion} {
+			if l[k] == "" {
+				p.addf("%s: label %s missing", ref(o), k)
+			}
+		}
+		if l[labelPartOf] != "litemaas" {
+			p.addf("%s: label %s is %q, want litemaas", ref(o), labelPartOf, l[labelPartOf])
+		}
+		if slices.Contains(workloadKinds, o.GetKind()) && l[labelComponent] == "" {
+			p.addf("%s: workload without label %s", ref(o), labelComponent)
+		}
+	}
+	for _, pt := range podTemplates(objs) {
+		if pt.labels[labelName] == nil || pt.labels[labelComponent] == nil {
+			p.addf("%s: pod template without %s and %s labels", pt.owner, labelName, labelComponent)
+		}
+		switch pt.kind {
+		case "Job", "CronJob", "Pod":
+			if pt.labels[labelPartOf] != nil {
+				p.addf("%s: pod template labelled %s; its finished pod would block `oc wait --for=condition=Ready -l %s=litemaas`", pt.owner, labelPartOf, labelPartOf)
+			}
+		default:
+			if pt.labels[labelPartOf] != "litemaas" {
+				p.addf("%s: pod template without %s=litemaas; `oc wait -l %s=litemaas` would miss its pods", pt.owner, labelPartOf, labelPartOf)
+			}
+		}
+	}
+	return p
+}
+
+// checkNamespace: the namespace exists and the default openshift-gitops instance may manage it.
+func checkNamespace(objs []*unstructured.Unstructured) []string {
+	var p problems
+	ns := Find(objs, "Namespace", "litemaas")
+	if ns == nil {
+		return []string{"Namespace/litemaas is missing"}
+	}
+	if v := ns.GetLabels()["argocd.argoproj.io/managed-by"]; v != "openshift-gitops" {
+		p.addf("Namespace/litemaas: label argocd.argoproj.io/managed-by is %q, want openshift-gitops", v)
+	}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); ns != "" && ns != "litemaas" {
+			p.addf("%s: in namespace %q, want litemaas", ref(o), ns)
+		}
+	}
+	return p
+}
+
+// --- the components' settings ---------------------------------------------------------------------
+
+// checkComponentSettings: the settings litemaas.md says each component needs.
+func checkComponentSettings(objs []*unstructured.Unstructured) []string {
+	var p problems
+	want := func(o *unstructured.Unstructured, containerName, env, value string) {
+		if v, ok := envValue(o, containerName, env); !ok || v != value {
+			p.addf("%s: env %s = %q, want %q", ref(o), env, v, value)
+		}
+	}
+	wantSecret := func(o *unstructured.Unstructured, containerName, env, secret, key string) {
+		if o == nil {
+			return
+		}
+		e := envOf(containerNamed(mapAt(o.Object, "spec", "template", "spec"), containerName))[env]
+		sk := mapAt(e, "valueFrom", "secretKeyRef")
+		if stringAt(sk, "name") != secret || stringAt(sk, "key") != key {
+			p.addf("%s: env %s does not come from %s/%s", ref(o), env, secret, key)
+		}
+	}
+
+	backend := Find(objs, "Deployment", "backend")
+	litellm := Find(objs, "Deployment", "litellm")
+	postgres := Find(objs, "StatefulSet", "postgres")
+	for _, w := range []struct {
+		kind, name string
+		o          *unstructured.Unstructured
+	}{{"Deployment", "backend", backend}, {"Deployment", "litellm", litellm}, {"StatefulSet", "postgres", postgres}, {"Deployment", "frontend", Find(objs, "Deployment", "frontend")}} {
+		if w.o == nil {
+			p.addf("%s/%s is missing", w.kind, w.name)
+		}
+	}
+	if backend != nil {
+		if r, _, _ := unstructured.NestedInt64(backend.Object, "spec", "replicas"); r != 1 {
+			p.addf("Deployment/backend: replicas %d, want 1 (OAuth state is in process memory)", r)
+		}
+		want(backend, "backend", "NODE_ENV", "production")
+		want(backend, "backend", "PORT", "8080")
+		// The OAuthClient of the cluster part, or a ServiceAccount as OAuth client (checkDomainWiring
+		// checks that the client exists).
+		if v, _ := envValue(backend, "backend", "OAUTH_CLIENT_ID"); v != "litemaas-oauth-client" && !strings.HasPrefix(v, "system:serviceaccount:litemaas:") {
+			p.addf("Deployment/backend: OAUTH_CLIENT_ID %q is neither litemaas-oauth-client nor a ServiceAccount of litemaas", v)
+		}
+		for env, key := range map[string]string{
+			"DATABASE_URL": "DATABASE_URL", "JWT_SECRET": "JWT_SECRET", "OAUTH_CLIENT_SECRET": "OAUTH_CLIENT_SECRET",
+			"ADMIN_API_KEYS": "ADMIN_API_KEYS", "LITELLM_API_KEY": "LITELLM_API_KEY", "LITELLM_DATABASE_URL": "LITELLM_DATABASE_URL",
+		} {
+			wantSecret(backend, "backend", env, "backend-secret", key)
+		}
+		if _, ok := envValue(backend, "backend", "NODE_TLS_REJECT_UNAUTHORIZED"); ok {
+			p.addf("Deployment/backend: NODE_TLS_REJECT_UNAUTHORIZED is set; use the custom-ca component instead")
+		}
+	}
+	if litellm != nil {
+		want(litellm, "litellm", "STORE_MODEL_IN_DB", "True")
+		wantSecret(litellm, "litellm", "DATABASE_URL", "litellm-secret", "DATABASE_URL")
+		wantSecret(litellm, "litellm", "LITELLM_MASTER_KEY", "litellm-secret", "LITELLM_MASTER_KEY")
+		wantSecret(litellm, "litellm", "LITELLM_SALT_KEY", "litellm-secret", "LITELLM_SALT_KEY")
+	}
+	if postgres != nil {
+		want(postgres, "postgres", "POSTGRES_DB", "litemaas_db")
+		if v, _ := envValue(postgres, "postgres", "PGDATA"); !strings.HasPrefix(v, "/var/lib/postgresql/data/") {
+			p.addf("StatefulSet/postgres: PGDATA %q is not a subdirectory of the volume mount", v)
+		}
+		if len(listAt(postgres.Object, "spec", "volumeClaimTemplates")) != 1 {
+			p.addf("StatefulSet/postgres: want one volumeClaimTemplate")
+		}
+	}
+	if f := Find(objs, "Deployment", "frontend"); f != nil {
+		want(f, "frontend", "BACKEND_URL", "http://backend:8080")
+	}
+	return p
+}
+
+// --- the PostSync job ---------------------------------------------------------------------------
+
+// modelsConfigMap returns the generated models ConfigMap (name with its content hash).
+func modelsConfigMap(objs []*unstructured.Unstructured) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == "ConfigMap" && strings.HasPrefix(o.GetName(), modelsConfigMapPrefix) {
+			return o
+		}
+	}
+	return nil
+}
+
+// checkSyncJob: the litemaas-sync Job as its program and Argo CD need it.
+func checkSyncJob(objs []*unstructured.Unstructured) []string {
+	var p problems
+	job := Find(objs, "Job", syncJobName)
+	if job == nil {
+		return []string{"Job/litemaas-sync is missing"}
+	}
+	a := job.GetAnnotations()
+	if a[hookAnnotation] != "PostSync" {
+		p.addf("Job/litemaas-sync: %s = %q, want PostSync", hookAnnotation, a[hookAnnotation])
+	}
+	if a[hookDeleteAnnotation] != "BeforeHookCreation" {
+		p.addf("Job/litemaas-sync: %s = %q, want BeforeHookCreation", hookDeleteAnnotation, a[hookDeleteAnnotation])
+	}
+	if has(job.Object, "spec", "ttlSecondsAfterFinished") {
+		p.addf("Job/litemaas-sync: ttlSecondsAfterFinished can delete the Job before Argo CD reads its result")
+	}
+	if b, _, _ := unstructured.NestedInt64(job.Object, "spec", "backoffLimit"); b != 2 {
+		p.addf("Job/litemaas-sync: backoffLimit %d, want 2", b)
+	}
+	spec := mapAt(job.Object, "spec", "template", "spec")
+	if stringAt(spec, "restartPolicy") != "Never" {
+		p.addf("Job/litemaas-sync: restartPolicy %q, want Never (podFailurePolicy needs it)", stringAt(spec, "restartPolicy"))
+	}
+	if stringAt(spec, "serviceAccountName") != syncJobName {
+		p.addf("Job/litemaas-sync: serviceAccountName %q, want %s", stringAt(spec, "serviceAccountName"), syncJobName)
+	}
+	c := containerNamed(spec, syncJobName)
+	if c == nil {
+		p.addf("Job/litemaas-sync: no container named %s", syncJobName)
+		return p
+	}
+	if args := listAt(c, "args"); len(args) != 1 || args[0] != "reconcile" {
+		p.addf("Job/litemaas-sync: args %v, want [reconcile]", args)
+	}
+	if stringAt(c, "terminationMessagePolicy") != "FallbackToLogsOnError" {
+		p.addf("Job/litemaas-sync: terminationMessagePolicy is not FallbackToLogsOnError")
+	}
+	if !isTrue(c, "securityContext", "readOnlyRootFilesystem") {
+		p.addf("Job/litemaas-sync: readOnlyRootFilesystem is not true")
+	}
+
+	// Environment: exactly the program's contract.
+	env := envOf(c)
+	var names []string
+	for n := range env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	want := slices.Clone(syncJobEnv)
+	sort.Strings(want)
+	if !slices.Equal(names, want) {
+		p.addf("Job/litemaas-sync: env names %v, want exactly %v", names, want)
+	}
+	literal := map[string]string{
+		"LITELLM_URL": "http://litellm:4000", "WAIT_TIMEOUT": "10m",
+		"WAIT_FOR":   "statefulset/postgres,deployment/litellm,deployment/backend,deployment/frontend",
+		"LOG_FORMAT": "json", "DRY_RUN": "false", "PRUNE": "false",
+	}
+	for name, v := range literal {
+		if got := stringAt(env[name], "value"); got != v {
+			p.addf("Job/litemaas-sync: env %s = %q, want %q", name, got, v)
+		}
+	}
+	for name, src := range map[string][2]string{
+		"DATABASE_URL":       {"backend-secret", "DATABASE_URL"},
+		"LITELLM_MASTER_KEY": {"litellm-secret", "LITELLM_MASTER_KEY"},
+	} {
+		sk := mapAt(env[name], "valueFrom", "secretKeyRef")
+		if stringAt(sk, "name") != src[0] || stringAt(sk, "key") != src[1] {
+			p.addf("Job/litemaas-sync: env %s does not come from %s/%s", name, src[0], src[1])
+		}
+	}
+	if stringAt(env["NAMESPACE"], "valueFrom", "fieldRef", "fieldPath") != "metadata.namespace" {
+		p.addf("Job/litemaas-sync: env NAMESPACE does not come from fieldRef metadata.namespace")
+	}
+
+	// The deadline is above the program's own timeout.
+	deadline, _, _ := unstructured.NestedInt64(job.Object, "spec", "activeDeadlineSeconds")
+	if wait, err := time.ParseDuration(stringAt(env["WAIT_TIMEOUT"], "value")); err != nil {
+		p.addf("Job/litemaas-sync: WAIT_TIMEOUT: %v", err)
+	} else if time.Duration(deadline)*time.Second <= wait {
+		p.addf("Job/litemaas-sync: activeDeadlineSeconds %d is not above WAIT_TIMEOUT %s", deadline, wait)
+	}
+
+	p = append(p, checkPodFailurePolicy(job)...)
+	p = append(p, checkJobMountsCatalog(objs, job)...)
+	return p
+}
+
+// checkPodFailurePolicy: exit code 2 (invalid catalog or configuration) fails the Job at once instead
+// of being retried.
+func checkPodFailurePolicy(job *unstructured.Unstructured) []string {
+	for _, r := range maps(listAt(job.Object, "spec", "podFailurePolicy", "rules")) {
+		oc := mapAt(r, "onExitCodes")
+		if stringAt(r, "action") == "FailJob" && stringAt(oc, "containerName") == syncJobName &&
+			stringAt(oc, "operator") == "In" && slices.ContainsFunc(listAt(oc, "values"), func(v any) bool { return fmt.Sprint(v) == "2" }) {
+			return nil
+		}
+	}
+	return []string{fmt.Sprintf("%s: no podFailurePolicy rule FailJob on exit code 2 of container %s", ref(job), syncJobName)}
+}
+
+// checkJobMountsCatalog: the Job mounts the generated models ConfigMap read-only where MODELS_FILE
+// points, so a catalog edit changes the Job.
+func checkJobMountsCatalog(objs []*unstructured.Unstructured, job *unstructured.Unstructured) []string {
+	var p problems
+	cm := modelsConfigMap(objs)
+	if cm == nil {
+		return []string{"no generated ConfigMap " + modelsConfigMapPrefix + "<hash>"}
+	}
+	spec := mapAt(job.Object, "spec", "template", "spec")
+	c := containerNamed(spec, syncJobName)
+	modelsFile := stringAt(envOf(c)[("MODELS_FILE")], "value")
+	var volume string
+	for _, v := range maps(listAt(spec, "volumes")) {
+		if stringAt(v, "configMap", "name") == cm.GetName() {
+			volume = stringAt(v, "name")
+		}
+	}
+	if volume == "" {
+		p.addf("%s: mounts no volume from ConfigMap %s", ref(job), cm.GetName())
+		return p
+	}
+	found := false
+	for _, m := range maps(listAt(c, "volumeMounts")) {
+		if stringAt(m, "name") != volume {
+			continue
+		}
+		found = true
+		if !isTrue(m, "readOnly") {
+			p.addf("%s: catalog volume not mounted readOnly", ref(job))
+		}
+		if want := strings.TrimSuffix(stringAt(m, "mountPath"), "/") + "/" + modelsConfigMapDataKey; modelsFile != want {
+			p.addf("%s: MODELS_FILE = %q, want %q (the mounted catalog)", ref(job), modelsFile, want)
+		}
+	}
+	if !found {
+		p.addf("%s: container %s does not mount volume %s", ref(job), syncJobName, volume)
+	}
+	return p
+}
+
+// checkSyncRBAC: the job's ServiceAccount may read deployments and statefulsets and its own catalog,
+// and update its status ConfigMap; nothing else, nothing cluster-wide; and kustomize rewrote the
+// catalog ConfigMap's name to the generated one.
+func checkSyncRBAC(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding"} {
+		o := Find(objs, kind, syncJobName)
+		if o == nil {
+			p.addf("%s/%s is missing", kind, syncJobName)
+			continue
+		}
+		if o.GetAnnotations()[hookAnnotation] != "" {
+			p.addf("%s/%s: is a hook; a PostSync hook's RBAC must be an ordinary Sync resource", kind, syncJobName)
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding" {
+			p.addf("%s: the app needs nothing cluster-wide", ref(o))
+		}
+	}
+	// The job publishes its outcome into this ConfigMap; it is shipped so that the job needs no `create`.
+	if status := Find(objs, "ConfigMap", syncStatusConfigMap); status == nil {
+		p.addf("ConfigMap/%s is missing (the job may update it, not create it)", syncStatusConfigMap)
+	} else if has(status.Object, "data") {
+		p.addf("ConfigMap/%s: ships data; Argo CD would overwrite what the job writes", syncStatusConfigMap)
+	}
+	role := Find(objs, "Role", syncJobName)
+	cm := modelsConfigMap(objs)
+	if role != nil {
+		var sawApps, sawCM, sawStatus bool
+		for _, r := range maps(listAt(role.Object, "rules")) {
+			groups, resources, verbs, names := strs(listAt(r, "apiGroups")), strs(listAt(r, "resources")), strs(listAt(r, "verbs")), strs(listAt(r, "resourceNames"))
+			switch {
+			case slices.Equal(groups, []string{"apps"}):
+				sawApps = true
+				if !sameSet(resources, []string{"deployments", "statefulsets"}) || !sameSet(verbs, []string{"get", "list", "watch"}) || len(names) != 0 {
+					p.addf("Role/%s: apps rule %v %v %v, want get/list/watch on deployments and statefulsets", syncJobName, resources, verbs, names)
+				}
+			case slices.Equal(groups, []string{""}) && slices.Equal(resources, []string{"configmaps"}) && slices.Equal(names, []string{syncStatusConfigMap}):
+				sawStatus = true
+				if !sameSet(verbs, []string{"get", "update"}) {
+					p.addf("Role/%s: verbs %v on ConfigMap %s, want get and update", syncJobName, verbs, syncStatusConfigMap)
+				}
+			case slices.Equal(groups, []string{""}) && slices.Equal(resources, []string{"configmaps"}):
+				sawCM = true
+				if !slices.Equal(verbs, []string{"get"}) {
+					p.addf("Role/%s: configmaps verbs %v, want [get]", syncJobName, verbs)
+				}
+				if cm == nil || !slices.Equal(names, []string{cm.GetName()}) {
+					p.addf("Role/%s: configmaps resourceNames %v, want the generated models ConfigMap", syncJobName, names)
+				}
+			default:
+				p.addf("Role/%s: unexpected rule %v", syncJobName, r)
+			}
+		}
+		if !sawApps || !sawCM || !sawStatus {
+			p.addf("Role/%s: missing a rule (apps: %v, models ConfigMap: %v, status ConfigMap: %v)", syncJobName, sawApps, sawCM, sawStatus)
+		}
+	}
+	if rb := Find(objs, "RoleBinding", syncJobName); rb != nil {
+		if stringAt(rb.Object, "roleRef", "kind") != "Role" || stringAt(rb.Object, "roleRef", "name") != syncJobName {
+			p.addf("RoleBinding/%s: roleRef is not Role/%s", syncJobName, syncJobName)
+		}
+		subjects := maps(listAt(rb.Object, "subjects"))
+		if len(subjects) != 1 || stringAt(subjects[0], "kind") != "ServiceAccount" || stringAt(subjects[0], "name") != syncJobName {
+			p.addf("RoleBinding/%s: subjects %v, want the ServiceAccount %s only", syncJobName, subjects, syncJobName)
+		}
+	}
+	return p
+}
+
+func strs(l []any) []string {
+	out := make([]string, 0, len(l))
+	for _, v := range l {
+		out = append(out, fmt.Sprint(v))
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	sort.Strings(a)
+	sort.Strings(b)
+	return slices.Equal(a, b)
+}
+
+// --- the models catalog ---------------------------------------------------------------------------
+
+// catalogOf returns the models catalog (data key models.yaml of the generated models ConfigMap) as the
+// Job will read it, or nil. The real catalog validator is meant to be applied to these bytes.
+func catalogOf(objs []*unstructured.Unstructured) []byte {
+	cm := modelsConfigMap(objs)
+	if cm == nil {
+		return nil
+	}
+	s, ok, _ := unstructured.NestedString(cm.Object, "data", modelsConfigMapDataKey)
+	if !ok {
+		return nil
+	}
+	return []byte(s)
+}
+
+// checkCatalog: the catalog is YAML holding the runbook's five models, each with the fields the
+// catalog format requires.
+func checkCatalog(objs []*unstructured.Unstructured) []string {
+	var p problems
+	data := catalogOf(objs)
+	if data == nil {
+		return []string{"no models catalog (ConfigMap " + modelsConfigMapPrefix + "<hash>, key " + modelsConfigMapDataKey + ")"}
+	}
+	var cat struct {
+		Models []map[string]any `json:"models"`
+	}
+	if err := yaml.Unmarshal(data, &cat); err != nil {
+		return []string{"models catalog is not YAML: " + err.Error()}
+	}
+	var ids []string
+	for i, m := range cat.Models {
+		id, _ := m["id"].(string)
+		ids = append(ids, id)
+		for _, f := range []string{"id", "name", "description", "category", "provider", "contextLength", "supportsStreaming", "availability", "apiBase", "model"} {
+			if _, ok := m[f]; !ok {
+				p.addf("models catalog: model #%d (%s) has no %s", i+1, id, f)
+			}
+		}
+		if want := "http://" + id + "-predictor.private-ai.svc.cluster.local:8080/v1"; m["apiBase"] != want {
+			p.addf("models catalog: model %s: apiBase %v, want %s", id, m["apiBase"], want)
+		}
+		if want := "openai/" + id; m["model"] != want {
+			p.addf("models catalog: model %s: model %v, want %s", id, m["model"], want)
+		}
+	}
+	if !slices.Equal(ids, runbookModels) {
+		p.addf("models catalog: model ids %v, want the runbook's %v", ids, runbookModels)
+	}
+	return p
+}
+
+// --- Argo CD Applications -----------------------------------------------------------------------
+
+// checkApplication: an Application in openshift-gitops that syncs automatically, retries, and points at
+// a path that exists (exists reports whether a repository path is a directory).
+func checkApplication(app *unstructured.Unstructured, exists func(string) bool) []string {
+	var p problems
+	if app.GetNamespace() != "openshift-gitops" {
+		p.addf("%s: namespace %q, want openshift-gitops", ref(app), app.GetNamespace())
+	}
+	if stringAt(app.Object, "spec", "project") != "default" {
+		p.addf("%s: project is not default", ref(app))
+	}
+	if stringAt(app.Object, "spec", "source", "repoURL") == "" {
+		p.addf("%s: no source.repoURL", ref(app))
+	}
+	if path := stringAt(app.Object, "spec", "source", "path"); !exists(path) {
+		p.addf("%s: source.path %q is not a directory of this repository", ref(app), path)
+	}
+	if !isTrue(app.Object, "spec", "syncPolicy", "automated", "prune") || !isTrue(app.Object, "spec", "syncPolicy", "automated", "selfHeal") {
+		p.addf("%s: syncPolicy.automated needs prune and selfHeal", ref(app))
+	}
+	if l, _, _ := unstructured.NestedInt64(app.Object, "spec", "syncPolicy", "retry", "limit"); l <= 0 {
+		p.addf("%s: no syncPolicy.retry.limit: a failed automated sync would never be retried", ref(app))
+	}
+	for _, f := range []string{"duration", "maxDuration"} {
+		if d, err := time.ParseDuration(stringAt(app.Object, "spec", "syncPolicy", "retry", "backoff", f)); err != nil || d <= 0 {
+			p.addf("%s: syncPolicy.retry.backoff.%s is not a duration", ref(app), f)
+		}
+	}
+	if len(app.GetFinalizers()) != 0 {
+		p.addf("%s: finalizers %v would delete the workloads (and the database) with the Application", ref(app), app.GetFinalizers())
+	}
+	return p
+}
+
+// --- CRDs for the later server-side dry run ---------------------------------------------------------
+
+// checkCRD: apiextensions.k8s.io/v1, a schema for every version, x-kubernetes-preserve-unknown-fields
+// nowhere but at status (so that strict validation rejects unknown spec fields).
+func checkCRD(crd *unstructured.Unstructured) []string {
+	var p problems
+	if crd.GetAPIVersion() != "apiextensions.k8s.io/v1" || crd.GetKind() != "CustomResourceDefinition" {
+		return []string{fmt.Sprintf("%s: not an apiextensions.k8s.io/v1 CustomResourceDefinition", ref(crd))}
+	}
+	for _, v := range maps(listAt(crd.Object, "spec", "versions")) {
+		schema := mapAt(v, "schema", "openAPIV3Schema")
+		if schema == nil {
+			p.addf("%s version %s: no openAPIV3Schema", ref(crd), stringAt(v, "name"))
+			continue
+		}
+		walkSchema(schema, "", func(path string, s map[string]any) {
+			if isTrue(s, "x-kubernetes-preserve-unknown-fields") && path != ".status" {
+				p.addf("%s version %s: x-kubernetes-preserve-unknown-fields at %q (only status may be open)", ref(crd), stringAt(v, "name"), path)
+			}
+		})
+	}
+	return p
+}
+
+// walkSchema calls fn for every schema node, with its path of property names.
+func walkSchema(s map[string]any, path string, fn func(path string, s map[string]any)) {
+	fn(path, s)
+	for name, sub := range mapAt(s, "properties") {
+		if m, ok := sub.(map[string]any); ok {
+			walkSchema(m, path+"."+name, fn)
+		}
+	}
+	if items := mapAt(s, "items"); items != nil {
+		walkSchema(items, path+"[]", fn)
+	}
+	if ap := mapAt(s, "additionalProperties"); ap != nil {
+		walkSchema(ap, path+"{}", fn)
+	}
+}
+
+// builtinGroups are API groups a plain kube-apiserver serves; any other group needs a CRD for the
+// server-side dry run.
+var builtinGroups = []string{
+	"", "apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io",
+	"apiextensions.k8s.io", "admissionregistration.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+	"scheduling.k8s.io", "storage.k8s.io", "node.k8s.io", "certificates.k8s.io", "flowcontrol.apiserver.k8s.io",
+}
+
+// checkCRDCoverage: every object of a non-built-in group has a CRD among crds.
+func checkCRDCoverage(objs, crds []*unstructured.Unstructured) []string {
+	var p problems
+	have := map[string]bool{}
+	for _, c := range crds {
+		group := stringAt(c.Object, "spec", "group")
+		kind := stringAt(c.Object, "spec", "names", "kind")
+		for _, v := range maps(listAt(c.Object, "spec", "versions")) {
+			have[group+"/"+stringAt(v, "name")+"/"+kind] = true
+		}
+	}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if slices.Contains(builtinGroups, gvk.Group) {
+			continue
+		}
+		if !have[gvk.Group+"/"+gvk.Version+"/"+gvk.Kind] {
+			p.addf("%s: no CRD for %s in gitops/test/crds", ref(o), gvk)
+		}
+	}
+	return p
+}

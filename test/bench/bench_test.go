@@ -1,0 +1,315 @@
+// Package bench measures litemaas-sync against the runbook procedure it replaces, on the same stack:
+// a real PostgreSQL with the LiteMaaS schema and the LiteLLM double adding 20 ms to every write (LiteLLM
+// encrypts and stores each model). Figures are reported per run: wall time, LiteLLM requests, LiteLLM
+// writes, SQL statements. `make bench` runs them; the README has the table.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/devstack"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
+)
+
+const (
+	masterKey  = "sk-bench-master-key"
+	writeDelay = 20 * time.Millisecond
+)
+
+var (
+	pg    *pgtest.Server
+	sizes = []int{5, 100, 1000}
+)
+
+func TestMain(m *testing.M) {
+	pg = pgtest.MustStart(m)
+	code := m.Run()
+	_ = pg.Stop()
+	os.Exit(code)
+}
+
+// catalogYAML is a catalog of n models shaped like the runbook's.
+func catalogYAML(n int) string {
+	var b strings.Builder
+	b.WriteString("models:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - id: model-%04d\n    name: Model %d\n    description: Benchmark model %d\n    category: chat\n    contextLength: 32768\n    apiBase: http://model-%04d-predictor.private-ai.svc.cluster.local:8080/v1\n", i, i, i, i)
+		if i%3 == 0 {
+			b.WriteString("    supportsFunctionCalling: true\n    supportsToolChoice: true\n")
+		}
+	}
+	return b.String()
+}
+
+// counter counts SQL statements through the store's tracer.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+func (c *counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+type env struct {
+	proxy *litellmtest.Proxy
+	url   string
+	dbURL string
+	sql   *counter
+	st    *store.Store
+}
+
+func newEnv(b *testing.B) *env {
+	b.Helper()
+	proxy, srv := litellmtest.NewTestServer(b, litellmtest.Options{MasterKey: masterKey, WriteDelay: writeDelay})
+	e := &env{proxy: proxy, url: srv.URL, dbURL: pg.NewDatabase(b, true), sql: &counter{}}
+	st, err := store.Open(context.Background(), e.dbURL, store.WithTracer(e.sql))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(st.Close)
+	e.st = st
+	return e
+}
+
+func (e *env) reconcile(b *testing.B, c *catalog.Catalog) reconcile.Result {
+	b.Helper()
+	res, err := reconcile.Run(context.Background(), reconcile.Options{
+		LiteLLM: litellm.New(e.url, masterKey), Store: e.st, Catalog: c, MasterKey: masterKey,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+func (e *env) report(b *testing.B, start time.Time, sqlBefore int64) {
+	b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/run")
+	b.ReportMetric(float64(e.proxy.Requests()), "litellm-requests/run")
+	b.ReportMetric(float64(e.proxy.Writes()), "litellm-writes/run")
+	b.ReportMetric(float64(e.sql.n.Load()-sqlBefore), "sql-statements/run")
+}
+
+// BenchmarkJob: the job's first run on an empty stack, and a re-run that has nothing to do.
+func BenchmarkJob(b *testing.B) {
+	for _, n := range sizes {
+		c, err := catalog.Parse("bench.yaml", []byte(catalogYAML(n)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("first/models=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				e := newEnv(b)
+				b.StartTimer()
+				start, sql := time.Now(), e.sql.n.Load()
+				e.reconcile(b, c)
+				b.StopTimer()
+				e.report(b, start, sql)
+				if got := len(e.proxy.Deployments()); got != n {
+					b.Fatalf("%d deployments, want %d", got, n)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("noop/models=%d", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				e := newEnv(b)
+				e.reconcile(b, c)
+				e.proxy.Reset()
+				b.StartTimer()
+				start, sql := time.Now(), e.sql.n.Load()
+				e.reconcile(b, c)
+				b.StopTimer()
+				e.report(b, start, sql)
+				// The contract of a no-op re-run: one read, no write, at every size.
+				if e.proxy.Requests() != 1 || e.proxy.Writes() != 0 {
+					b.Fatalf("no-op re-run made %d requests, %d writes; want 1 and 0", e.proxy.Requests(), e.proxy.Writes())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRunbook re-implements the runbook's post-deployment setup faithfully, as the baseline: its
+// psql ALTER and multi-row INSERT ... ON CONFLICT (id) DO NOTHING, then its curl loop, one POST
+// /model/new per model, one at a time. "rerun" runs it again, as a user who re-runs the runbook would:
+// every model gets a duplicate deployment.
+func BenchmarkRunbook(b *testing.B) {
+	for _, n := range sizes {
+		for _, rerun := range []bool{false, true} {
+			name := fmt.Sprintf("first/models=%d", n)
+			if rerun {
+				name = fmt.Sprintf("rerun/models=%d", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					b.StopTimer()
+					e := newEnv(b)
+					if rerun {
+						runbook(b, e, n)
+						e.proxy.Reset()
+					}
+					b.StartTimer()
+					start, sql := time.Now(), e.sql.n.Load()
+					runbook(b, e, n)
+					b.StopTimer()
+					e.report(b, start, sql)
+					b.ReportMetric(float64(len(e.proxy.Deployments())-n), "duplicate-deployments")
+				}
+			})
+		}
+	}
+}
+
+func runbook(b *testing.B, e *env, n int) {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var values []string
+	for i := range n {
+		values = append(values, fmt.Sprintf("('model-%04d', 'Model %d', 'vLLM', 'Benchmark model %d', 'chat', 32768, true, 'available', 'http://model-%04d-predictor.private-ai.svc.cluster.local:8080/v1')", i, i, i, i))
+	}
+	for _, q := range []string{
+		"ALTER TABLE users ALTER COLUMN oauth_id DROP NOT NULL",
+		"INSERT INTO models (id, name, provider, description, category, context_length, supports_streaming, availability, api_base) VALUES " +
+			strings.Join(values, ",\n") + " ON CONFLICT (id) DO NOTHING",
+	} {
+		e.sql.n.Add(1)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	client := litellm.New(e.url, masterKey)
+	for i := range n {
+		id := fmt.Sprintf("model-%04d", i)
+		if err := client.CreateModel(ctx, litellm.Deployment{ModelName: id, LiteLLMParams: map[string]any{
+			"model": "openai/" + id, "api_base": "http://" + id + "-predictor.private-ai.svc.cluster.local:8080/v1", "api_key": "none",
+		}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPeakRSS runs the job's binary (as the container runs it) on a 1,000-model first run and
+// reports its peak resident memory.
+func BenchmarkPeakRSS(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "litemaas-sync")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/litemaas-sync").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	proxy := litellmtest.New(litellmtest.Options{MasterKey: masterKey, WriteDelay: writeDelay})
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	file := filepath.Join(b.TempDir(), "models.yaml")
+	if err := os.WriteFile(file, []byte(catalogYAML(1000)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		cmd := exec.Command(bin, "reconcile")
+		cmd.Env = []string{"MODELS_FILE=" + file, "DATABASE_URL=" + pg.NewDatabase(b, true), "LITELLM_URL=" + srv.URL,
+			"LITELLM_MASTER_KEY=" + masterKey, "LOG_FORMAT=json", "WAIT_TIMEOUT=30s"}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		// The child's rusage counts the parent's pages shared before exec, so read the high-water mark
+		// of the exec'd process itself until it exits.
+		var peak atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			for {
+				if kb := vmHWM(cmd.Process.Pid); kb > peak.Load() {
+					peak.Store(kb)
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
+		err := cmd.Wait()
+		close(done)
+		if err != nil {
+			b.Fatalf("%v\n%s", err, out.String())
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/run")
+		b.ReportMetric(float64(peak.Load())/1024, "peak-RSS-MiB")
+	}
+}
+
+// BenchmarkReadyToDone: the PostSync Job as rendered, on a real kube-apiserver, waiting for the
+// workloads; the figure is the time from the last workload becoming ready to the job's exit.
+func BenchmarkReadyToDone(b *testing.B) {
+	kube, err := kapitest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kube.Stop()
+	bin := filepath.Join(b.TempDir(), "litemaas-sync")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/litemaas-sync").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for i := range b.N {
+		s, err := devstack.Start(context.Background(), devstack.Options{Kube: kube, PG: pg, Namespace: fmt.Sprintf("bench-%d-%d", time.Now().UnixNano()%1e6, i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd, err := s.Command(context.Background(), bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		ready := time.Now()
+		if err := s.MarkReady(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(ready).Milliseconds()), "ms-ready-to-done")
+		s.Close()
+	}
+}
+
+// vmHWM is the peak resident set of a running process in KiB, 0 once it is gone.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb
+		}
+	}
+	return 0
+}
