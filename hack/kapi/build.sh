@@ -9,8 +9,12 @@ K=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 E=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 OUT=${1:-${KAPI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/litemaas-gitops/kapi}/$K-etcd-$E}
 mkdir -p "$OUT"
+# Several test packages may call this at once: one builds, the others wait and then reuse.
+exec 9>"$OUT/.build.lock"
+flock 9
+# `grep -q` would exit at the first match and kill etcd with SIGPIPE under pipefail: read it all.
 if [ -x "$OUT/kube-apiserver" ] && [ "$("$OUT/kube-apiserver" --version)" = "Kubernetes $K" ] &&
-   [ -x "$OUT/etcd" ] && "$OUT/etcd" --version | grep -qx "etcd Version: ${E#v}"; then
+   [ -x "$OUT/etcd" ] && "$OUT/etcd" --version | grep -x "etcd Version: ${E#v}" >/dev/null; then
   echo "$OUT"; exit 0
 fi
 MINOR=$(echo "$K" | cut -d. -f2)
