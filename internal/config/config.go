@@ -35,6 +35,12 @@ type Reconcile struct {
 	LogFormat string `env:"LOG_FORMAT, default=auto"`
 	// RetryTimeout bounds the retries after the wait (LiteLLM or the database failing transiently).
 	RetryTimeout time.Duration `env:"RETRY_TIMEOUT, default=5m"`
+	// VerifyWiring checks, before any write, the values that must agree across components.
+	VerifyWiring bool `env:"VERIFY_WIRING, default=true"`
+	// BackendLiteLLMAPIKey and BackendAdminAPIKeys are the backend's copies of shared secrets
+	// (backend-secret LITELLM_API_KEY and ADMIN_API_KEYS), compared with what LiteLLM has.
+	BackendLiteLLMAPIKey string `env:"BACKEND_LITELLM_API_KEY"`
+	BackendAdminAPIKeys  string `env:"BACKEND_ADMIN_API_KEYS"`
 	// StatusConfigMap is where the job publishes its outcome when it talks to Kubernetes ("" disables).
 	StatusConfigMap string `env:"STATUS_CONFIGMAP, default=litemaas-sync-status"`
 	// Concurrency bounds parallel writes to LiteLLM.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
@@ -23,6 +24,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/rollout"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/wiring"
 )
 
 // ReconcileOptions configure `litemaas-sync reconcile`.
@@ -35,8 +37,9 @@ type ReconcileOptions struct {
 	Log io.Writer
 	// TerminationLog is written with the one-line outcome when the file exists.
 	TerminationLog string
-	// Kube, when set, replaces the client built from in-cluster config or KUBECONFIG.
-	Kube kubernetes.Interface
+	// Kube and Dynamic, when set, replace the clients built from in-cluster config or KUBECONFIG.
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
 }
 
 // Run waits for the stack, then reconciles. The plan or the changes and the one-line summary go to out.
@@ -66,13 +69,16 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
 	}
-	kc := o.Kube
+	kc, dc := o.Kube, o.Dynamic
 	if kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "") {
 		rc, err := kube.RESTConfig()
 		if err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
 		}
 		if kc, err = kubernetes.NewForConfig(rc); err != nil {
+			return invalid(fmt.Errorf("Kubernetes client: %w", err))
+		}
+		if dc, err = dynamic.NewForConfig(rc); err != nil {
 			return invalid(fmt.Errorf("Kubernetes client: %w", err))
 		}
 	}
@@ -115,6 +121,12 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 	log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
+
+	if cfg.VerifyWiring {
+		if err := verifyWiring(ctx, cfg, kc, dc, namespace, log); err != nil {
+			return err
+		}
+	}
 
 	res, err := reconcile.Run(ctx, reconcile.Options{
 		LiteLLM:      llm,
@@ -208,4 +220,32 @@ func litellmReady(ctx context.Context, c *litellm.Client) error {
 		return fmt.Errorf("proxy up but its database is %q (LiteLLM needs DATABASE_URL and STORE_MODEL_IN_DB=True)", r.DB)
 	}
 	return nil
+}
+
+// verifyWiring refuses to write anything while values that must agree across components disagree.
+func verifyWiring(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Interface, dc dynamic.Interface, namespace string, log *slog.Logger) error {
+	problems := wiring.CheckSecrets(wiring.Secrets{
+		MasterKey:     cfg.MasterKey,
+		BackendAPIKey: cfg.BackendLiteLLMAPIKey,
+		AdminAPIKeys:  cfg.BackendAdminAPIKeys,
+	})
+	if kc != nil && dc != nil && len(workloadsOf(cfg)) > 0 {
+		p, skipped, err := wiring.Cluster{Client: kc, Dynamic: dc, Namespace: namespace}.Check(ctx)
+		if err != nil {
+			return fmt.Errorf("checking the backend's settings against the routes: %w", err)
+		}
+		if skipped != "" {
+			log.Info(skipped)
+		}
+		problems = append(problems, p...)
+	}
+	if len(problems) > 0 {
+		return invalid(fmt.Errorf("the stack's settings disagree (nothing was written):\n  %s", strings.Join(problems, "\n  ")))
+	}
+	return nil
+}
+
+func workloadsOf(cfg *config.Reconcile) []rollout.Workload {
+	w, _ := rollout.ParseWorkloads(cfg.WaitFor)
+	return w
 }

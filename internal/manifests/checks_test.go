@@ -44,7 +44,8 @@ var secretContract = map[string][]string{
 // syncJobEnv is the litemaas-sync program's environment contract: exactly these names.
 var syncJobEnv = []string{
 	"MODELS_FILE", "DATABASE_URL", "LITELLM_URL", "LITELLM_MASTER_KEY", "WAIT_TIMEOUT", "WAIT_FOR",
-	"NAMESPACE", "LOG_FORMAT", "DRY_RUN", "PRUNE",
+	"NAMESPACE", "LOG_FORMAT", "DRY_RUN", "PRUNE", "BACKEND_LITELLM_API_KEY", "BACKEND_ADMIN_API_KEYS",
+	"GOMEMLIMIT",
 }
 
 // runbookModels are the model ids of the runbook's registration SQL, in its order.
@@ -809,7 +810,7 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 	literal := map[string]string{
 		"LITELLM_URL": "http://litellm:4000", "WAIT_TIMEOUT": "10m",
 		"WAIT_FOR":   "statefulset/postgres,deployment/litellm,deployment/backend,deployment/frontend",
-		"LOG_FORMAT": "json", "DRY_RUN": "false", "PRUNE": "false",
+		"LOG_FORMAT": "json", "DRY_RUN": "false", "PRUNE": "false", "GOMEMLIMIT": "48MiB",
 	}
 	for name, v := range literal {
 		if got := stringAt(env[name], "value"); got != v {
@@ -817,8 +818,10 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 		}
 	}
 	for name, src := range map[string][2]string{
-		"DATABASE_URL":       {"backend-secret", "DATABASE_URL"},
-		"LITELLM_MASTER_KEY": {"litellm-secret", "LITELLM_MASTER_KEY"},
+		"DATABASE_URL":            {"backend-secret", "DATABASE_URL"},
+		"LITELLM_MASTER_KEY":      {"litellm-secret", "LITELLM_MASTER_KEY"},
+		"BACKEND_LITELLM_API_KEY": {"backend-secret", "LITELLM_API_KEY"},
+		"BACKEND_ADMIN_API_KEYS":  {"backend-secret", "ADMIN_API_KEYS"},
 	} {
 		sk := mapAt(env[name], "valueFrom", "secretKeyRef")
 		if stringAt(sk, "name") != src[0] || stringAt(sk, "key") != src[1] {
@@ -945,6 +948,11 @@ func checkSyncRBAC(objs []*unstructured.Unstructured) []string {
 				}
 				if cm == nil || !slices.Equal(names, []string{cm.GetName()}) {
 					p.addf("Role/%s: configmaps resourceNames %v, want the generated models ConfigMap", syncJobName, names)
+				}
+			case slices.Equal(groups, []string{"route.openshift.io"}):
+				// Read to check the backend's URLs against the routes' hosts.
+				if !slices.Equal(resources, []string{"routes"}) || !slices.Equal(verbs, []string{"get"}) || !sameSet(names, []string{"litellm", "litemaas"}) {
+					p.addf("Role/%s: routes rule %v %v %v, want get on routes litellm and litemaas", syncJobName, resources, verbs, names)
 				}
 			default:
 				p.addf("Role/%s: unexpected rule %v", syncJobName, r)

@@ -411,3 +411,40 @@ func TestInvalidCatalogWritesNothing(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM models`).Scan(&n))
 	assert.Zero(t, n)
 }
+
+func TestMiswiredStackIsRefused(t *testing.T) {
+	ctx := context.Background()
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	require.NoError(t, err)
+	t.Run("master key differs from the backend's copy", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		require.NoError(t, s.MarkReady(ctx))
+		sec, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "backend-secret", metav1.GetOptions{})
+		require.NoError(t, err)
+		sec.Data["LITELLM_API_KEY"] = []byte("sk-not-the-master-key")
+		_, err = cs.CoreV1().Secrets(s.Namespace).Update(ctx, sec, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		r := runJob(t, ctx, s)
+		assert.Equal(t, 2, r.code)
+		assert.Contains(t, r.stderr, "backend-secret LITELLM_API_KEY differs from litellm-secret LITELLM_MASTER_KEY")
+		assert.NotContains(t, r.stderr, "sk-not-the-master-key")
+		assert.Zero(t, s.Proxy.Writes())
+	})
+	t.Run("backend points the browser at the internal LiteLLM URL", func(t *testing.T) {
+		s := newStack(t, devstack.Options{})
+		d, err := cs.AppsV1().Deployments(s.Namespace).Get(ctx, "backend", metav1.GetOptions{})
+		require.NoError(t, err)
+		for i, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "LITELLM_API_URL" {
+				d.Spec.Template.Spec.Containers[0].Env[i].Value = "http://litellm:4000"
+			}
+		}
+		_, err = cs.AppsV1().Deployments(s.Namespace).Update(ctx, d, metav1.UpdateOptions{})
+		require.NoError(t, err)
+		require.NoError(t, s.MarkReady(ctx))
+		r := runJob(t, ctx, s)
+		assert.Equal(t, 2, r.code)
+		assert.Contains(t, r.stderr, `LITELLM_API_URL is "http://litellm:4000", not the public LiteLLM route`)
+		assert.Zero(t, s.Proxy.Writes())
+	})
+}
