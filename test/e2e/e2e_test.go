@@ -20,8 +20,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/devstack"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
@@ -447,4 +449,58 @@ func TestMiswiredStackIsRefused(t *testing.T) {
 		assert.Contains(t, r.stderr, `LITELLM_API_URL is "http://litellm:4000", not the public LiteLLM route`)
 		assert.Zero(t, s.Proxy.Writes())
 	})
+}
+
+// The Job's identity is what the rendered RBAC grants, and nothing more.
+func TestJobIdentityIsLeastPrivilege(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t, devstack.Options{})
+	env, err := s.JobEnv(ctx)
+	require.NoError(t, err)
+	var kubeconfig string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "KUBECONFIG="); ok {
+			kubeconfig = v
+		}
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	require.NoError(t, err)
+	cs, err := kubernetes.NewForConfig(rc)
+	require.NoError(t, err)
+
+	_, err = cs.AppsV1().Deployments(s.Namespace).Get(ctx, "litellm", metav1.GetOptions{})
+	assert.NoError(t, err, "get deployments")
+	_, err = cs.AppsV1().StatefulSets(s.Namespace).List(ctx, metav1.ListOptions{})
+	assert.NoError(t, err, "list statefulsets")
+	_, err = cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, "litemaas-sync-status", metav1.GetOptions{})
+	assert.NoError(t, err, "get its status ConfigMap")
+
+	forbidden := map[string]func() error{
+		"get a Secret": func() error {
+			_, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "litellm-secret", metav1.GetOptions{})
+			return err
+		},
+		"list Secrets": func() error { _, err := cs.CoreV1().Secrets(s.Namespace).List(ctx, metav1.ListOptions{}); return err },
+		"get another ConfigMap": func() error {
+			_, err := cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, "postgres-initdb", metav1.GetOptions{})
+			return err
+		},
+		"list ConfigMaps": func() error {
+			_, err := cs.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"deployments in another namespace": func() error {
+			_, err := cs.AppsV1().Deployments("default").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"delete a deployment": func() error {
+			return cs.AppsV1().Deployments(s.Namespace).Delete(ctx, "litellm", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		},
+		"list pods":               func() error { _, err := cs.CoreV1().Pods(s.Namespace).List(ctx, metav1.ListOptions{}); return err },
+		"cluster-wide namespaces": func() error { _, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+	}
+	for what, call := range forbidden {
+		err := call()
+		assert.True(t, apierrors.IsForbidden(err), "%s: want Forbidden, got %v", what, err)
+	}
 }
