@@ -43,6 +43,11 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 		return o.Run(ctx, os.Stdout)
+	case "secrets":
+		if len(args) > 1 {
+			return &job.ExitError{Code: job.ExitInvalid, Err: fmt.Errorf("secrets: unexpected argument %q (configuration is read from the environment)", args[1])}
+		}
+		return (&job.SecretsOptions{Env: envconfig.OsLookuper(), TerminationLog: "/dev/termination-log"}).Run(ctx, os.Stdout)
 	case "validate":
 		return (&job.ValidateOptions{Files: args[1:]}).Run(ctx, os.Stdout)
 	case "help", "-h", "--help":

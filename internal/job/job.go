@@ -80,6 +80,7 @@ const Usage = `litemaas-sync keeps LiteLLM and the LiteMaaS database in line wit
 
 Usage:
   litemaas-sync reconcile [--dry-run]   wait for the stack, migrate, register the catalog's models
+  litemaas-sync secrets                 create missing Secrets, fill missing keys (PreSync hook)
   litemaas-sync validate FILE...        check catalog files offline (exit 0 valid, 2 invalid)
   litemaas-sync help
 

@@ -44,6 +44,7 @@ type target struct {
 var targets = []target{
 	{dir: "gitops/overlays/example", kind: appTarget, cluster: "gitops/overlays/example/cluster", settings: "gitops/overlays/example/settings/cluster-settings.yaml"},
 	{dir: "gitops/overlays/example-with-options", kind: appTarget, cluster: "gitops/overlays/example/cluster", settings: "gitops/overlays/example/settings/cluster-settings.yaml"},
+	{dir: "gitops/overlays/example-oauth-serviceaccount", kind: appTarget, cluster: "gitops/overlays/example/cluster", settings: "gitops/overlays/example/settings/cluster-settings.yaml"},
 	{dir: "gitops/overlays/example/cluster", kind: clusterTarget},
 	{dir: "gitops/argocd/app-of-apps", kind: argocdTarget},
 	{dir: "gitops/test/crds", kind: crdTarget},
