@@ -16,9 +16,10 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build litemaas-sync and litellm-double into ./bin (static)
+build: ## Build litemaas-sync, litemaas-ops and litellm-double into ./bin (static)
 	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
 	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
+	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
 
 .PHONY: fmt
 fmt: ## Format the Go code
@@ -52,6 +53,23 @@ manifests: ## Render every overlay and the cluster part into _output/manifests
 .PHONY: demo
 demo: build kapi ## Run the job locally against a throwaway stack, twice, then clean up
 	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) run ./hack/demo -binary $(BIN)/litemaas-sync
+
+OVERLAY ?= gitops/overlays/example
+ARGS    ?=
+
+.PHONY: deploy verify undeploy restore
+deploy: ## Deploy LiteMaaS with Argo CD to your kubeconfig's cluster (OVERLAY=..., ARGS="--yes --repo-url ...")
+	$(GO) run ./cmd/litemaas-ops deploy --overlay $(OVERLAY) $(ARGS)
+
+verify: ## Check pods, published models, backups and routes (ARGS=--insecure for a self-signed router cert)
+	$(GO) run ./cmd/litemaas-ops verify $(ARGS)
+
+undeploy: ## Remove the Application and namespace litemaas (ARGS=--cluster: also the cluster-admin part)
+	$(GO) run ./cmd/litemaas-ops undeploy --overlay $(OVERLAY) $(ARGS)
+
+restore: ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]
+	@if [ -z "$(FROM)" ] || [ -z "$(TO_URL)" ]; then echo "usage: make restore FROM=<backup dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]"; exit 2; fi
+	$(GO) run ./cmd/litemaas-ops restore --from "$(FROM)" --to-url "$(TO_URL)" $(ARGS)
 
 .PHONY: image
 image: ## Build the job's container image (needs podman, buildah or docker with an engine)

@@ -1,0 +1,591 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+)
+
+// refreshAnnotation asks Argo CD to compare the Application with git now instead of at its next poll
+// (up to three minutes later); the controller removes it once done. Deploy waits for that removal, so a
+// status left over from before the apply is never mistaken for the result.
+const refreshAnnotation = "argocd.argoproj.io/refresh"
+
+// DeployOptions configures Deploy.
+type DeployOptions struct {
+	// Root is the repository root (FindRoot).
+	Root string
+	// Overlay is the overlay Argo CD should sync: absolute, or relative to the working directory.
+	// Empty means DefaultOverlay.
+	Overlay string
+	// RepoURL replaces the Applications' spec.source.repoURL (your fork); empty keeps what git says.
+	RepoURL string
+	// InitOverlay, when set, creates gitops/overlays/<InitOverlay> for this cluster's apps domain and stops:
+	// Argo CD can only sync it once it is committed and pushed.
+	InitOverlay string
+	// Domain is the apps domain for InitOverlay when the cluster does not publish one.
+	Domain string
+	// Timeout bounds the wait for the Application to be synced and healthy.
+	Timeout time.Duration
+	// Yes skips the confirmation.
+	Yes bool
+	In  io.Reader
+	Out io.Writer
+}
+
+// deployment is what Deploy worked out before changing anything.
+type deployment struct {
+	overlayRel   string
+	overlayDir   string
+	overlayHosts map[string]string // Route name -> host, as the overlay renders them
+	domain       string            // the domain the access URLs use
+	apps         []*unstructured.Unstructured
+	clusterObjs  []*unstructured.Unstructured
+	applyCluster bool
+	user         string
+	notes        []string
+}
+
+// Deploy checks the prerequisites, applies the cluster-admin part (when allowed) and the Argo CD
+// Application(s), waits until Argo CD has synced LiteMaaS and the PostSync job succeeded, then prints the
+// access URLs. Running it again is safe: everything is applied, nothing is created twice.
+func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 20 * time.Minute
+	}
+	out := o.Out
+	d, rows, err := preflight(ctx, c, &o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Preflight: cluster %s%s\n", c.Config.Host, contextNote(c))
+	printChecks(out, rows)
+	fmt.Fprintln(out)
+
+	if o.InitOverlay != "" {
+		return runInitOverlay(o, d, rows)
+	}
+	if n := countStatus(rows, statusFail); n > 0 {
+		return &ProblemsError{What: "preflight", Count: n}
+	}
+	for _, n := range d.notes {
+		fmt.Fprintln(out, "Note:", n)
+	}
+
+	if !o.Yes {
+		q := fmt.Sprintf("Deploy LiteMaaS (overlay %s) to %s as %s?", d.overlayRel, c.Config.Host, orUnknown(d.user))
+		if !confirm(o.In, out, q) {
+			return errNotConfirmed
+		}
+	}
+
+	fmt.Fprintln(out, "Applying")
+	if d.applyCluster {
+		for _, obj := range d.clusterObjs {
+			what, err := applyClusterObject(ctx, c, obj)
+			if err != nil {
+				return fmt.Errorf("%w (the cluster part is optional: a cluster admin can apply it with `oc apply -k %s/%s`)", err, d.overlayRel, clusterPart)
+			}
+			fmt.Fprintf(out, "  %-8s %s\n", what, describe(obj))
+		}
+	}
+	for _, app := range d.apps {
+		if err := c.apply(ctx, app); err != nil {
+			return err
+		}
+		path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path")
+		repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
+		fmt.Fprintf(out, "  %-8s %s (repo %s, path %s)\n", "applied", describe(app), repo, path)
+	}
+	fmt.Fprintln(out)
+
+	deadline := time.Now().Add(o.Timeout)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for _, app := range d.apps {
+		if err := waitForApplication(wctx, c, app, out, o.Timeout); err != nil {
+			return err
+		}
+	}
+
+	ns := destinationNamespace(d.apps, d.overlayRel)
+	fmt.Fprintln(out)
+	printAccessURLs(ctx, c, out, ns, d)
+	fmt.Fprintln(out)
+	printJobSummary(ctx, c, out, ns)
+	return nil
+}
+
+func contextNote(c *Cluster) string {
+	if c.Context == "" {
+		return ""
+	}
+	return " (context " + c.Context + ")"
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown user)"
+	}
+	return s
+}
+
+// preflight inspects the repository and the cluster and returns one row per check. Only a failure that
+// makes every other check meaningless (the API server cannot be reached, the tree does not render) is
+// returned as an error; everything else becomes a FAIL or WARN row, so that one run lists every problem.
+func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, []row, error) {
+	d := &deployment{}
+	var rows []row
+	add := func(component, check, status, detail string) {
+		rows = append(rows, row{component, check, status, detail})
+	}
+
+	overlay := o.Overlay
+	if overlay == "" {
+		overlay = filepath.Join(o.Root, filepath.FromSlash(DefaultOverlay))
+	}
+	rel, err := relToRoot(o.Root, overlay)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.overlayRel, d.overlayDir = rel, filepath.Join(o.Root, filepath.FromSlash(rel))
+
+	apps, err := renderApplications(o.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// The API server and the credentials.
+	v, err := c.Kube.Discovery().ServerVersion()
+	if err != nil {
+		if apierrors.IsUnauthorized(err) {
+			return nil, nil, fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
+		}
+		return nil, nil, fmt.Errorf("cannot reach the API server %s: log in with `oc login` or set KUBECONFIG: %w", c.Config.Host, err)
+	}
+	add("cluster", "API server", statusOK, fmt.Sprintf("%s (Kubernetes %s)", c.Config.Host, v.GitVersion))
+	user, groups, err := c.whoAmI(ctx)
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return nil, nil, fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
+	case err != nil:
+		add("cluster", "logged in as", statusWarn, fmt.Sprintf("cannot tell (SelfSubjectReview: %v)", err))
+	default:
+		d.user = user
+		add("cluster", "logged in as", statusOK, fmt.Sprintf("%s (groups: %s)", user, strings.Join(groups, ", ")))
+	}
+
+	// OpenShift GitOps: the namespace of the default instance and the Application kind.
+	argoNS := apps[0].GetNamespace()
+	gitopsOK := true
+	switch _, err := c.Kube.CoreV1().Namespaces().Get(ctx, argoNS, metav1.GetOptions{}); {
+	case apierrors.IsNotFound(err):
+		gitopsOK = false
+		add("openshift-gitops", "namespace", statusFail, fmt.Sprintf("namespace %s not found: install the Red Hat OpenShift GitOps operator, which creates the default Argo CD instance there", argoNS))
+	case apierrors.IsForbidden(err):
+		add("openshift-gitops", "namespace", statusWarn, fmt.Sprintf("not allowed to read namespace %s; assuming it exists", argoNS))
+	case err != nil:
+		return nil, nil, fmt.Errorf("reading namespace %s: %w", argoNS, err)
+	default:
+		add("openshift-gitops", "namespace", statusOK, argoNS)
+	}
+	appMapping, err := c.mapping(applicationGVK)
+	switch {
+	case meta.IsNoMatchError(err):
+		gitopsOK = false
+		add("openshift-gitops", "Application CRD", statusFail, "the cluster serves no applications.argoproj.io/v1alpha1: install the Red Hat OpenShift GitOps operator")
+	case err != nil:
+		return nil, nil, fmt.Errorf("looking up the Argo CD Application kind: %w", err)
+	default:
+		add("openshift-gitops", "Application CRD", statusOK, appMapping.Resource.GroupResource().String()+"/"+applicationGVK.Version)
+	}
+	if gitopsOK {
+		appGR := schema.GroupResource{Group: applicationGVK.Group, Resource: "applications"}
+		var denied []string
+		for _, verb := range []string{"create", "patch"} {
+			ok, err := c.can(ctx, verb, appGR, argoNS)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				denied = append(denied, verb)
+			}
+		}
+		if len(denied) > 0 {
+			add("openshift-gitops", "may apply Applications", statusFail, fmt.Sprintf("%s may not %s applications.argoproj.io in %s: ask a cluster admin for access (e.g. oc adm policy add-role-to-user admin %s -n %s)",
+				orUnknown(d.user), strings.Join(denied, "/"), argoNS, orUnknown(d.user), argoNS))
+		} else {
+			add("openshift-gitops", "may apply Applications", statusOK, "create, patch in "+argoNS)
+		}
+	}
+
+	// The Applications as deploy will apply them: your fork, the chosen overlay, a refresh request.
+	for _, app := range apps {
+		repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
+		if o.RepoURL != "" {
+			repo = o.RepoURL
+			_ = unstructured.SetNestedField(app.Object, repo, "spec", "source", "repoURL")
+		}
+		check := "repoURL of " + app.GetName()
+		if strings.Contains(repo, repoURLPlaceholder) {
+			add("git", check, statusFail, fmt.Sprintf("%s is the placeholder: put your fork's URL into %s/ and %s, commit and push (see gitops/README.md), or pass --repo-url", repo, appOfAppsDir, rootAppFile))
+		} else {
+			add("git", check, statusOK, repo)
+		}
+		if path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path"); strings.HasPrefix(path, overlaysDir+"/") && path != d.overlayRel {
+			_ = unstructured.SetNestedField(app.Object, d.overlayRel, "spec", "source", "path")
+			d.notes = append(d.notes, fmt.Sprintf("Application %s is applied with path %s (git says %s). If you also use %s, commit that path in %s/ too, or the root Application will set it back.",
+				app.GetName(), d.overlayRel, path, rootAppFile, appOfAppsDir))
+		}
+		ann := app.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[refreshAnnotation] = "normal"
+		app.SetAnnotations(ann)
+	}
+	d.apps = apps
+
+	// The apps domain: the cluster's, and the one the overlay was written for.
+	clusterDomain, domainErr := c.appsDomain(ctx)
+	if domainErr != nil && o.Domain != "" {
+		clusterDomain, domainErr = o.Domain, nil
+	}
+	if domainErr != nil {
+		add("cluster", "apps domain", statusWarn, domainErr.Error()+"; the overlay's domain cannot be checked")
+	} else {
+		add("cluster", "apps domain", statusOK, clusterDomain)
+	}
+	overlayExists := false
+	if fi, err := os.Stat(filepath.Join(d.overlayDir, "kustomization.yaml")); err == nil && !fi.IsDir() {
+		overlayExists = true
+	}
+	suggestion := "my-cluster"
+	if clusterDomain != "" {
+		suggestion = suggestOverlayName(clusterDomain)
+	}
+	switch {
+	case !overlayExists && o.InitOverlay == "":
+		add("git", "overlay", statusFail, fmt.Sprintf("%s does not exist: create one for this cluster with --init-overlay %s", d.overlayRel, suggestion))
+	case !overlayExists:
+		add("git", "overlay", statusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, overlaysDir, o.InitOverlay))
+	default:
+		hosts, err := overlayRoutes(d.overlayDir)
+		if err != nil {
+			add("git", "overlay", statusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
+			break
+		}
+		d.overlayHosts = hosts
+		overlayDomain := domainOf(hosts[routeUI])
+		d.domain = overlayDomain
+		switch {
+		case overlayDomain == "":
+			add("git", "overlay domain", statusFail, fmt.Sprintf("%s renders no Route %s with a host: is it a LiteMaaS overlay?", d.overlayRel, routeUI))
+		case clusterDomain == "":
+			add("git", "overlay domain", statusWarn, fmt.Sprintf("%s is set for %s (not compared: the cluster's domain is unknown)", d.overlayRel, overlayDomain))
+		case overlayDomain == clusterDomain:
+			add("git", "overlay domain", statusOK, fmt.Sprintf("%s is set for %s", d.overlayRel, overlayDomain))
+		case o.InitOverlay != "":
+			add("git", "overlay domain", statusSkip, fmt.Sprintf("%s is set for %s, the cluster's is %s; --init-overlay creates %s/%s", d.overlayRel, overlayDomain, clusterDomain, overlaysDir, o.InitOverlay))
+		default:
+			add("git", "overlay domain", statusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
+				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, settingsFile, suggestion))
+		}
+	}
+	// --init-overlay writes the cluster's domain; the access URLs fall back to it when no overlay renders.
+	if clusterDomain != "" && (d.domain == "" || o.InitOverlay != "") {
+		d.domain = clusterDomain
+	}
+	if changes, ok := uncommitted(ctx, o.Root, d.overlayRel, "gitops/base", "gitops/components"); ok {
+		add("git", "pushed", statusWarn, changes+": Argo CD syncs your fork, not this checkout")
+	}
+
+	// The cluster-admin part: applied only with the rights for every object in it.
+	clusterDir := filepath.Join(d.overlayDir, clusterPart)
+	if fi, err := os.Stat(filepath.Join(clusterDir, "kustomization.yaml")); err == nil && !fi.IsDir() && overlayExists {
+		objs, err := manifests.Render(clusterDir)
+		if err != nil {
+			add("cluster-admin part", "renders", statusFail, fmt.Sprintf("%s/%s does not build: %v", d.overlayRel, clusterPart, err))
+		} else {
+			d.clusterObjs = objs
+			status, detail, err := clusterPartAccess(ctx, c, objs)
+			if err != nil {
+				return nil, nil, err
+			}
+			if status == statusOK {
+				d.applyCluster = true
+				add("cluster-admin part", "may apply", statusOK, detail)
+			} else {
+				add("cluster-admin part", "may apply", statusWarn, fmt.Sprintf("%s: a cluster admin must run `oc apply -k %s/%s` once; deploy continues without it", detail, d.overlayRel, clusterPart))
+			}
+		}
+	}
+	return d, rows, nil
+}
+
+// clusterPartAccess checks that the user may create every kind in the cluster-admin part.
+func clusterPartAccess(ctx context.Context, c *Cluster, objs []*unstructured.Unstructured) (status, detail string, err error) {
+	var names, denied, unknown []string
+	seen := map[schema.GroupResource]bool{}
+	for _, obj := range objs {
+		m, err := c.mapping(obj.GroupVersionKind())
+		if meta.IsNoMatchError(err) {
+			if gk := obj.GroupVersionKind().GroupKind().String(); !contains(unknown, gk) {
+				unknown = append(unknown, gk)
+			}
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("looking up %s: %w", obj.GroupVersionKind(), err)
+		}
+		gr := m.Resource.GroupResource()
+		if seen[gr] {
+			continue
+		}
+		seen[gr] = true
+		names = append(names, gr.String())
+		ns := ""
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ns = obj.GetNamespace()
+		}
+		ok, err := c.can(ctx, "create", gr, ns)
+		if err != nil {
+			return "", "", err
+		}
+		if !ok {
+			denied = append(denied, gr.String())
+		}
+	}
+	switch {
+	case len(unknown) > 0:
+		return statusWarn, fmt.Sprintf("the cluster does not serve %s (not OpenShift?)", strings.Join(unknown, ", ")), nil
+	case len(denied) > 0:
+		return statusWarn, fmt.Sprintf("no cluster-admin rights (may not create %s)", strings.Join(denied, ", ")), nil
+	}
+	return statusOK, fmt.Sprintf("%d objects (%s)", len(objs), strings.Join(names, ", ")), nil
+}
+
+// applyClusterObject applies one object of the cluster-admin part. A Group is only created when absent:
+// its member list is maintained by hand (oc adm groups add-users), and applying `users: []` would empty it.
+func applyClusterObject(ctx context.Context, c *Cluster, obj *unstructured.Unstructured) (string, error) {
+	if obj.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "user.openshift.io", Kind: "Group"}) {
+		ri, _, err := c.resourceFor(obj.GroupVersionKind(), "")
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", describe(obj), err)
+		}
+		_, err = ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			return "kept", nil
+		case err != nil:
+			return "", fmt.Errorf("creating %s: %w", describe(obj), err)
+		}
+		return "created", nil
+	}
+	if err := c.apply(ctx, obj); err != nil {
+		return "", err
+	}
+	return "applied", nil
+}
+
+// runInitOverlay creates the overlay for this cluster and says what to do next; nothing is applied,
+// since Argo CD reads the overlay from git.
+func runInitOverlay(o DeployOptions, d *deployment, rows []row) error {
+	if d.domain == "" {
+		return errors.New("--init-overlay needs the cluster's apps domain, which is unknown: pass it with --domain apps.<cluster>.<base domain>")
+	}
+	rel, err := initOverlay(o.Root, o.InitOverlay, d.domain)
+	if err != nil {
+		return err
+	}
+	out := o.Out
+	fmt.Fprintf(out, "Created %s for apps domain %s (a copy of %s; only appsDomain in %s differs).\n\n", rel, d.domain, templateOverlay, settingsFile)
+	fmt.Fprintf(out, "Argo CD syncs your fork, not this checkout. Next:\n")
+	fmt.Fprintf(out, "  git add %s && git commit -m \"Add overlay %s\" && git push\n", rel, o.InitOverlay)
+	fmt.Fprintf(out, "  make deploy OVERLAY=%s\n", rel)
+	var blocking []string
+	for _, r := range rows {
+		if r.Status == statusFail {
+			blocking = append(blocking, r.Check+": "+r.Detail)
+		}
+	}
+	if len(blocking) > 0 {
+		fmt.Fprintf(out, "\nFix these first:\n  %s\n", strings.Join(blocking, "\n  "))
+	}
+	return nil
+}
+
+// uncommitted reports uncommitted or unpushed changes under paths, when root is a git checkout and git is
+// installed; otherwise it says nothing (the check is a convenience, not a requirement).
+func uncommitted(ctx context.Context, root string, paths ...string) (string, bool) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		return "", false
+	}
+	args := append([]string{"-C", root, "status", "--porcelain=v1", "--branch", "--"}, paths...)
+	b, err := exec.CommandContext(ctx, git, args...).Output()
+	if err != nil {
+		return "", false
+	}
+	var changed int
+	var ahead string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		switch {
+		case strings.HasPrefix(l, "## "):
+			if i := strings.Index(l, "[ahead "); i >= 0 {
+				ahead = strings.TrimSuffix(strings.Fields(l[i+len("[ahead "):])[0], "]")
+				ahead = strings.TrimSuffix(ahead, ",")
+			}
+		case l != "":
+			changed++
+		}
+	}
+	var parts []string
+	if changed > 0 {
+		parts = append(parts, fmt.Sprintf("%d uncommitted change(s) under %s", changed, strings.Join(paths, ", ")))
+	}
+	if ahead != "" {
+		parts = append(parts, ahead+" local commit(s) not pushed")
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	return strings.Join(parts, "; "), true
+}
+
+// destinationNamespace is the namespace LiteMaaS runs in: the destination of the Application that syncs
+// the overlay (litemaas).
+func destinationNamespace(apps []*unstructured.Unstructured, overlayRel string) string {
+	for _, app := range apps {
+		if p, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path"); p == overlayRel {
+			ns, _, _ := unstructured.NestedString(app.Object, "spec", "destination", "namespace")
+			return ns
+		}
+	}
+	return DefaultNamespace
+}
+
+// DefaultNamespace is where gitops/base puts LiteMaaS.
+const DefaultNamespace = "litemaas"
+
+// StatusConfigMap is written by the litemaas-sync job after each run.
+const StatusConfigMap = "litemaas-sync-status"
+
+// printAccessURLs prints the runbook's Access URLs table with the hosts of the live Routes, or the hosts the
+// overlay renders when a Route cannot be read.
+func printAccessURLs(ctx context.Context, c *Cluster, out io.Writer, ns string, d *deployment) {
+	live := routeURLs(ctx, c, ns)
+	expected := d.overlayHosts
+	if len(expected) == 0 && d.domain != "" {
+		expected = expectedHosts(d.domain)
+	}
+	entries := []struct{ route, name, purpose string }{
+		{routeUI, "LiteMaaS UI", "User portal, subscriptions, API keys"},
+		{routeLiteLLM, "LiteLLM Proxy", "OpenAI-compatible API endpoint for models"},
+		{routeAPI, "Backend API", "Direct backend access"},
+	}
+	var rows [][]string
+	for _, e := range entries {
+		u, ok := live[e.route]
+		if !ok {
+			if h := expected[e.route]; h != "" {
+				u = "https://" + h + "  (Route " + e.route + " not found; expected)"
+			} else {
+				u = "(Route " + e.route + " not found)"
+			}
+		}
+		rows = append(rows, []string{e.name, u, e.purpose})
+	}
+	fmt.Fprintln(out, "Access URLs")
+	printTable(out, []string{"APPLICATION", "URL", "PURPOSE"}, rows)
+}
+
+// routeURLs returns the URL of every Route in ns by Route name; empty when Routes cannot be read.
+func routeURLs(ctx context.Context, c *Cluster, ns string) map[string]string {
+	urls := map[string]string{}
+	ri, _, err := c.resourceFor(routeGVK, ns)
+	if err != nil {
+		return urls
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return urls
+	}
+	for _, r := range list.Items {
+		if u := routeURL(&r); u != "" {
+			urls[r.GetName()] = u
+		}
+	}
+	return urls
+}
+
+// routeURL is the URL a Route serves: its spec.host (or the host the router admitted), https when it
+// has TLS, plus its path.
+func routeURL(r *unstructured.Unstructured) string {
+	host, _, _ := unstructured.NestedString(r.Object, "spec", "host")
+	if host == "" {
+		ingress, _, _ := unstructured.NestedSlice(r.Object, "status", "ingress")
+		for _, i := range ingress {
+			if m, ok := i.(map[string]any); ok {
+				if h, ok := m["host"].(string); ok && h != "" {
+					host = h
+					break
+				}
+			}
+		}
+	}
+	if host == "" {
+		return ""
+	}
+	scheme := "http"
+	if _, ok, _ := unstructured.NestedMap(r.Object, "spec", "tls"); ok {
+		scheme = "https"
+	}
+	path, _, _ := unstructured.NestedString(r.Object, "spec", "path")
+	return scheme + "://" + host + path
+}
+
+// printJobSummary prints the one-line summary the litemaas-sync job left in its status ConfigMap.
+func printJobSummary(ctx context.Context, c *Cluster, out io.Writer, ns string) {
+	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, StatusConfigMap, metav1.GetOptions{})
+	if err != nil {
+		fmt.Fprintf(out, "Model sync: no status yet (ConfigMap %s/%s: %v)\n", ns, StatusConfigMap, shortErr(err))
+		return
+	}
+	fmt.Fprintf(out, "Model sync (%s, finished %s): %s\n", orUnknown(cm.Data["result"]), orUnknown(cm.Data["finishedAt"]), cm.Data["summary"])
+}
+
+func shortErr(err error) string {
+	if apierrors.IsNotFound(err) {
+		return "not found"
+	}
+	return err.Error()
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

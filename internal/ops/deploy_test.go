@@ -1,0 +1,221 @@
+package ops
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+)
+
+// TestPreflightWithoutOpenShiftGitOps: on a bare API server (no OpenShift, no OpenShift GitOps) deploy
+// lists every missing prerequisite at once and changes nothing.
+func TestPreflightWithoutOpenShiftGitOps(t *testing.T) {
+	t.Parallel()
+	bare, err := kapitest.Start()
+	require.NoError(t, err)
+	t.Cleanup(bare.Stop)
+
+	var out bytes.Buffer
+	err = Deploy(context.Background(), newCluster(t, bare.Config), DeployOptions{Root: repoCopy(t), RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
+	t.Logf("deploy on a bare cluster:\n%s\nerror: %v", out.String(), err)
+	var pe *ProblemsError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 2, pe.Count)
+	o := squeeze(out.String())
+	for _, want := range []string{
+		"logged in as OK kapitest-admin (groups: system:masters, system:authenticated)",
+		"namespace FAIL namespace openshift-gitops not found: install the Red Hat OpenShift GitOps operator",
+		"Application CRD FAIL the cluster serves no applications.argoproj.io/v1alpha1",
+		"apps domain WARN the cluster serves no ingresses.config.openshift.io (not OpenShift?); the overlay's domain cannot be checked",
+		"overlay domain WARN gitops/overlays/example is set for apps.cluster.example.com (not compared",
+		"may apply WARN the cluster does not serve OAuthClient.oauth.openshift.io, Group.user.openshift.io (not OpenShift?)",
+	} {
+		assert.Contains(t, o, squeeze(want))
+	}
+	assert.NotContains(t, o, "Applying")
+}
+
+func TestDeployMissingOverlay(t *testing.T) {
+	setupCluster(t)
+	root := repoCopy(t)
+	var out bytes.Buffer
+	err := Deploy(context.Background(), newCluster(t, srv.Config), DeployOptions{
+		Root: root, Overlay: filepath.Join(root, "gitops/overlays/mycluster"), RepoURL: testRepoURL, Yes: true, Out: &out,
+	})
+	t.Logf("deploy --overlay gitops/overlays/mycluster (missing):\n%s\nerror: %v", out.String(), err)
+	var pe *ProblemsError
+	require.ErrorAs(t, err, &pe)
+	assert.Contains(t, squeeze(out.String()), "overlay FAIL gitops/overlays/mycluster does not exist: create one for this cluster with --init-overlay cluster")
+}
+
+func TestInitOverlayRejectsBadInput(t *testing.T) {
+	root := repoCopy(t)
+	tests := []struct{ name, overlay, domain, want string }{
+		{"bad name", "My_Cluster", "apps.x.example.com", `overlay name "My_Cluster"`},
+		{"URL instead of domain", "x", "https://apps.x.example.com", "is not a DNS domain"},
+		{"exists", "example", "apps.x.example.com", "gitops/overlays/example already exists"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := initOverlay(root, tt.overlay, tt.domain)
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+	_, err := os.Stat(filepath.Join(root, "gitops/overlays/x"))
+	assert.True(t, os.IsNotExist(err), "nothing left behind")
+}
+
+func TestSuggestOverlayName(t *testing.T) {
+	for domain, want := range map[string]string{
+		"apps.mycluster.example.com": "mycluster",
+		"apps.ocp-prod.corp.net":     "ocp-prod",
+		"example.com":                "example",
+		"apps.UPPER.example.com":     "my-cluster",
+	} {
+		assert.Equal(t, want, suggestOverlayName(domain), domain)
+	}
+}
+
+// TestCLI runs the command line entry point with a kubeconfig file, as `make verify` does.
+func TestCLI(t *testing.T) {
+	setupCluster(t)
+	ns := srv.CreateNamespace(t, "cli")
+	populateNamespace(t, ns, testDomain)
+	writeJobStatus(t, ns, "succeeded", goodModels)
+	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{"verify", []string{"verify", "--namespace", ns, "--catalog", "testdata/models.yaml", "--skip-routes"}, ExitOK, "verify: all", ""},
+		{"verify fails", []string{"verify", "--namespace", ns, "--catalog", "testdata/does-not-exist.yaml", "--skip-routes"}, ExitFailed, "cannot read testdata/does-not-exist.yaml", "verify: 1 problem"},
+		{"help", []string{"help"}, ExitOK, "Usage:", ""},
+		{"no command", nil, ExitUsage, "", "no command given"},
+		{"unknown command", []string{"destroy"}, ExitUsage, "", `unknown command "destroy"`},
+		{"unknown flag", []string{"verify", "--nope"}, ExitUsage, "", "flag provided but not defined: -nope"},
+		{"restore without arguments", []string{"restore"}, ExitUsage, "", "restore needs --from and --to-url"},
+		{"restore with a bad URL", []string{"restore", "--from", ".", "--to-url", "mysql://x"}, ExitFailed, "", "--to-url must look like postgresql://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), tt.args, bytes.NewReader(nil), &stdout, &stderr)
+			t.Logf("litemaas-ops %v -> %d\nstdout:\n%s\nstderr:\n%s", tt.args, code, stdout.String(), stderr.String())
+			assert.Equal(t, tt.wantCode, code)
+			assert.Contains(t, stdout.String(), tt.wantOut)
+			assert.Contains(t, stderr.String(), tt.wantErr)
+		})
+	}
+}
+
+// TestWaitStopsWhenTheSyncFailedForGood: a sync that fails during the wait with no retry left ends the
+// wait at once with Argo CD's message; a failure from before the wait does not.
+func TestWaitStopsWhenTheSyncFailedForGood(t *testing.T) {
+	setupCluster(t)
+	ctx := context.Background()
+	ns := srv.CreateNamespace(t, "argo")
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+		"metadata": map[string]any{"name": "litemaas", "namespace": ns, "annotations": map[string]any{refreshAnnotation: "normal"}},
+		"spec": map[string]any{
+			"project":     "default",
+			"source":      map[string]any{"repoURL": testRepoURL, "path": "gitops/overlays/example", "targetRevision": "HEAD"},
+			"destination": map[string]any{"server": "https://kubernetes.default.svc", "namespace": "litemaas"},
+			"syncPolicy":  map[string]any{"retry": map[string]any{"limit": int64(1)}},
+		},
+	}}
+	srv.Apply(t, app)
+	apps := srv.Dynamic().Resource(gvrApplication).Namespace(ns)
+	patch := func(p string) {
+		_, err := apps.Patch(ctx, "litemaas", types.MergePatchType, []byte(p), metav1.PatchOptions{FieldManager: "argocd-application-controller"})
+		require.NoError(t, err)
+	}
+	// Yesterday's failure, already there when deploy starts waiting.
+	patch(`{"status":{"sync":{"status":"OutOfSync"},"health":{"status":"Degraded"},"operationState":{"phase":"Failed","message":"yesterday","startedAt":"2026-05-03T10:00:00Z","retryCount":5}}}`)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		patch(`{"metadata":{"annotations":{"` + refreshAnnotation + `":null}},"status":{"health":{"status":"Progressing"},"operationState":{"phase":"Running","message":"waiting for completion of hook batch/Job/litemaas-sync","startedAt":"2026-05-04T10:00:00Z","retryCount":0,
+			"syncResult":{"resources":[{"kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Running"}]}}}}`)
+		time.Sleep(300 * time.Millisecond)
+		patch(`{"status":{"operationState":{"phase":"Failed","message":"one or more synchronization tasks completed unsuccessfully","startedAt":"2026-05-04T10:00:00Z","retryCount":1,
+			"syncResult":{"resources":[{"kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Failed","message":"Job has reached the specified backoff limit"}]}}}}`)
+	}()
+
+	var out syncBuffer
+	start := time.Now()
+	err := waitForApplication(ctx, newCluster(t, srv.Config), app, &out, 20*time.Second)
+	t.Logf("wait:\n%s\nerror: %v", out.String(), err)
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 10*time.Second, "no waiting for the timeout")
+	assert.ErrorContains(t, err, "the sync of Application "+ns+"/litemaas failed: one or more synchronization tasks completed unsuccessfully; PostSync: Job litemaas-sync Failed: Job has reached the specified backoff limit")
+	assert.ErrorContains(t, err, "oc logs -n litemaas job/litemaas-sync")
+	assert.Contains(t, out.String(), "operation=Failed (yesterday)", "the old failure is shown, not acted on")
+}
+
+func TestRestoreTargetKeepsThePasswordOutOfURLs(t *testing.T) {
+	tg, err := parseTarget("postgresql://admin:s3cret@db.example.com:5432/?sslmode=require")
+	require.NoError(t, err)
+	assert.Equal(t, "postgres", tg.admin)
+	assert.Equal(t, "postgresql://admin@db.example.com:5432/litemaas_db?sslmode=require", tg.url("litemaas_db", false))
+	assert.Equal(t, "postgresql://admin:s3cret@db.example.com:5432/litemaas_db?sslmode=require", tg.url("litemaas_db", true))
+	assert.NotContains(t, tg.redacted(), "s3cret")
+
+	t.Setenv("PGPASSWORD", "from-env")
+	tg, err = parseTarget("postgres://admin@localhost:5432/maint")
+	require.NoError(t, err)
+	assert.Equal(t, "maint", tg.admin)
+	assert.Equal(t, "from-env", tg.password)
+
+	for _, bad := range []string{"mysql://x", "localhost:5432", "postgres:///nohost"} {
+		_, err := parseTarget(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	for in, want := range map[string]int{
+		"pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": 15,
+		"pg_dump (PostgreSQL) 16.9":                              16,
+		"pg_restore (PostgreSQL) 17beta1":                        17,
+		"16.9":                                                   16,
+	} {
+		got, ok := majorOf(in)
+		assert.True(t, ok, in)
+		assert.Equal(t, want, got, in)
+	}
+	v, ok := findVersion("pg_restore (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
+	assert.True(t, ok)
+	assert.Equal(t, "15.18", v)
+}
+
+// TestCLIDeployFromASubdirectory: the command line finds the checkout's root and the default overlay from
+// anywhere inside it; preflight stops at the placeholder repoURL before anything is applied.
+func TestCLIDeployFromASubdirectory(t *testing.T) {
+	setupCluster(t)
+	root := repoCopy(t)
+	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
+	t.Chdir(filepath.Join(root, "gitops", "overlays"))
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"deploy", "--timeout", "1s"}, bytes.NewReader(nil), &stdout, &stderr)
+	t.Logf("litemaas-ops deploy (in gitops/overlays) -> %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	assert.Equal(t, ExitFailed, code)
+	o := squeeze(stdout.String())
+	assert.Contains(t, o, "overlay domain OK gitops/overlays/example is set for apps.cluster.example.com")
+	assert.Contains(t, o, "is the placeholder")
+	assert.Contains(t, stderr.String(), "litemaas-ops: preflight: 1 problem (see the table above)")
+	assert.NotContains(t, o, "Applying")
+}

@@ -1,0 +1,316 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+)
+
+// argoFinalizer makes Argo CD delete an Application's resources before the Application itself (cascade).
+// The Applications in git carry none on purpose (deleting one by accident must not delete LiteMaaS);
+// undeploy adds it right before deleting.
+const argoFinalizer = "resources-finalizer.argocd.argoproj.io"
+
+// UndeployOptions configures Undeploy.
+type UndeployOptions struct {
+	Root string
+	// Overlay selects the cluster-admin part removed with Cluster; empty means DefaultOverlay.
+	Overlay string
+	// Cluster also removes the cluster-admin part (OAuthClient, Groups), when allowed.
+	Cluster bool
+	Yes     bool
+	// Wait bounds the wait for each deletion to finish (Argo CD pruning, namespace termination).
+	Wait time.Duration
+	In   io.Reader
+	Out  io.Writer
+}
+
+// target is one object undeploy removes.
+type target struct {
+	obj      *unstructured.Unstructured // as rendered from git (kind, name, namespace)
+	res      dynamic.ResourceInterface
+	exists   bool
+	cascade  bool   // add argoFinalizer before deleting
+	guard    string // non-empty: do not delete, and say why
+	result   string
+	terminal bool // already being deleted when undeploy started
+}
+
+// Undeploy removes what deploy created: the Argo CD Application(s) (Argo CD prunes their resources), the
+// LiteMaaS namespace with its data, and with Cluster the cluster-admin part. Objects already gone are
+// reported as such. No wait is unbounded: what is still terminating after Wait is reported with the
+// command to look further.
+func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Wait <= 0 {
+		o.Wait = 3 * time.Minute
+	}
+	out := o.Out
+	targets, err := undeployTargets(ctx, c, o)
+	if err != nil {
+		return err
+	}
+
+	var present []string
+	for _, t := range targets {
+		if t.exists && t.guard == "" {
+			present = append(present, describe(t.obj))
+		}
+	}
+	if len(present) == 0 {
+		fmt.Fprintln(out, "Nothing to remove:")
+		printUndeployReport(out, targets)
+		return nil
+	}
+	fmt.Fprintf(out, "Cluster %s%s. To be removed:\n  %s\n", c.Config.Host, contextNote(c), strings.Join(present, "\n  "))
+	if !o.Yes {
+		q := "Continue?"
+		for _, t := range targets {
+			if t.exists && t.guard == "" && t.obj.GetKind() == "Namespace" && !t.terminal {
+				q = "Deleting namespace " + t.obj.GetName() + " deletes the PostgreSQL database and the backups volume with it. Continue?"
+			}
+		}
+		if !confirm(o.In, out, q) {
+			return errNotConfirmed
+		}
+	}
+	fmt.Fprintln(out)
+
+	for _, t := range targets {
+		if t.result != "" {
+			continue
+		}
+		if err := removeTarget(ctx, c, t, o.Wait, out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out)
+	printUndeployReport(out, targets)
+	return nil
+}
+
+// undeployTargets lists, in deletion order, the objects deploy creates: the root Application first (its
+// self-heal would recreate the child), the child Application(s), the namespace, the cluster-admin part.
+func undeployTargets(ctx context.Context, c *Cluster, o UndeployOptions) ([]*target, error) {
+	apps, err := renderApplications(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	rootApp, err := renderRootApplication(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	if rootApp != nil {
+		objs = append(objs, rootApp)
+	}
+	objs = append(objs, apps...)
+	var namespaces []string
+	for _, app := range apps {
+		ns, _, _ := unstructured.NestedString(app.Object, "spec", "destination", "namespace")
+		if ns != "" && ns != app.GetNamespace() && !slices.Contains(namespaces, ns) {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	for _, ns := range namespaces {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("Namespace")
+		u.SetName(ns)
+		objs = append(objs, u)
+	}
+	if o.Cluster {
+		cluster, err := clusterPartObjects(o)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, cluster...)
+	}
+
+	var targets []*target
+	for _, obj := range objs {
+		t := &target{obj: obj}
+		targets = append(targets, t)
+		res, m, err := c.resourceFor(obj.GroupVersionKind(), obj.GetNamespace())
+		if meta.IsNoMatchError(err) {
+			t.result = "already gone (the cluster does not serve " + obj.GroupVersionKind().GroupKind().String() + ")"
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up %s: %w", describe(obj), err)
+		}
+		t.res = res
+		live, err := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			t.result = "already gone"
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading %s: %w", describe(obj), err)
+		}
+		t.exists = true
+		t.terminal = live.GetDeletionTimestamp() != nil
+		isApp := obj.GroupVersionKind().GroupKind() == applicationGVK.GroupKind()
+		t.cascade = isApp && (rootApp == nil || obj.GetName() != rootApp.GetName())
+		switch {
+		case obj.GetKind() == "Namespace" && obj.GetAPIVersion() == "v1" && live.GetLabels()[labelPartOf] != partOf:
+			t.guard = fmt.Sprintf("kept: not labelled %s=%s, so not created by this deployment (delete it yourself if you mean to)", labelPartOf, partOf)
+			t.result = t.guard
+		case m.Scope.Name() == meta.RESTScopeNameRoot && obj.GetKind() != "Namespace":
+			ok, err := c.can(ctx, "delete", m.Resource.GroupResource(), "")
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				t.guard = fmt.Sprintf("skipped: you may not delete %s; a cluster admin can run `oc delete -k %s`", m.Resource.GroupResource(), clusterPartDir(o))
+				t.result = t.guard
+			}
+		}
+	}
+	return targets, nil
+}
+
+func clusterPartDir(o UndeployOptions) string {
+	overlay := o.Overlay
+	if overlay == "" {
+		overlay = filepath.Join(o.Root, filepath.FromSlash(DefaultOverlay))
+	}
+	if rel, err := relToRoot(o.Root, overlay); err == nil {
+		return rel + "/" + clusterPart
+	}
+	return DefaultOverlay + "/" + clusterPart
+}
+
+// clusterPartObjects renders the overlay's cluster-admin part for the names of its objects.
+func clusterPartObjects(o UndeployOptions) ([]*unstructured.Unstructured, error) {
+	dir := filepath.Join(o.Root, filepath.FromSlash(clusterPartDir(o)))
+	if _, err := os.Stat(filepath.Join(dir, "kustomization.yaml")); err != nil {
+		return nil, fmt.Errorf("the cluster-admin part %s does not exist: pass --overlay with the overlay you deployed", clusterPartDir(o))
+	}
+	return manifests.Render(dir)
+}
+
+// removeTarget deletes one object and waits, at most wait, until it is gone.
+func removeTarget(ctx context.Context, c *Cluster, t *target, bound time.Duration, out io.Writer) error {
+	name := describe(t.obj)
+	if t.cascade && !t.terminal {
+		if err := addFinalizer(ctx, t.res, t.obj.GetName()); err != nil {
+			if apierrors.IsNotFound(err) {
+				t.result = "already gone"
+				return nil
+			}
+			if apierrors.IsForbidden(err) {
+				t.result = "not deleted: you may not patch it (needed to let Argo CD prune its resources first)"
+				fmt.Fprintf(out, "  cannot update %s: %v\n", name, err)
+				return nil
+			}
+			return fmt.Errorf("adding %s to %s: %w", argoFinalizer, name, err)
+		}
+	}
+	if !t.terminal {
+		policy := metav1.DeletePropagationBackground
+		err := t.res.Delete(ctx, t.obj.GetName(), metav1.DeleteOptions{PropagationPolicy: &policy})
+		if apierrors.IsNotFound(err) {
+			t.result = "already gone"
+			return nil
+		}
+		if apierrors.IsForbidden(err) {
+			t.result = "not deleted: you may not delete it (ask someone with the rights, or a cluster admin)"
+			fmt.Fprintf(out, "  cannot delete %s: %v\n", name, err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("deleting %s: %w", name, err)
+		}
+		fmt.Fprintf(out, "  deleting %s\n", name)
+	} else {
+		fmt.Fprintf(out, "  %s is already being deleted\n", name)
+	}
+	start := time.Now()
+	gone, err := waitGone(ctx, t.res, t.obj.GetName(), bound)
+	if err != nil {
+		return fmt.Errorf("waiting for %s to go: %w", name, err)
+	}
+	switch {
+	case gone:
+		t.result = "deleted"
+		if t.terminal {
+			t.result = "deleted (was already terminating)"
+		}
+		fmt.Fprintf(out, "  deleted  %s after %s\n", name, shortDuration(time.Since(start)))
+	case t.cascade:
+		t.result = fmt.Sprintf("deletion requested; still there after %s: Argo CD has not finished pruning (finalizer %s). "+
+			"If the openshift-gitops controller is not running, nothing will: remove the finalizer with "+
+			"`oc patch application %s -n %s --type=json -p '[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]'`",
+			shortDuration(bound), argoFinalizer, t.obj.GetName(), t.obj.GetNamespace())
+	case t.obj.GetKind() == "Namespace":
+		t.result = fmt.Sprintf("deletion requested; still terminating after %s (its pods and volumes are being removed): oc get namespace %s", shortDuration(bound), t.obj.GetName())
+	default:
+		t.result = fmt.Sprintf("deletion requested; still there after %s", shortDuration(bound))
+	}
+	return nil
+}
+
+// addFinalizer adds argoFinalizer to the Application unless present. The merge patch carries the
+// resourceVersion it was computed from, so a concurrent change makes it fail instead of dropping a
+// finalizer someone else added.
+func addFinalizer(ctx context.Context, res dynamic.ResourceInterface, name string) error {
+	live, err := res.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fins := live.GetFinalizers()
+	if slices.Contains(fins, argoFinalizer) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"finalizers":      append(fins, argoFinalizer),
+		"resourceVersion": live.GetResourceVersion(),
+	}})
+	if err != nil {
+		return err
+	}
+	_, err = res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	return err
+}
+
+// waitGone polls until the object is gone or timeout passes, and reports which. Read errors are retried
+// until then: the bound, not a transient error, ends the wait.
+func waitGone(ctx context.Context, res dynamic.ResourceInterface, name string, timeout time.Duration) (bool, error) {
+	gone := false
+	_ = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := res.Get(ctx, name, metav1.GetOptions{})
+		gone = apierrors.IsNotFound(err)
+		return gone, nil
+	})
+	if !gone && ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return gone, nil
+}
+
+func printUndeployReport(out io.Writer, targets []*target) {
+	rows := make([][]string, len(targets))
+	for i, t := range targets {
+		rows[i] = []string{describe(t.obj), t.result}
+	}
+	printTable(out, []string{"OBJECT", "RESULT"}, rows)
+}

@@ -1,0 +1,411 @@
+package ops
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+)
+
+// Labels of the LiteMaaS workloads (gitops/base).
+const (
+	labelName   = "app.kubernetes.io/name"
+	labelPartOf = "app.kubernetes.io/part-of"
+	partOf      = "litemaas"
+)
+
+// components are the workloads every installation runs, by app.kubernetes.io/name. Optional ones (redis)
+// are checked too when their pods exist.
+var components = []string{"postgres", "litellm", "backend", "frontend"}
+
+// DefaultCatalog is the models catalog Argo CD deploys.
+const DefaultCatalog = "gitops/base/models.yaml"
+
+// backupCronJob is the CronJob of gitops/components/backup.
+const backupCronJob = "postgres-backup"
+
+// VerifyOptions configures Verify.
+type VerifyOptions struct {
+	Namespace string
+	// Catalog is the models catalog the job's published models are compared with.
+	Catalog    string
+	SkipRoutes bool
+	// Insecure skips TLS verification of the Route checks (self-signed router certificate).
+	Insecure bool
+	// HTTPClient makes the Route requests; nil builds one from Insecure.
+	HTTPClient *http.Client
+	Out        io.Writer
+}
+
+// publishedModel is one entry of models.json in the job's status ConfigMap (the job's contract).
+type publishedModel struct {
+	ID                 string `json:"id"`
+	Catalog            string `json:"catalog"`
+	LiteLLMDeployments int    `json:"litellmDeployments"`
+	DeploymentID       string `json:"deploymentId"`
+	Database           string `json:"database"`
+}
+
+// Verify checks a running installation and prints one table row per check. It returns a *ProblemsError
+// when any check failed.
+func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.Catalog == "" {
+		o.Catalog = DefaultCatalog
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	var rows []row
+	if _, err := c.Kube.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{}); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading namespace %s: %w", o.Namespace, err)
+		}
+		rows = append(rows, row{"namespace", o.Namespace, statusFail, "not found: LiteMaaS is not deployed here (make deploy)"})
+	} else {
+		pods, err := checkPods(ctx, c, o.Namespace)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, pods...)
+		models, err := checkModels(ctx, c, o.Namespace, o.Catalog)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, models...)
+		backups, err := checkBackups(ctx, c, o.Namespace)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, backups...)
+		if !o.SkipRoutes {
+			client := o.HTTPClient
+			if client == nil {
+				client = routeClient(o.Insecure)
+			}
+			routes, err := checkRoutes(ctx, c, o.Namespace, client)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, routes...)
+		}
+	}
+	printChecks(o.Out, rows)
+	fails, warns, skips := countStatus(rows, statusFail), countStatus(rows, statusWarn), countStatus(rows, statusSkip)
+	ran := len(rows) - skips
+	fmt.Fprintln(o.Out)
+	if fails > 0 {
+		fmt.Fprintf(o.Out, "verify: %d of %d checks failed, %d warnings, %d skipped\n", fails, ran, warns, skips)
+		return &ProblemsError{What: "verify", Count: fails}
+	}
+	fmt.Fprintf(o.Out, "verify: all %d checks passed (%d warnings, %d skipped)\n", ran, warns, skips)
+	return nil
+}
+
+// checkPods: every component has pods, all of them Ready.
+func checkPods(ctx context.Context, c *Cluster, ns string) ([]row, error) {
+	list, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labelPartOf + "=" + partOf})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods in %s: %w", ns, err)
+	}
+	byName := map[string][]corev1.Pod{}
+	for _, p := range list.Items {
+		// Terminating pods (a rollout in progress) and finished ones (evicted) have been replaced.
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		byName[p.Labels[labelName]] = append(byName[p.Labels[labelName]], p)
+	}
+	names := append([]string(nil), components...)
+	for _, n := range sortedKeys(byName) {
+		if !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	var rows []row
+	for _, name := range names {
+		pods := byName[name]
+		if len(pods) == 0 {
+			rows = append(rows, row{name, "pods ready", statusFail, fmt.Sprintf("no running pod labelled %s=%s: oc get deployment,statefulset -n %s", labelName, name, ns)})
+			continue
+		}
+		sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+		var ready int
+		var names, problems []string
+		for _, p := range pods {
+			names = append(names, p.Name)
+			if podReady(&p) {
+				ready++
+			} else {
+				problems = append(problems, p.Name+": "+podProblem(&p))
+			}
+		}
+		if ready == len(pods) {
+			rows = append(rows, row{name, "pods ready", statusOK, fmt.Sprintf("%d/%d (%s)", ready, len(pods), strings.Join(names, ", "))})
+		} else {
+			rows = append(rows, row{name, "pods ready", statusFail, fmt.Sprintf("%d/%d ready; %s", ready, len(pods), strings.Join(problems, "; "))})
+		}
+	}
+	return rows, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, e := range l {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podProblem says in a few words why a pod is not ready, most specific first.
+func podProblem(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return "not scheduled: " + firstNonEmpty(c.Message, c.Reason)
+		}
+	}
+	for _, cs := range p.Status.InitContainerStatuses {
+		if cs.State.Waiting != nil && cs.State.Waiting.Reason != "PodInitializing" {
+			return fmt.Sprintf("init container %s %s%s", cs.Name, cs.State.Waiting.Reason, restarts(cs.RestartCount))
+		}
+		if cs.State.Running != nil {
+			return fmt.Sprintf("init container %s still running", cs.Name)
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		switch {
+		case cs.State.Waiting != nil:
+			msg := cs.State.Waiting.Reason
+			if m := cs.State.Waiting.Message; m != "" && len(m) < 160 {
+				msg += " (" + m + ")"
+			}
+			return fmt.Sprintf("container %s %s%s", cs.Name, msg, restarts(cs.RestartCount))
+		case cs.State.Terminated != nil:
+			return fmt.Sprintf("container %s terminated (%s, exit %d)%s", cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode, restarts(cs.RestartCount))
+		case !cs.Ready:
+			return fmt.Sprintf("container %s running but not ready (readiness probe failing)%s", cs.Name, restarts(cs.RestartCount))
+		}
+	}
+	return fmt.Sprintf("not ready (phase %s)", firstNonEmpty(string(p.Status.Phase), "unknown"))
+}
+
+func restarts(n int32) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d restarts", n)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// checkModels compares the models the litemaas-sync job published with the catalog: every served model
+// has exactly one LiteLLM deployment and an available database row; every other one neither.
+func checkModels(ctx context.Context, c *Cluster, ns, catalogPath string) ([]row, error) {
+	cat, err := catalog.Load(catalogPath)
+	if err != nil {
+		return []row{{"models", "catalog", statusFail, fmt.Sprintf("cannot read %s: %v", catalogPath, err)}}, nil
+	}
+	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, StatusConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return []row{{"litemaas-sync", "status", statusFail, fmt.Sprintf("ConfigMap %s not found: the PostSync job has not completed a run yet (oc logs -n %s job/litemaas-sync)", StatusConfigMap, ns)}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, StatusConfigMap, err)
+	}
+	var rows []row
+	detail := fmt.Sprintf("%s at %s: %s", orDash(cm.Data["result"]), orDash(cm.Data["finishedAt"]), orDash(cm.Data["summary"]))
+	if cm.Data["result"] == "succeeded" {
+		rows = append(rows, row{"litemaas-sync", "last run", statusOK, detail})
+	} else {
+		rows = append(rows, row{"litemaas-sync", "last run", statusFail, detail + fmt.Sprintf(" (oc logs -n %s job/litemaas-sync)", ns)})
+	}
+	var published []publishedModel
+	if err := json.Unmarshal([]byte(cm.Data["models.json"]), &published); err != nil {
+		return append(rows, row{"models", "published", statusFail, fmt.Sprintf("models.json in ConfigMap %s is not a JSON list of models: %v", StatusConfigMap, err)}), nil
+	}
+	byID := map[string]publishedModel{}
+	for _, p := range published {
+		byID[p.ID] = p
+	}
+	for _, m := range cat.Models {
+		p, ok := byID[m.ID]
+		if !ok {
+			rows = append(rows, row{"models", m.ID, statusFail, fmt.Sprintf("in %s but not published by the job: push the catalog and let Argo CD sync", catalogPath)})
+			continue
+		}
+		delete(byID, m.ID)
+		wantDeployments, wantDB, served := 0, catalog.Unavailable, "not served"
+		if m.Served() {
+			wantDeployments, wantDB, served = 1, catalog.Available, "served"
+		}
+		var problems []string
+		if p.Catalog != m.Availability {
+			problems = append(problems, fmt.Sprintf("the synced catalog says %s, %s says %s (local changes not pushed or not synced?)", orDash(p.Catalog), catalogPath, m.Availability))
+		}
+		if p.LiteLLMDeployments != wantDeployments {
+			problems = append(problems, fmt.Sprintf("%d LiteLLM deployments, want %d", p.LiteLLMDeployments, wantDeployments))
+		}
+		if p.Database != wantDB {
+			problems = append(problems, fmt.Sprintf("database row %s, want %s", orDash(p.Database), wantDB))
+		}
+		if len(problems) > 0 {
+			rows = append(rows, row{"models", m.ID, statusFail, strings.Join(problems, "; ")})
+			continue
+		}
+		d := fmt.Sprintf("%s: %d LiteLLM deployment(s), database %s", served, p.LiteLLMDeployments, p.Database)
+		if p.DeploymentID != "" {
+			d += ", deployment " + p.DeploymentID
+		}
+		rows = append(rows, row{"models", m.ID, statusOK, d})
+	}
+	for _, id := range sortedKeys(byID) {
+		rows = append(rows, row{"models", id, statusWarn, fmt.Sprintf("published by the job but not in %s (local catalog differs from the synced one?)", catalogPath)})
+	}
+	return rows, nil
+}
+
+// checkBackups reports the last run of the backup CronJob when the backup component is enabled.
+func checkBackups(ctx context.Context, c *Cluster, ns string) ([]row, error) {
+	cj, err := c.Kube.BatchV1().CronJobs(ns).Get(ctx, backupCronJob, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return []row{{"postgres-backup", "CronJob", statusSkip, "component gitops/components/backup not enabled"}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading CronJob %s/%s: %w", ns, backupCronJob, err)
+	}
+	jobs, err := c.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: labelName + "=" + backupCronJob})
+	if err != nil {
+		return nil, fmt.Errorf("listing the backup Jobs in %s: %w", ns, err)
+	}
+	manual := fmt.Sprintf("oc create job --from=cronjob/%s %s-manual -n %s", backupCronJob, backupCronJob, ns)
+	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
+		return []row{{"postgres-backup", "last backup", statusWarn, "the CronJob is suspended: no new backups"}}, nil
+	}
+	var newest *batchv1.Job
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if newest == nil || j.CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = j
+		}
+	}
+	if newest == nil {
+		return []row{{"postgres-backup", "last backup", statusWarn, fmt.Sprintf("no backup has run yet (schedule %q); take one now: %s", cj.Spec.Schedule, manual)}}, nil
+	}
+	for _, cond := range newest.Status.Conditions {
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch cond.Type {
+		case batchv1.JobFailed:
+			return []row{{"postgres-backup", "last backup", statusFail, fmt.Sprintf("Job %s failed: %s (oc logs -n %s job/%s)", newest.Name, firstNonEmpty(cond.Message, cond.Reason), ns, newest.Name)}}, nil
+		case batchv1.JobComplete:
+			age := time.Since(cond.LastTransitionTime.Time)
+			if age > 50*time.Hour {
+				return []row{{"postgres-backup", "last backup", statusWarn, fmt.Sprintf("the newest backup (Job %s) is %s old: is the schedule %q running?", newest.Name, age.Round(time.Hour), cj.Spec.Schedule)}}, nil
+			}
+			return []row{{"postgres-backup", "last backup", statusOK, fmt.Sprintf("Job %s completed %s ago", newest.Name, age.Round(time.Minute))}}, nil
+		}
+	}
+	return []row{{"postgres-backup", "last backup", statusOK, fmt.Sprintf("Job %s is running", newest.Name)}}, nil
+}
+
+// routeClient makes one request per Route: no redirects followed (an OAuth redirect is an answer), a
+// bounded time, TLS verified unless insecure.
+func routeClient(insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	}
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// checkRoutes sends one GET to every Route of the namespace; any answer below 500 means the router, the
+// Service and a ready pod are connected.
+func checkRoutes(ctx context.Context, c *Cluster, ns string, client *http.Client) ([]row, error) {
+	ri, _, err := c.resourceFor(routeGVK, ns)
+	if meta.IsNoMatchError(err) {
+		return []row{{"routes", "Route API", statusWarn, "the cluster serves no route.openshift.io (not OpenShift?); skip with --skip-routes"}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing the Routes in %s: %w", ns, err)
+	}
+	if len(list.Items) == 0 {
+		return []row{{"routes", "Routes", statusFail, "no Route in " + ns}}, nil
+	}
+	items := list.Items
+	sort.Slice(items, func(i, j int) bool { return items[i].GetName() < items[j].GetName() })
+	var rows []row
+	for i := range items {
+		rows = append(rows, probeRoute(ctx, client, &items[i]))
+	}
+	return rows, nil
+}
+
+func probeRoute(ctx context.Context, client *http.Client, r *unstructured.Unstructured) row {
+	name := "route " + r.GetName()
+	url := routeURL(r)
+	if url == "" {
+		return row{"routes", name, statusFail, "no host (spec.host empty and not admitted by a router)"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return row{"routes", name, statusFail, fmt.Sprintf("%s: %v", url, err)}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		detail := fmt.Sprintf("%s: %v", url, err)
+		if strings.Contains(err.Error(), "certificate") {
+			detail += " (self-signed router certificate? trust its CA, or pass --insecure)"
+		}
+		return row{"routes", name, statusFail, detail}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return row{"routes", name, statusFail, fmt.Sprintf("%s -> %s (the router reaches no ready pod, or the application fails)", url, resp.Status)}
+	}
+	return row{"routes", name, statusOK, fmt.Sprintf("%s -> %s", url, resp.Status)}
+}
