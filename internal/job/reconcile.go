@@ -44,9 +44,12 @@ type ReconcileOptions struct {
 
 // Run waits for the stack, then reconciles. The plan or the changes and the one-line summary go to out.
 func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
+	var summary string
 	defer func() {
-		msg := "litemaas-sync: " + summaryOrError(err)
-		writeTerminationLog(o.TerminationLog, msg)
+		if err != nil {
+			summary = "failed: " + err.Error()
+		}
+		writeTerminationLog(o.TerminationLog, "litemaas-sync: "+summary)
 	}()
 	cfg, err := config.LoadReconcile(ctx, o.Env)
 	if err != nil {
@@ -141,7 +144,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		Logger:       log,
 		Out:          out,
 	})
-	summary := res.Summary()
+	summary = res.Summary()
 	if err != nil {
 		summary = "failed: " + err.Error()
 	}
@@ -155,18 +158,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	}
 	fmt.Fprintln(out, summary)
 	log.Info("finished", slog.String("summary", summary))
-	lastSummary = summary
 	return nil
-}
-
-// lastSummary carries the summary to the deferred termination-log write.
-var lastSummary string
-
-func summaryOrError(err error) string {
-	if err != nil {
-		return "failed: " + err.Error()
-	}
-	return lastSummary
 }
 
 func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Interface, namespace string) (*catalog.Catalog, error) {

@@ -1,0 +1,85 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sethvargo/go-envconfig"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCode(t *testing.T) {
+	assert.Equal(t, ExitOK, Code(nil))
+	assert.Equal(t, ExitFailed, Code(errors.New("x")))
+	assert.Equal(t, ExitInvalid, Code(invalid(errors.New("x"))))
+	assert.Equal(t, ExitTimeout, Code(&ExitError{Code: ExitTimeout, Err: errors.New("x")}))
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(good, []byte("models:\n- id: a\n  name: A\n  contextLength: 8\n  apiBase: http://a/v1\n"), 0o644))
+	require.NoError(t, os.WriteFile(bad, []byte("models:\n- id: a\n  name: A\n"), 0o644))
+
+	var out bytes.Buffer
+	require.NoError(t, (&ValidateOptions{Files: []string{good}}).Run(context.Background(), &out))
+	assert.Equal(t, good+": valid, 1 models\n", out.String())
+
+	err := (&ValidateOptions{Files: []string{good, bad}}).Run(context.Background(), &out)
+	assert.Equal(t, ExitInvalid, Code(err))
+	assert.Contains(t, err.Error(), bad+":2: model a: field contextLength: required")
+
+	assert.Equal(t, ExitInvalid, Code((&ValidateOptions{}).Run(context.Background(), &out)))
+}
+
+func TestReconcileRefusesBadInputBeforeConnecting(t *testing.T) {
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "models.yaml")
+	require.NoError(t, os.WriteFile(catalog, []byte("models:\n- id: a\n  name: A\n  contextLength: 8\n  apiBase: http://a/v1\n  apiKeyEnv: A_KEY\n"), 0o644))
+	termLog := filepath.Join(dir, "termination-log")
+	require.NoError(t, os.WriteFile(termLog, nil, 0o644))
+	env := map[string]string{
+		"MODELS_FILE": catalog,
+		// Nothing listens here: the run must fail on its input before it tries.
+		"DATABASE_URL":       "postgresql://u:hunter2@127.0.0.1:1/db",
+		"LITELLM_URL":        "http://127.0.0.1:1",
+		"LITELLM_MASTER_KEY": "sk-secret-master",
+	}
+	tests := []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"missing API key variable", nil, "model a: field apiKeyEnv: environment variable A_KEY is not set"},
+		{"bad WAIT_FOR", map[string]string{"A_KEY": "k", "WAIT_FOR": "pod/x"}, "WAIT_FOR"},
+		{"master key without sk-", map[string]string{"A_KEY": "k", "LITELLM_MASTER_KEY": "secret-master"}, "LITELLM_MASTER_KEY must start with sk-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := map[string]string{}
+			for k, v := range env {
+				e[k] = v
+			}
+			for k, v := range tt.set {
+				e[k] = v
+			}
+			var out, logs bytes.Buffer
+			err := (&ReconcileOptions{Env: envconfig.MapLookuper(e), Log: &logs, TerminationLog: termLog}).Run(context.Background(), &out)
+			require.Error(t, err)
+			assert.Equal(t, ExitInvalid, Code(err), err.Error())
+			assert.Contains(t, err.Error(), tt.want)
+			msg, rerr := os.ReadFile(termLog)
+			require.NoError(t, rerr)
+			assert.Contains(t, string(msg), "litemaas-sync: failed: ")
+			for _, secret := range []string{"hunter2", "secret-master"} {
+				assert.NotContains(t, err.Error()+string(msg)+logs.String()+out.String(), secret)
+			}
+		})
+	}
+}
