@@ -504,3 +504,24 @@ func TestJobIdentityIsLeastPrivilege(t *testing.T) {
 		assert.True(t, apierrors.IsForbidden(err), "%s: want Forbidden, got %v", what, err)
 	}
 }
+
+// Outside the Job, the catalog comes straight from the ConfigMap through the API, with the same identity.
+func TestCatalogFromTheConfigMap(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t, devstack.Options{})
+	require.NoError(t, s.MarkReady(ctx))
+	var name string
+	for _, o := range s.Objects {
+		if o.GetKind() == "ConfigMap" && strings.HasPrefix(o.GetName(), "litemaas-models-") {
+			name = o.GetName()
+		}
+	}
+	require.NotEmpty(t, name, "the generated models ConfigMap")
+	r := runJob(t, ctx, s, "MODELS_FILE=", "MODELS_CONFIGMAP="+name)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "done: litellm created=5")
+
+	r = runJob(t, ctx, s, "MODELS_FILE=", "MODELS_CONFIGMAP=litemaas-models")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "forbidden", "only the generated ConfigMap may be read")
+}
