@@ -46,9 +46,12 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 	}
 	step := func(format string, a ...any) { fmt.Fprintf(out, "\n==> "+format+"\n", a...) }
 
-	step("Starting a throwaway stack: PostgreSQL with the LiteMaaS schema, the LiteLLM double, kube-apiserver + etcd")
+	step("Starting a throwaway stack: PostgreSQL, the LiteLLM double, kube-apiserver + etcd; then the PreSync Job")
+	fmt.Fprintln(out, "(the cluster-admin part is applied first, as a cluster admin does once; then the PreSync Job")
+	fmt.Fprintln(out, " litemaas-secrets runs as rendered and generates every Secret; the backend's tables are created")
+	fmt.Fprintln(out, " for the database user it generated, as the backend does at start-up)")
 	began := time.Now()
-	s, err := devstack.Start(ctx, devstack.Options{Overlay: overlay})
+	s, err := devstack.Start(ctx, devstack.Options{Overlay: overlay, SecretsJob: abs})
 	if err != nil {
 		return fmt.Errorf("%w\n(PostgreSQL server binaries come from the Debian package postgresql; kube-apiserver and etcd are built by hack/kapi/build.sh)", err)
 	}
@@ -58,6 +61,7 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 		fmt.Fprintln(out, "stopped LiteLLM double, kube-apiserver, etcd and PostgreSQL; removed their files")
 	}()
 	fmt.Fprintf(out, "ready in %s\n", time.Since(began).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "  PreSync Job     %s\n", s.SecretsSummary)
 	fmt.Fprintf(out, "  PostgreSQL      %s (database with the backend's tables, users.oauth_id NOT NULL as upstream creates it)\n", hostOf(s.DatabaseURL))
 	fmt.Fprintf(out, "  LiteLLM double  %s (admin API of LiteLLM v1.81, empty)\n", s.LiteLLM.URL())
 	fmt.Fprintf(out, "  kube-apiserver  %s\n", s.Kube.URL)
@@ -78,11 +82,11 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			fmt.Fprintf(out, "  %-20s from Secret %s key %s (value hidden)\n", e.Name, e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
+			fmt.Fprintf(out, "  %-24s from Secret %s key %s (value hidden)\n", e.Name, e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
-			fmt.Fprintf(out, "  %-20s from the pod's %s = %s\n", e.Name, e.ValueFrom.FieldRef.FieldPath, s.Namespace)
+			fmt.Fprintf(out, "  %-24s from the pod's %s = %s\n", e.Name, e.ValueFrom.FieldRef.FieldPath, s.Namespace)
 		default:
-			fmt.Fprintf(out, "  %-20s %s\n", e.Name, e.Value)
+			fmt.Fprintf(out, "  %-24s %s\n", e.Name, e.Value)
 		}
 	}
 	fmt.Fprintf(out, "locally: http://litellm:4000 -> %s, the models ConfigMap mounted as files, identity = a token of ServiceAccount %s\n", s.LiteLLM.URL(), s.Job.Spec.Template.Spec.ServiceAccountName)
@@ -94,7 +98,9 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 		return err
 	}
 	cmd.Path = abs
-	cmd.Stdout, cmd.Stderr = prefixed(out, "  | "), prefixed(out, "  | ")
+	// One writer for both streams: exec then writes from one goroutine, and lines stay whole.
+	child := prefixed(out, "  | ")
+	cmd.Stdout, cmd.Stderr = child, child
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -118,7 +124,8 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 		return err
 	}
 	cmd.Path = abs
-	cmd.Stdout, cmd.Stderr = prefixed(out, "  | "), prefixed(out, "  | ")
+	child = prefixed(out, "  | ")
+	cmd.Stdout, cmd.Stderr = child, child
 	if err := exitOK(cmd.Run()); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,6 +57,12 @@ type Options struct {
 	LiteLLM litellmtest.Options
 	// LiteLLMAddr is where the double listens (default: a free loopback port).
 	LiteLLMAddr string
+	// SecretsJob, when set, is the litemaas-sync binary: the stack then runs the PreSync Job
+	// litemaas-secrets as rendered (with the cluster-admin part applied first, as a cluster admin does),
+	// and the database is set up for the user it generated. Otherwise the Secrets are made up locally.
+	SecretsJob string
+	// Log receives the secrets job's output (default: discarded).
+	Log io.Writer
 }
 
 // Stack is a running local stack.
@@ -70,11 +78,16 @@ type Stack struct {
 	Objects []*unstructured.Unstructured
 	Job     *batchv1.Job
 	Root    string
+	// SecretsSummary is the secrets job's one-line outcome, when it ran.
+	SecretsSummary string
 
 	dir     string
 	ownKube bool
 	ownPG   bool
 	dbName  string
+	// dbUser owns the database when the secrets job chose it.
+	dbUser         string
+	liteLLMOptions litellmtest.Options
 }
 
 // Start renders the overlay, starts what is missing and applies every object except hook Jobs. The
@@ -104,22 +117,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.Objects = setNamespace(objs, o.Namespace)
-	for _, obj := range s.Objects {
-		if obj.GetKind() == "Job" && obj.GetName() == JobName {
-			s.Job = &batchv1.Job{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, s.Job); err != nil {
-				return nil, fmt.Errorf("reading the rendered Job: %w", err)
-			}
-		}
+	if s.Job, err = s.renderedJob(JobName); err != nil {
+		return nil, err
 	}
-	if s.Job == nil {
-		return nil, fmt.Errorf("%s renders no Job %q", o.Overlay, JobName)
-	}
-	c, err := s.container()
+	c, err := container(s.Job)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.mountVolumes(c); err != nil {
+	if _, err := s.mountVolumes(s.Job, c); err != nil {
 		return nil, err
 	}
 
@@ -129,15 +134,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		s.ownPG = true
 	}
-	if err := s.createDatabase(ctx); err != nil {
-		return nil, err
-	}
-
 	lo := o.LiteLLM
 	if lo.MasterKey == "" {
 		lo.MasterKey = "sk-" + randomHex(16)
 	}
 	s.MasterKey = lo.MasterKey
+	s.liteLLMOptions = lo
 	s.Proxy = litellmtest.New(lo)
 	s.LiteLLM = litellmtest.NewServer(s.Proxy)
 	addr := o.LiteLLMAddr
@@ -157,7 +159,102 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := s.applyAll(ctx); err != nil {
 		return nil, err
 	}
+	if o.SecretsJob == "" {
+		if err := s.createDatabase(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.createSecrets(ctx); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if err := s.runSecretsJob(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := s.createDatabase(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// runSecretsJob applies the overlay's cluster-admin part (OAuthClient, groups, the job's rights on that
+// OAuthClient) and runs the PreSync Job litemaas-secrets as rendered, with its ServiceAccount's token.
+func (s *Stack) runSecretsJob(ctx context.Context, o Options) error {
+	cluster, err := manifests.Render(filepath.Join(s.Root, o.Overlay, "cluster"))
+	if err != nil {
+		return fmt.Errorf("rendering the cluster-admin part: %w", err)
+	}
+	if err := applyObjects(ctx, s.Kube.Config, setNamespace(cluster, s.Namespace)); err != nil {
+		return err
+	}
+	job, err := s.renderedJob("litemaas-secrets")
+	if err != nil {
+		return err
+	}
+	cmd, err := s.jobCommand(ctx, job, o.SecretsJob)
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	w := io.Writer(&out)
+	if o.Log != nil {
+		w = io.MultiWriter(&out, o.Log)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("the secrets job failed: %w\n%s", err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "secrets: ") {
+			s.SecretsSummary = line
+		}
+	}
+	cs, err := kubernetes.NewForConfig(s.Kube.Config)
+	if err != nil {
+		return err
+	}
+	sec, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "postgres-secret", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("the secrets job made no postgres-secret: %w", err)
+	}
+	s.dbUser = string(sec.Data["POSTGRES_USER"])
+	if cm, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "litellm-secret", metav1.GetOptions{}); err == nil {
+		// The LiteLLM double plays the proxy that was started with this master key.
+		if k := string(cm.Data["LITELLM_MASTER_KEY"]); k != "" && k != s.MasterKey {
+			if err := s.restartLiteLLMWithKey(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// restartLiteLLMWithKey replaces the double with one that uses the generated master key, on the same
+// address, as LiteLLM would start from the generated Secret.
+func (s *Stack) restartLiteLLMWithKey(key string) error {
+	addr := strings.TrimPrefix(s.LiteLLM.URL(), "http://")
+	if err := s.LiteLLM.Stop(); err != nil {
+		return err
+	}
+	opts := s.liteLLMOptions
+	opts.MasterKey = key
+	s.MasterKey = key
+	s.Proxy = litellmtest.New(opts)
+	s.LiteLLM = litellmtest.NewServer(s.Proxy)
+	return s.LiteLLM.Start(addr)
+}
+
+func (s *Stack) renderedJob(name string) (*batchv1.Job, error) {
+	for _, obj := range s.Objects {
+		if obj.GetKind() == "Job" && obj.GetName() == name {
+			job := &batchv1.Job{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, job); err != nil {
+				return nil, fmt.Errorf("reading the rendered Job %s: %w", name, err)
+			}
+			return job, nil
+		}
+	}
+	return nil, fmt.Errorf("the overlay renders no Job %q", name)
 }
 
 // Close stops what the stack started and removes its files.
@@ -181,10 +278,28 @@ func (s *Stack) Close() {
 
 func (s *Stack) createDatabase(ctx context.Context) error {
 	s.dbName = "litemaas_db_" + randomHex(4)
-	if err := s.adminExec(ctx, "CREATE DATABASE "+pgx.Identifier{s.dbName}.Sanitize()); err != nil {
+	create := "CREATE DATABASE " + pgx.Identifier{s.dbName}.Sanitize()
+	if s.dbUser != "" {
+		// The backend creates its tables as the user of its DATABASE_URL, so that user owns them and
+		// may ALTER users.oauth_id: the local stand-in does the same.
+		role := pgx.Identifier{s.dbUser}.Sanitize()
+		if err := s.adminExec(ctx, fmt.Sprintf(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %s) THEN CREATE ROLE %s LOGIN; END IF; END $$`, quoteLiteral(s.dbUser), role)); err != nil {
+			return fmt.Errorf("creating role %s: %w", s.dbUser, err)
+		}
+		create += " OWNER " + role
+	}
+	if err := s.adminExec(ctx, create); err != nil {
 		return fmt.Errorf("creating the backend database: %w", err)
 	}
 	s.DatabaseURL = s.PG.URL(s.dbName)
+	if s.dbUser != "" {
+		u, err := url.Parse(s.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		u.User = url.User(s.dbUser)
+		s.DatabaseURL = u.String()
+	}
 	conn, err := pgx.Connect(ctx, s.DatabaseURL)
 	if err != nil {
 		return err
@@ -196,6 +311,8 @@ func (s *Stack) createDatabase(ctx context.Context) error {
 	}
 	return nil
 }
+
+func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
 func (s *Stack) adminExec(ctx context.Context, sql string) error {
 	conn, err := pgx.Connect(ctx, s.PG.URL("postgres"))
@@ -221,10 +338,7 @@ func (s *Stack) applyAll(ctx context.Context) error {
 		}
 		objs = append(objs, o)
 	}
-	if err := applyObjects(ctx, s.Kube.Config, objs); err != nil {
-		return err
-	}
-	return s.createSecrets(ctx)
+	return applyObjects(ctx, s.Kube.Config, objs)
 }
 
 func (s *Stack) createSecrets(ctx context.Context) error {
@@ -298,11 +412,15 @@ func (s *Stack) Workloads() []string {
 // Command is the Job's container command, run locally: binary with the Job's arguments and its
 // environment resolved against the local stack. extraEnv entries (NAME=value) override it.
 func (s *Stack) Command(ctx context.Context, binary string, extraEnv ...string) (*exec.Cmd, error) {
-	c, err := s.container()
+	return s.jobCommand(ctx, s.Job, binary, extraEnv...)
+}
+
+func (s *Stack) jobCommand(ctx context.Context, job *batchv1.Job, binary string, extraEnv ...string) (*exec.Cmd, error) {
+	c, err := container(job)
 	if err != nil {
 		return nil, err
 	}
-	env, err := s.JobEnv(ctx)
+	env, err := s.jobEnv(ctx, job)
 	if err != nil {
 		return nil, err
 	}
@@ -312,19 +430,24 @@ func (s *Stack) Command(ctx context.Context, binary string, extraEnv ...string) 
 	return cmd, nil
 }
 
-func (s *Stack) container() (*corev1.Container, error) {
-	for i := range s.Job.Spec.Template.Spec.Containers {
-		c := &s.Job.Spec.Template.Spec.Containers[i]
-		if c.Name == JobName {
+// container is the Job's container named like the Job.
+func container(job *batchv1.Job) (*corev1.Container, error) {
+	for i := range job.Spec.Template.Spec.Containers {
+		c := &job.Spec.Template.Spec.Containers[i]
+		if c.Name == job.Name {
 			return c, nil
 		}
 	}
-	return nil, fmt.Errorf("the Job has no container %q", JobName)
+	return nil, fmt.Errorf("the Job %s has no container of its name", job.Name)
 }
 
-// JobEnv resolves the Job container's environment as the kubelet would, for a local run.
+// JobEnv resolves the PostSync Job container's environment as the kubelet would, for a local run.
 func (s *Stack) JobEnv(ctx context.Context) ([]string, error) {
-	c, err := s.container()
+	return s.jobEnv(ctx, s.Job)
+}
+
+func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) {
+	c, err := container(job)
 	if err != nil {
 		return nil, err
 	}
@@ -332,12 +455,21 @@ func (s *Stack) JobEnv(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := s.mountVolumes(c)
+	mounts, err := s.mountVolumes(job, c)
 	if err != nil {
 		return nil, err
 	}
+	pgURL, err := url.Parse(s.PG.URL("x"))
+	if err != nil {
+		return nil, err
+	}
+	// In-cluster addresses, pointed at the local servers.
 	services := map[string]string{
 		"http://litellm:4000": s.LiteLLM.URL(),
+		"@postgres:5432/":     "@" + pgURL.Host + "/",
+	}
+	if s.dbName != "" {
+		services["/litemaas_db?"] = "/" + s.dbName + "?"
 	}
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	for _, e := range c.Env {
@@ -370,7 +502,7 @@ func (s *Stack) JobEnv(ctx context.Context) ([]string, error) {
 		}
 		env = append(env, e.Name+"="+v)
 	}
-	kubeconfig, err := s.serviceAccountKubeconfig(ctx, s.Job.Spec.Template.Spec.ServiceAccountName)
+	kubeconfig, err := s.serviceAccountKubeconfig(ctx, job.Spec.Template.Spec.ServiceAccountName)
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +510,10 @@ func (s *Stack) JobEnv(ctx context.Context) ([]string, error) {
 }
 
 // mountVolumes writes the Job's ConfigMap volumes to files and maps each mount path to its folder.
-func (s *Stack) mountVolumes(c *corev1.Container) (map[string]string, error) {
+func (s *Stack) mountVolumes(job *batchv1.Job, c *corev1.Container) (map[string]string, error) {
 	mounts := map[string]string{}
 	for _, m := range c.VolumeMounts {
-		for _, v := range s.Job.Spec.Template.Spec.Volumes {
+		for _, v := range job.Spec.Template.Spec.Volumes {
 			if v.Name != m.Name || v.ConfigMap == nil {
 				continue
 			}
@@ -451,7 +583,7 @@ func setNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.
 		case o.GetNamespace() != "":
 			o.SetNamespace(ns)
 		}
-		if o.GetKind() == "RoleBinding" {
+		if o.GetKind() == "RoleBinding" || o.GetKind() == "ClusterRoleBinding" {
 			subs, _, _ := unstructured.NestedSlice(o.Object, "subjects")
 			for _, sub := range subs {
 				if m, ok := sub.(map[string]any); ok && m["namespace"] != nil {

@@ -159,8 +159,12 @@ func assertConverged(t *testing.T, s *devstack.Stack, served []string) {
 
 var runbookModels = []string{"mistral-3-int4", "granite-8b-agent", "mistral-3-bf16", "devstral-2", "gpt-oss-20b"}
 
+// The whole chain: the PreSync secrets Job as rendered (after the cluster-admin part), then the
+// PostSync Job as rendered, waiting for the workloads, then a no-op re-run.
 func TestJobAsThePostSyncHookRunsIt(t *testing.T) {
-	s := newStack(t, devstack.Options{})
+	s := newStack(t, devstack.Options{SecretsJob: binary})
+	assert.Contains(t, s.SecretsSummary, "secrets: created postgres-secret")
+	t.Logf("PreSync: %s", s.SecretsSummary)
 	ctx := context.Background()
 	cmd, err := s.Command(ctx, binary)
 	require.NoError(t, err)
