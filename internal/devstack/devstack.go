@@ -17,21 +17,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -184,7 +178,7 @@ func (s *Stack) runSecretsJob(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("rendering the cluster-admin part: %w", err)
 	}
-	if err := applyObjects(ctx, s.Kube.Config, setNamespace(cluster, s.Namespace)); err != nil {
+	if err := s.Kube.ApplyObjects(ctx, setNamespace(cluster, s.Namespace)...); err != nil {
 		return err
 	}
 	job, err := s.renderedJob("litemaas-secrets")
@@ -338,7 +332,7 @@ func (s *Stack) applyAll(ctx context.Context) error {
 		}
 		objs = append(objs, o)
 	}
-	return applyObjects(ctx, s.Kube.Config, objs)
+	return s.Kube.ApplyObjects(ctx, objs...)
 }
 
 func (s *Stack) createSecrets(ctx context.Context) error {
@@ -595,64 +589,6 @@ func setNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.
 		out = append(out, o)
 	}
 	return out
-}
-
-// applyObjects creates or updates objects with server-side apply, CRDs and Namespaces first.
-func applyObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
-	dc, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
-	rank := func(o *unstructured.Unstructured) int {
-		switch o.GetKind() {
-		case "CustomResourceDefinition":
-			return 0
-		case "Namespace":
-			return 1
-		}
-		return 2
-	}
-	for r := 0; r <= 2; r++ {
-		for _, o := range objs {
-			if rank(o) != r {
-				continue
-			}
-			gvk := o.GroupVersionKind()
-			var mapping *meta.RESTMapping
-			for i := 0; ; i++ {
-				mapping, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err == nil || i == 50 {
-					break
-				}
-				// A CRD applied a moment ago may not be in discovery yet.
-				mapper.Reset()
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("applying %s %s: %w", gvk.Kind, o.GetName(), err)
-			}
-			var ri dynamic.ResourceInterface = dc.Resource(mapping.Resource)
-			if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-				ri = dc.Resource(mapping.Resource).Namespace(o.GetNamespace())
-			}
-			if _, err := ri.Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "devstack", Force: true}); err != nil {
-				return fmt.Errorf("applying %s %s: %w", gvk.Kind, o.GetName(), err)
-			}
-		}
-		if r == 0 {
-			mapper.Reset()
-		}
-	}
-	return nil
 }
 
 func randomHex(n int) string {

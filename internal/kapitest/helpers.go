@@ -149,28 +149,40 @@ func (s *Server) Apply(t testing.TB, objs ...*unstructured.Unstructured) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*requestTimeout)
 	defer cancel()
+	require.NoError(t, s.ApplyObjects(ctx, objs...))
+}
 
+// ApplyObjects is Apply for callers without a testing.TB (the local demo stack): it returns the first
+// error instead of failing a test.
+func (s *Server) ApplyObjects(ctx context.Context, objs ...*unstructured.Unstructured) error {
 	ordered := append([]*unstructured.Unstructured(nil), objs...)
 	sort.SliceStable(ordered, func(i, j int) bool { return applyRank(ordered[i]) < applyRank(ordered[j]) })
 	for _, obj := range ordered {
 		gvk := obj.GroupVersionKind()
 		id := fmt.Sprintf("%s %q", gvk.Kind, obj.GetName())
-		require.NotEmpty(t, obj.GetName(), "applying %s: metadata.name is required", gvk)
-
+		if obj.GetName() == "" {
+			return fmt.Errorf("applying %s: metadata.name is required", gvk)
+		}
 		mapping, err := s.restMapping(ctx, gvk)
-		require.NoError(t, err, "applying %s", id)
+		if err != nil {
+			return fmt.Errorf("applying %s: %w", id, err)
+		}
 		ri := s.Dynamic().Resource(mapping.Resource)
 		var res dynamic.ResourceInterface = ri
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			require.NotEmpty(t, obj.GetNamespace(), "applying namespaced %s: metadata.namespace is not set", id)
+			if obj.GetNamespace() == "" {
+				return fmt.Errorf("applying namespaced %s: metadata.namespace is not set", id)
+			}
 			res = ri.Namespace(obj.GetNamespace())
 			id = fmt.Sprintf("%s %s/%s", gvk.Kind, obj.GetNamespace(), obj.GetName())
 		}
-		_, err = res.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
-		require.NoError(t, err, "applying %s", id)
-
+		if _, err := res.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+			return fmt.Errorf("applying %s: %w", id, err)
+		}
 		if gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition" {
-			require.NoError(t, s.waitEstablished(ctx, mapping.Resource, obj.GetName()), "waiting for %s", id)
+			if err := s.waitEstablished(ctx, mapping.Resource, obj.GetName()); err != nil {
+				return fmt.Errorf("waiting for %s: %w", id, err)
+			}
 			s.mapperMu.Lock()
 			if s.mapper != nil {
 				s.mapper.Reset()
@@ -178,6 +190,7 @@ func (s *Server) Apply(t testing.TB, objs ...*unstructured.Unstructured) {
 			s.mapperMu.Unlock()
 		}
 	}
+	return nil
 }
 
 func applyRank(u *unstructured.Unstructured) int {

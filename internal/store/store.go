@@ -143,19 +143,11 @@ func (s *Store) CheckReady(ctx context.Context) (err error) {
 // to log in. The backend never re-adds NOT NULL, so this alters at most once per database; it reports whether
 // it did. The check comes first and outside any transaction, so the usual run takes no lock on users at all.
 func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
+	notNull, err := s.OAuthIDNotNull(ctx)
+	if err != nil || !notNull {
+		return false, err
+	}
 	defer func() { err = redactError(err, s.password) }()
-	var nullable string
-	err = s.pool.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
-		WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'oauth_id'`).Scan(&nullable)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, errors.New("column public.users.oauth_id does not exist: is the LiteMaaS backend's schema set up? (see CheckReady)")
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
-	}
-	if nullable == "YES" {
-		return false, nil
-	}
 
 	// The ALTER needs an exclusive lock on users; a bounded wait keeps a long backend transaction from
 	// queueing every login behind us. Were another job to alter in between, DROP NOT NULL is harmless twice.
