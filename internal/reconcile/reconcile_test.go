@@ -390,10 +390,10 @@ func TestConcurrentRunsSerialize(t *testing.T) {
 	s := newStack(t, func(o *litellmtest.Options) { o.WriteDelay = 20 * time.Millisecond })
 	c := loadCatalog(t, "")
 	errs := make(chan error, 2)
+	o := s.options(c)
+	o.Out = nil
 	for range 2 {
 		go func() {
-			o := s.options(c)
-			o.Out = nil
 			_, err := reconcile.Run(context.Background(), o)
 			errs <- err
 		}()
