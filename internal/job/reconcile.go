@@ -102,7 +102,11 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		return invalid(fmt.Errorf("DATABASE_URL: %w", err))
 	}
 	defer st.Close()
-	llm := litellm.New(cfg.LiteLLMURL, cfg.MasterKey, litellm.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}))
+	keys := make([]string, 0, len(apiKeys))
+	for _, k := range apiKeys {
+		keys = append(keys, k)
+	}
+	llm := litellm.New(cfg.LiteLLMURL, cfg.MasterKey, litellm.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}), litellm.WithRedacted(keys...))
 
 	w := &readiness.Waiter{
 		Logger: log,

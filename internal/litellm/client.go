@@ -57,6 +57,8 @@ type Client struct {
 	baseURL   string
 	masterKey string
 	http      *http.Client
+	// secrets are removed from every error, the master key first.
+	secrets []string
 }
 
 // Option configures a Client.
@@ -71,12 +73,27 @@ func WithHTTPClient(h *http.Client) Option {
 	}
 }
 
+// WithRedacted names more values that must never appear in an error, such as the models' API keys,
+// which a proxy's error body may echo from the request.
+func WithRedacted(values ...string) Option {
+	return func(c *Client) {
+		for _, v := range values {
+			if v != "" {
+				c.secrets = append(c.secrets, v)
+			}
+		}
+	}
+}
+
 // New returns a client for the proxy at baseURL (e.g. http://litellm:4000; a trailing slash is fine).
 func New(baseURL, masterKey string, opts ...Option) *Client {
 	c := &Client{
 		baseURL:   strings.TrimRight(baseURL, "/"),
 		masterKey: masterKey,
 		http:      &http.Client{Timeout: 30 * time.Second},
+	}
+	if masterKey != "" {
+		c.secrets = append(c.secrets, masterKey)
 	}
 	for _, o := range opts {
 		o(c)
@@ -265,13 +282,12 @@ func (c *Client) errorBody(data []byte) string {
 // redactString removes the master key, both as sent and JSON-escaped, since error bodies may echo it
 // (LiteLLM's "Malformed API Key ... Passed in: <key>").
 func (c *Client) redactString(s string) string {
-	if c.masterKey == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, c.masterKey, "[REDACTED]")
-	if b, err := json.Marshal(c.masterKey); err == nil {
-		if esc := string(b[1 : len(b)-1]); esc != c.masterKey {
-			s = strings.ReplaceAll(s, esc, "[REDACTED]")
+	for _, secret := range c.secrets {
+		s = strings.ReplaceAll(s, secret, "[REDACTED]")
+		if b, err := json.Marshal(secret); err == nil {
+			if esc := string(b[1 : len(b)-1]); esc != secret {
+				s = strings.ReplaceAll(s, esc, "[REDACTED]")
+			}
 		}
 	}
 	return s
@@ -280,10 +296,11 @@ func (c *Client) redactString(s string) string {
 // redact guards transport errors too: a base URL is not supposed to carry the key, but nothing that
 // reaches a log may.
 func (c *Client) redact(err error) error {
-	if c.masterKey == "" || !strings.Contains(err.Error(), c.masterKey) {
+	msg := c.redactString(err.Error())
+	if msg == err.Error() {
 		return err
 	}
-	return redactedError{msg: c.redactString(err.Error()), err: err}
+	return redactedError{msg: msg, err: err}
 }
 
 type redactedError struct {

@@ -316,6 +316,22 @@ func TestErrorsNeverContainTheMasterKey(t *testing.T) {
 	})
 }
 
+// A proxy may echo the request, and with it a model's API key: those are redacted too.
+func TestErrorsNeverContainModelAPIKeys(t *testing.T) {
+	const modelKey = "vllm-token-123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	c := litellm.New(srv.URL, key, litellm.WithRedacted(modelKey, ""))
+	err := c.CreateModel(context.Background(), litellm.Deployment{ModelName: "m", LiteLLMParams: map[string]any{"api_key": modelKey}})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), modelKey)
+	assert.Contains(t, err.Error(), `"api_key":"[REDACTED]"`)
+}
+
 func TestLongErrorBodyIsTrimmed(t *testing.T) {
 	c, _ := fakeProxy(t, 500, strings.Repeat("é", 1000))
 	err := c.CreateModel(context.Background(), litellm.Deployment{ModelName: "m"})
