@@ -251,11 +251,13 @@ func pass(ctx context.Context, o Options) (Result, error) {
 	}
 	res.Database = countRows(changes)
 	res.Models = modelStatuses(o.Catalog, lp, failed)
+	var written []RowChange
 	for _, c := range changes {
 		if c.Action != Unchanged {
-			fmt.Fprintf(o.Out, "database  %-9s %s %s\n", c.Action, c.Model, strings.Join(c.Fields, ","))
+			written = append(written, c)
 		}
 	}
+	Plan{Database: written}.Print(o.Out)
 
 	if len(failed) > 0 {
 		pe := &passError{transient: true}
