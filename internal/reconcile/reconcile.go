@@ -55,9 +55,11 @@ type Options struct {
 	Concurrency int
 	// RetryTimeout bounds the retries of one operation and of the whole pass.
 	RetryTimeout time.Duration
-	// ReadRetries bounds the re-reads that cover LiteLLM's read-after-write lag between replicas.
-	ReadRetries  int
-	ReadInterval time.Duration
+	// VerifyTimeout bounds the re-reads after writing that cover LiteLLM's read-after-write lag: other
+	// workers and replicas load new models on their next database poll (10 s in v1.74.7, 30 s from
+	// v1.79.1). ReadInterval is the pause between two reads.
+	VerifyTimeout time.Duration
+	ReadInterval  time.Duration
 	Logger       *slog.Logger
 	// Out receives the plan (in a dry run) or the changes made.
 	Out io.Writer
@@ -114,8 +116,8 @@ func (o *Options) defaults() {
 	if o.RetryTimeout <= 0 {
 		o.RetryTimeout = 5 * time.Minute
 	}
-	if o.ReadRetries <= 0 {
-		o.ReadRetries = 10
+	if o.VerifyTimeout <= 0 {
+		o.VerifyTimeout = 45 * time.Second
 	}
 	if o.ReadInterval <= 0 {
 		o.ReadInterval = 500 * time.Millisecond
@@ -403,12 +405,14 @@ func getWithLag(ctx context.Context, o Options, id string) (litellm.Deployment, 
 	return litellm.Deployment{}, last
 }
 
-// verifyLiteLLM re-reads LiteLLM after writing, a bounded number of times, until every served
+// verifyLiteLLM re-reads LiteLLM after writing, for at most VerifyTimeout, until every served
 // catalog model shows exactly its one deployment with the wanted values.
 func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) error {
 	var problems []string
-	for i := 0; i < o.ReadRetries; i++ {
-		if i > 0 {
+	deadline := time.Now().Add(o.VerifyTimeout)
+	reads := 0
+	for ; reads == 0 || time.Now().Before(deadline); reads++ {
+		if reads > 0 {
 			if err := sleep(ctx, o.ReadInterval); err != nil {
 				return err
 			}
@@ -426,7 +430,7 @@ func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[st
 			return nil
 		}
 	}
-	return fmt.Errorf("after %d reads LiteLLM still does not show what was written: %s", o.ReadRetries, strings.Join(problems, "; "))
+	return fmt.Errorf("after %d reads in %s LiteLLM still does not show what was written: %s", reads, o.VerifyTimeout, strings.Join(problems, "; "))
 }
 
 func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPlan, failed map[string]error) []string {

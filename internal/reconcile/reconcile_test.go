@@ -415,3 +415,17 @@ func readCatalog(t *testing.T) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// Another LiteLLM worker may answer with the state before the last writes: a run right after another
+// then plans creates for deployments that exist. The deterministic ids make those creates fail instead
+// of duplicating, and the run converges once the worker catches up.
+func TestStaleReadsRightAfterWritesConverge(t *testing.T) {
+	s := newStack(t)
+	c := loadCatalog(t, "")
+	s.proxy.SetReadLag(400*time.Millisecond, 0)
+	s.run(c)
+	s.run(c)
+	s.proxy.SetReadLag(0, 0)
+	assert.Len(t, s.proxy.Deployments(), 5, "nothing duplicated")
+	s.assertFixedPoint()
+}
