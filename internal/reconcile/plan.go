@@ -32,6 +32,9 @@ type Step struct {
 	OldID  string // for Replace: the deployment removed once the new one exists
 	Fields []string
 	Reason string
+	// first orders a delete before the model's create: only for a leftover that blocks the id a
+	// replacement needs.
+	first bool
 	// want is the deployment to create or the values to PATCH.
 	want litellm.Deployment
 }
@@ -119,12 +122,21 @@ func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey st
 		p.chosen[m.ID] = want
 		steps = append(steps, Step{Action: Create, Model: m.ID, ID: ids[0], want: want})
 	} else {
-		// Keep the one already right if there is one (e.g. after an interrupted replacement).
+		// Keep the one already right if there is one (e.g. after an interrupted replacement), else one
+		// that a PATCH can fix, else the first.
 		keep := ours[0]
+		best := 2
 		for _, d := range ours {
-			if len(deploymentDiff(desiredDeployment(m, d.ID(), apiKey, masterKey), d)) == 0 {
-				keep = d
-				break
+			diff := deploymentDiff(desiredDeployment(m, d.ID(), apiKey, masterKey), d)
+			rank := 2
+			switch {
+			case len(diff) == 0:
+				rank = 0
+			case !needsReplacement(diff):
+				rank = 1
+			}
+			if rank < best {
+				keep, best = d, rank
 			}
 		}
 		want := desiredDeployment(m, keep.ID(), apiKey, masterKey)
@@ -146,9 +158,13 @@ func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey st
 			steps = append(steps, Step{Action: Update, Model: m.ID, ID: keep.ID(), Fields: diff, want: want})
 		}
 		for _, d := range ours {
-			if d.ID() != keep.ID() {
-				steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "leftover of an interrupted replacement"})
+			if d.ID() == keep.ID() {
+				continue
 			}
+			// When the replacement needs this leftover's id, it goes first: both need replacing, and
+			// the model is briefly served by the one being kept until the new one exists.
+			blocks := len(steps) > 0 && steps[0].Action == Replace && steps[0].ID == d.ID()
+			steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "leftover of an interrupted replacement", first: blocks})
 		}
 	}
 	for _, d := range others {

@@ -321,7 +321,17 @@ func applyLiteLLM(ctx context.Context, o Options, lp litellmPlan) map[string]err
 
 func applyModel(ctx context.Context, o Options, steps []Step) error {
 	// Creates, updates and replacements first: deletions follow only once the staying deployment exists.
-	sort.SliceStable(steps, func(i, j int) bool { return steps[i].Action != Delete && steps[j].Action == Delete })
+	// A leftover that blocks a replacement's id is the one exception.
+	order := func(s Step) int {
+		switch {
+		case s.first:
+			return 0
+		case s.Action != Delete:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return order(steps[i]) < order(steps[j]) })
 	for _, s := range steps {
 		var err error
 		switch s.Action {

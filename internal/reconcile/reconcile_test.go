@@ -429,3 +429,46 @@ func TestStaleReadsRightAfterWritesConverge(t *testing.T) {
 	assert.Len(t, s.proxy.Deployments(), 5, "nothing duplicated")
 	s.assertFixedPoint()
 }
+
+// An interrupted replacement leaves both of a model's deployments; the next run keeps one.
+func TestInterruptedReplacementIsCleanedUp(t *testing.T) {
+	tests := []struct {
+		name    string
+		catalog func(string) string
+	}{
+		{"the catalog still has the limit", func(c string) string { return c }},
+		{"the limit was removed from the catalog", func(c string) string { return strings.Replace(c, "    tpm: 100000\n", "", 1) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStack(t)
+			s.run(loadCatalog(t, ""))
+			// Both ids of gpt-oss-20b exist, both with the old limit (as if a replacement stopped between
+			// its create and its delete, then the catalog changed again).
+			var orig litellm.Deployment
+			for _, d := range s.proxy.Deployments() {
+				if d.ModelName == "gpt-oss-20b" {
+					orig = d
+				}
+			}
+			second := litellm.Deployment{ModelName: orig.ModelName, LiteLLMParams: map[string]any{}, ModelInfo: map[string]any{}}
+			for k, v := range orig.LiteLLMParams {
+				second.LiteLLMParams[k] = v
+			}
+			for k, v := range orig.ModelInfo {
+				second.ModelInfo[k] = v
+			}
+			second.ModelInfo["id"] = reconcile.DeploymentIDs("gpt-oss-20b")[1]
+			s.proxy.Seed(second)
+
+			c := loadCatalog(t, tt.catalog(readCatalog(t)))
+			s.run(c)
+			ds := s.served()["gpt-oss-20b"]
+			require.Len(t, ds, 1)
+			s.assertFixedPoint()
+			s.proxy.Reset()
+			s.run(c)
+			assert.Equal(t, 0, s.proxy.Writes(), "stable afterwards")
+		})
+	}
+}
