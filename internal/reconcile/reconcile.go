@@ -60,7 +60,7 @@ type Options struct {
 	// v1.79.1). ReadInterval is the pause between two reads.
 	VerifyTimeout time.Duration
 	ReadInterval  time.Duration
-	Logger       *slog.Logger
+	Logger        *slog.Logger
 	// Out receives the plan (in a dry run) or the changes made.
 	Out io.Writer
 }
