@@ -85,7 +85,7 @@ func planLiteLLM(c *catalog.Catalog, current []litellm.Deployment, keys map[stri
 			owned := d.ModelInfo[keyManagedBy] == ManagedBy
 			switch {
 			case owned && prune:
-				p.Steps = append(p.Steps, Step{Action: Delete, Model: name, ID: d.ID(), Reason: "no longer in the catalog (PRUNE=true)"})
+				p.Steps = append(p.Steps, Step{Action: Delete, Model: name, ID: d.ID(), Reason: "no longer in the catalog, PRUNE=true"})
 			case owned:
 				p.Steps = append(p.Steps, Step{Action: Keep, Model: name, ID: d.ID(), Reason: "no longer in the catalog; set PRUNE=true to remove it"})
 			}
