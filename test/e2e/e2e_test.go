@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -30,6 +31,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
 )
@@ -528,4 +530,45 @@ func TestCatalogFromTheConfigMap(t *testing.T) {
 	r = runJob(t, ctx, s, "MODELS_FILE=", "MODELS_CONFIGMAP=litemaas-models")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "forbidden", "only the generated ConfigMap may be read")
+}
+
+// What the job publishes is what `make verify` reads: after a run, verify passes; after a model is
+// added to the catalog but not yet registered, it names that model.
+func TestVerifyReadsWhatTheJobPublished(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t, devstack.Options{})
+	require.NoError(t, s.MarkReady(ctx))
+	require.Equal(t, 0, runJob(t, ctx, s).code)
+
+	// Running, ready pods for each component, as the kubelet would report them.
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	require.NoError(t, err)
+	for _, name := range []string{"postgres", "litellm", "backend", "frontend"} {
+		p, err := cs.CoreV1().Pods(s.Namespace).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name + "-0", Labels: map[string]string{
+				"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "litemaas"}},
+			Spec: corev1.PodSpec{ServiceAccountName: "litemaas-sync", Containers: []corev1.Container{{Name: name, Image: "example/" + name + ":1"}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		_, err = cs.CoreV1().Pods(s.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+	cluster, err := ops.NewCluster(kube.Config, nil)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = ops.Verify(ctx, cluster, ops.VerifyOptions{Namespace: s.Namespace, Catalog: s.CatalogPath(), SkipRoutes: true, Out: &out})
+	require.NoError(t, err, out.String())
+	t.Logf("verify:\n%s", out.String())
+
+	data, err := os.ReadFile(s.CatalogPath())
+	require.NoError(t, err)
+	extra := string(data) + "  - id: llama-3-8b\n    name: Llama 3 8B\n    contextLength: 8192\n    apiBase: http://llama:8080/v1\n"
+	other := filepath.Join(t.TempDir(), "models.yaml")
+	require.NoError(t, os.WriteFile(other, []byte(extra), 0o644))
+	out.Reset()
+	err = ops.Verify(ctx, cluster, ops.VerifyOptions{Namespace: s.Namespace, Catalog: other, SkipRoutes: true, Out: &out})
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "llama-3-8b")
 }
