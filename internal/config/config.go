@@ -1,4 +1,4 @@
-// Package config reads the job's settings from the environment. The variable names are the
+// Package config reads the settings of litemaas-sync's commands from the environment. The variable names are the
 // contract between the manifests, the README and the code.
 package config
 
@@ -87,10 +87,8 @@ func (c *Reconcile) validate() error {
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		errs = append(errs, errors.New("LITELLM_CONCURRENCY must be between 1 and 64"))
 	}
-	switch c.LogFormat {
-	case "auto", "json", "text":
-	default:
-		errs = append(errs, fmt.Errorf("LOG_FORMAT must be auto, json or text, got %q", c.LogFormat))
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -116,4 +114,60 @@ func envNames(target any, msg string) string {
 		}
 	}
 	return msg
+}
+
+// Secrets is the configuration of `litemaas-sync secrets`, the PreSync hook that generates the
+// stack's Secrets.
+type Secrets struct {
+	// Namespace holds the Secrets; empty: the pod's namespace (or the kubeconfig context's).
+	Namespace string `env:"NAMESPACE"`
+	// OAuthMode: oauthclient (an OAuthClient made by a cluster admin) or serviceaccount.
+	OAuthMode string `env:"OAUTH_MODE, default=oauthclient"`
+	// OAuthCallbackURL is the backend's OAUTH_CALLBACK_URL (oauthclient mode).
+	OAuthCallbackURL    string `env:"OAUTH_CALLBACK_URL"`
+	OAuthClientName     string `env:"OAUTH_CLIENT_NAME, default=litemaas-oauth-client"`
+	OAuthServiceAccount string `env:"OAUTH_SERVICE_ACCOUNT, default=litemaas-oauth"`
+	// TokenWaitTimeout bounds the wait for the ServiceAccount token (serviceaccount mode).
+	TokenWaitTimeout time.Duration `env:"TOKEN_WAIT_TIMEOUT, default=1m"`
+	// Timeout bounds the whole run; it stays below the Job's activeDeadlineSeconds (300) so that the
+	// program, not the kubelet, reports what it was waiting for.
+	Timeout time.Duration `env:"TIMEOUT, default=4m"`
+	// The values the database URLs are built from. POSTGRES_USER only applies to a new
+	// postgres-secret: an existing POSTGRES_USER is kept.
+	PostgresHost    string `env:"POSTGRES_HOST, default=postgres"`
+	PostgresPort    int    `env:"POSTGRES_PORT, default=5432"`
+	PostgresUser    string `env:"POSTGRES_USER, default=litemaas_admin"`
+	BackendDatabase string `env:"BACKEND_DATABASE, default=litemaas_db"`
+	LiteLLMDatabase string `env:"LITELLM_DATABASE, default=litellm_db"`
+	LogFormat       string `env:"LOG_FORMAT, default=auto"`
+}
+
+// LoadSecrets reads the environment of `litemaas-sync secrets`.
+func LoadSecrets(ctx context.Context, l envconfig.Lookuper) (*Secrets, error) {
+	var c Secrets
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
+		return nil, fmt.Errorf("configuration: %s", envNames(c, err.Error()))
+	}
+	var errs []error
+	if err := checkLogFormat(c.LogFormat); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("TIMEOUT must be positive, e.g. 4m"))
+	}
+	if c.TokenWaitTimeout <= 0 {
+		errs = append(errs, errors.New("TOKEN_WAIT_TIMEOUT must be positive, e.g. 1m"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return &c, nil
+}
+
+func checkLogFormat(f string) error {
+	switch f {
+	case "auto", "json", "text":
+		return nil
+	}
+	return fmt.Errorf("LOG_FORMAT must be auto, json or text, got %q", f)
 }

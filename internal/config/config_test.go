@@ -70,3 +70,22 @@ func TestConfigMapRef(t *testing.T) {
 	assert.Equal(t, "x", n)
 	assert.Equal(t, "other.yaml", k)
 }
+
+func TestSecrets(t *testing.T) {
+	c, err := LoadSecrets(context.Background(), envconfig.MapLookuper(map[string]string{}))
+	require.NoError(t, err)
+	assert.Equal(t, "oauthclient", c.OAuthMode)
+	assert.Equal(t, "postgres", c.PostgresHost)
+	assert.Equal(t, 5432, c.PostgresPort)
+	assert.Equal(t, 4*time.Minute, c.Timeout)
+
+	for env, want := range map[string]string{
+		"TIMEOUT":       "TIMEOUT",
+		"POSTGRES_PORT": "POSTGRES_PORT",
+		"LOG_FORMAT":    "LOG_FORMAT must be",
+	} {
+		_, err := LoadSecrets(context.Background(), envconfig.MapLookuper(map[string]string{env: "-1x"}))
+		require.Error(t, err, env)
+		assert.Contains(t, err.Error(), want)
+	}
+}
