@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/devstack"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
@@ -225,10 +227,11 @@ func BenchmarkPeakRSS(b *testing.B) {
 	if err := os.WriteFile(file, []byte(catalogYAML(1000)), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	memLimit := jobEnv(b, "GOMEMLIMIT")
 	for range b.N {
 		cmd := exec.Command(bin, "reconcile")
 		cmd.Env = []string{"MODELS_FILE=" + file, "DATABASE_URL=" + pg.NewDatabase(b, true), "LITELLM_URL=" + srv.URL,
-			"LITELLM_MASTER_KEY=" + masterKey, "LOG_FORMAT=json", "WAIT_TIMEOUT=30s"}
+			"LITELLM_MASTER_KEY=" + masterKey, "LOG_FORMAT=json", "WAIT_TIMEOUT=30s", "GOMEMLIMIT=" + memLimit}
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
 		start := time.Now()
@@ -296,6 +299,32 @@ func BenchmarkReadyToDone(b *testing.B) {
 		b.ReportMetric(float64(time.Since(ready).Milliseconds()), "ms-ready-to-done")
 		s.Close()
 	}
+}
+
+// jobEnv is a plain value of the rendered PostSync Job's environment, so the benchmark runs the binary
+// with the same memory settings as the cluster.
+func jobEnv(b *testing.B, name string) string {
+	b.Helper()
+	root, err := manifests.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	objs, err := manifests.Render(filepath.Join(root, "gitops", "overlays", "example"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	job := manifests.Find(objs, "Job", "litemaas-sync")
+	containers, _, _ := unstructured.NestedSlice(job.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+		for _, e := range env {
+			if m := e.(map[string]any); m["name"] == name {
+				return m["value"].(string)
+			}
+		}
+	}
+	b.Fatalf("the rendered Job sets no %s", name)
+	return ""
 }
 
 // vmHWM is the peak resident set of a running process in KiB, 0 once it is gone.
