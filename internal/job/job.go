@@ -9,6 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // Exit codes, documented in the README and used by the Job's podFailurePolicy.
@@ -42,8 +47,12 @@ func Code(err error) int {
 
 func invalid(err error) error { return &ExitError{Code: ExitInvalid, Err: err} }
 
-// NewLogger returns the job's logger: JSON in the cluster (no terminal), text on a terminal.
+// NewLogger returns the job's logger: JSON in the cluster (no terminal), text on a terminal. A nil w
+// means stderr.
 func NewLogger(w io.Writer, format string) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
 	if format == "auto" || format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok {
@@ -90,4 +99,27 @@ Configuration is read from the environment; see the README. Exit codes: 0 done, 
 
 func usageError(format string, a ...any) error {
 	return invalid(fmt.Errorf(format+"\n\n"+Usage, a...))
+}
+
+// kubeClients returns the given clients, building the missing ones from in-cluster config or
+// KUBECONFIG. Building a client makes no request, so both are always returned.
+func kubeClients(kc kubernetes.Interface, dc dynamic.Interface) (kubernetes.Interface, dynamic.Interface, error) {
+	if kc != nil && dc != nil {
+		return kc, dc, nil
+	}
+	rc, err := kube.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	if kc == nil {
+		if kc, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
+		}
+	}
+	if dc == nil {
+		if dc, err = dynamic.NewForConfig(rc); err != nil {
+			return nil, nil, fmt.Errorf("Kubernetes dynamic client: %w", err)
+		}
+	}
+	return kc, dc, nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -58,11 +57,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if o.DryRun {
 		cfg.DryRun = true
 	}
-	logw := o.Log
-	if logw == nil {
-		logw = os.Stderr
-	}
-	log := NewLogger(logw, cfg.LogFormat)
+	log := NewLogger(o.Log, cfg.LogFormat)
 
 	namespace := cfg.Namespace
 	if namespace == "" {
@@ -72,17 +67,11 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
 	}
+	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it.
 	kc, dc := o.Kube, o.Dynamic
 	if kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "") {
-		rc, err := kube.RESTConfig()
-		if err != nil {
+		if kc, dc, err = kubeClients(kc, dc); err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
-		}
-		if kc, err = kubernetes.NewForConfig(rc); err != nil {
-			return invalid(fmt.Errorf("Kubernetes client: %w", err))
-		}
-		if dc, err = dynamic.NewForConfig(rc); err != nil {
-			return invalid(fmt.Errorf("Kubernetes client: %w", err))
 		}
 	}
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/sethvargo/go-envconfig"
 	"k8s.io/client-go/dynamic"
@@ -51,11 +50,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return invalid(err)
 	}
-	logw := o.Log
-	if logw == nil {
-		logw = os.Stderr
-	}
-	log := NewLogger(logw, cfg.LogFormat)
+	log := NewLogger(o.Log, cfg.LogFormat)
 
 	namespace := cfg.Namespace
 	if namespace == "" {
@@ -81,10 +76,11 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		return invalid(fmt.Errorf("configuration: %w", err))
 	}
 
-	clients, err := o.clients(opts.Mode)
+	kc, dc, err := kubeClients(o.Kube, o.Dynamic)
 	if err != nil {
-		return err
+		return invalid(fmt.Errorf("the secrets command needs the Kubernetes API: %w", err))
 	}
+	clients := secrets.Clients{Kube: kc, Dynamic: dc}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -109,28 +105,4 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	default:
 		return fmt.Errorf("secrets: %w", err)
 	}
-}
-
-// clients returns the given clients or builds them from in-cluster config or KUBECONFIG. The dynamic
-// client is only needed for the OAuthClient.
-func (o *SecretsOptions) clients(mode secrets.Mode) (secrets.Clients, error) {
-	c := secrets.Clients{Kube: o.Kube, Dynamic: o.Dynamic}
-	if c.Kube != nil && (c.Dynamic != nil || mode != secrets.ModeOAuthClient) {
-		return c, nil
-	}
-	rc, err := kube.RESTConfig()
-	if err != nil {
-		return c, invalid(fmt.Errorf("the secrets command needs the Kubernetes API: %w", err))
-	}
-	if c.Kube == nil {
-		if c.Kube, err = kubernetes.NewForConfig(rc); err != nil {
-			return c, invalid(fmt.Errorf("Kubernetes client: %w", err))
-		}
-	}
-	if c.Dynamic == nil && mode == secrets.ModeOAuthClient {
-		if c.Dynamic, err = dynamic.NewForConfig(rc); err != nil {
-			return c, invalid(fmt.Errorf("Kubernetes dynamic client: %w", err))
-		}
-	}
-	return c, nil
 }
