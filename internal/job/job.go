@@ -102,9 +102,9 @@ func usageError(format string, a ...any) error {
 }
 
 // kubeClients returns the given clients, building the missing ones from in-cluster config or
-// KUBECONFIG. Building a client makes no request, so both are always returned.
-func kubeClients(kc kubernetes.Interface, dc dynamic.Interface) (kubernetes.Interface, dynamic.Interface, error) {
-	if kc != nil && dc != nil {
+// KUBECONFIG. The dynamic client is built only when needDynamic; given clients alone need no config.
+func kubeClients(kc kubernetes.Interface, dc dynamic.Interface, needDynamic bool) (kubernetes.Interface, dynamic.Interface, error) {
+	if kc != nil && (dc != nil || !needDynamic) {
 		return kc, dc, nil
 	}
 	rc, err := kube.RESTConfig()
@@ -116,7 +116,7 @@ func kubeClients(kc kubernetes.Interface, dc dynamic.Interface) (kubernetes.Inte
 			return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
 		}
 	}
-	if dc == nil {
+	if dc == nil && needDynamic {
 		if dc, err = dynamic.NewForConfig(rc); err != nil {
 			return nil, nil, fmt.Errorf("Kubernetes dynamic client: %w", err)
 		}

@@ -70,7 +70,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it.
 	kc, dc := o.Kube, o.Dynamic
 	if kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "") {
-		if kc, dc, err = kubeClients(kc, dc); err != nil {
+		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
 		}
 	}

@@ -76,7 +76,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		return invalid(fmt.Errorf("configuration: %w", err))
 	}
 
-	kc, dc, err := kubeClients(o.Kube, o.Dynamic)
+	kc, dc, err := kubeClients(o.Kube, o.Dynamic, opts.Mode == secrets.ModeOAuthClient)
 	if err != nil {
 		return invalid(fmt.Errorf("the secrets command needs the Kubernetes API: %w", err))
 	}
