@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -321,8 +323,8 @@ func TestBackupAndRestore(t *testing.T) {
 	for _, db := range BackupDatabases {
 		want, got := tableRows(t, src.URL(db)), tableRows(t, dst.URL(db))
 		require.NotEmpty(t, want)
-		assert.Equal(t, sortedKeys(want), sortedKeys(got), "%s: tables", db)
-		for _, tbl := range sortedKeys(want) {
+		assert.Equal(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)), "%s: tables", db)
+		for _, tbl := range slices.Sorted(maps.Keys(want)) {
 			assert.Equal(t, want[tbl], got[tbl], "%s.%s: rows", db, tbl)
 			t.Logf("%s.%-26s %3d rows in the source, %3d restored, identical: %v", db, tbl, len(want[tbl]), len(got[tbl]), assert.ObjectsAreEqual(want[tbl], got[tbl]))
 		}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -133,7 +135,7 @@ func checkPods(ctx context.Context, c *Cluster, ns string) ([]row, error) {
 		byName[p.Labels[labelName]] = append(byName[p.Labels[labelName]], p)
 	}
 	names := append([]string(nil), components...)
-	for _, n := range sortedKeys(byName) {
+	for _, n := range slices.Sorted(maps.Keys(byName)) {
 		if !contains(names, n) {
 			names = append(names, n)
 		}
@@ -291,7 +293,7 @@ func checkModels(ctx context.Context, c *Cluster, ns, catalogPath string) ([]row
 		}
 		rows = append(rows, row{"models", m.ID, statusOK, d})
 	}
-	for _, id := range sortedKeys(byID) {
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
 		rows = append(rows, row{"models", id, statusWarn, fmt.Sprintf("published by the job but not in %s (local catalog differs from the synced one?)", catalogPath)})
 	}
 	return rows, nil

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -263,7 +265,7 @@ func pass(ctx context.Context, o Options) (Result, error) {
 
 	if len(failed) > 0 {
 		pe := &passError{transient: true}
-		for _, name := range sortedKeys(failed) {
+		for _, name := range slices.Sorted(maps.Keys(failed)) {
 			err := failed[name]
 			pe.failures = append(pe.failures, fmt.Sprintf("%s: %v", name, err))
 			if !transient(err) {
@@ -586,15 +588,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func modelStatuses(c *catalog.Catalog, lp litellmPlan, failed map[string]error) []ModelStatus {
