@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
@@ -27,11 +26,12 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 const (
@@ -227,18 +227,7 @@ func (s *Server) restMapping(ctx context.Context, gvk schema.GroupVersionKind) (
 }
 
 func (s *Server) waitEstablished(ctx context.Context, gvr schema.GroupVersionResource, name string) error {
-	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	ri := s.Dynamic().Resource(gvr)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := kube.NamedListWatch(s.Dynamic().Resource(gvr), name)
 	established := func(obj runtime.Object) bool {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {

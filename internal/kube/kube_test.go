@@ -1,4 +1,4 @@
-package kube
+package kube_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 var srv *kapitest.Server
@@ -34,10 +35,12 @@ func isolateEnv(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "")
 	t.Setenv("POD_NAMESPACE", "")
-	old := serviceAccountNamespaceFile
-	serviceAccountNamespaceFile = filepath.Join(t.TempDir(), "namespace")
-	t.Cleanup(func() { serviceAccountNamespaceFile = old })
+	nsFile = filepath.Join(t.TempDir(), "namespace")
+	t.Cleanup(kube.SetServiceAccountNamespaceFile(nsFile))
 }
+
+// nsFile is where the current test's pod namespace is written (see isolateEnv).
+var nsFile string
 
 func TestReadConfigMapKey(t *testing.T) {
 	ctx := context.Background()
@@ -93,7 +96,7 @@ func TestReadConfigMapKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ReadConfigMapKey(ctx, tc.client, ns, tc.cm, tc.key)
+			got, err := kube.ReadConfigMapKey(ctx, tc.client, ns, tc.cm, tc.key)
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tc.wantErr)
@@ -113,7 +116,7 @@ func TestRESTConfigFromKubeconfig(t *testing.T) {
 	ns := srv.CreateNamespace(t, "restcfg")
 	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.TokenConfig(t, ns, "job")))
 
-	cfg, err := RESTConfig()
+	cfg, err := kube.RESTConfig()
 	require.NoError(t, err)
 	cs, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
@@ -123,7 +126,7 @@ func TestRESTConfigFromKubeconfig(t *testing.T) {
 
 func TestRESTConfigNone(t *testing.T) {
 	isolateEnv(t)
-	_, err := RESTConfig()
+	_, err := kube.RESTConfig()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not running in a pod")
 	assert.Contains(t, err.Error(), "set KUBECONFIG")
@@ -157,9 +160,9 @@ func TestDefaultNamespace(t *testing.T) {
 				t.Setenv("KUBECONFIG", writeKubeconfig(t, tc.kubeconfig))
 			}
 			if tc.podNS != "" {
-				require.NoError(t, os.WriteFile(serviceAccountNamespaceFile, []byte(tc.podNS), 0o600))
+				require.NoError(t, os.WriteFile(nsFile, []byte(tc.podNS), 0o600))
 			}
-			assert.Equal(t, tc.want, DefaultNamespace())
+			assert.Equal(t, tc.want, kube.DefaultNamespace())
 		})
 	}
 }

@@ -8,13 +8,11 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // appState is what deploy shows of an Argo CD Application's status.
@@ -150,17 +148,7 @@ func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstr
 	name := app.GetNamespace() + "/" + app.GetName()
 	fmt.Fprintf(out, "Waiting up to %s for Application %s (Synced, Healthy, last sync Succeeded)\n", shortDuration(timeout), name)
 
-	sel := fields.OneTermEqualSelector("metadata.name", app.GetName()).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := kube.NamedListWatch(ri, app.GetName())
 	start := time.Now()
 	var last appState
 	lastLine, firstSeen := "", false
