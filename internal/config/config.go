@@ -121,12 +121,14 @@ func envNames(target any, msg string) string {
 type Secrets struct {
 	// Namespace holds the Secrets; empty: the pod's namespace (or the kubeconfig context's).
 	Namespace string `env:"NAMESPACE"`
-	// OAuthMode: oauthclient (an OAuthClient made by a cluster admin) or serviceaccount.
+	// OAuthMode: oauthclient (an OAuthClient made by a cluster admin), serviceaccount or oidc.
 	OAuthMode string `env:"OAUTH_MODE, default=oauthclient"`
 	// OAuthCallbackURL is the backend's OAUTH_CALLBACK_URL (oauthclient mode).
 	OAuthCallbackURL    string `env:"OAUTH_CALLBACK_URL"`
 	OAuthClientName     string `env:"OAUTH_CLIENT_NAME, default=litemaas-oauth-client"`
 	OAuthServiceAccount string `env:"OAUTH_SERVICE_ACCOUNT, default=litemaas-oauth"`
+	// OIDCClientSecretName is the user's Secret with clientID and clientSecret (oidc mode).
+	OIDCClientSecretName string `env:"OIDC_CLIENT_SECRET_NAME, default=oidc-client"`
 	// TokenWaitTimeout bounds the wait for the ServiceAccount token (serviceaccount mode).
 	TokenWaitTimeout time.Duration `env:"TOKEN_WAIT_TIMEOUT, default=1m"`
 	// Timeout bounds the whole run; it stays below the Job's activeDeadlineSeconds (300) so that the

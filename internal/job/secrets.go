@@ -31,8 +31,8 @@ type SecretsOptions struct {
 }
 
 // Run creates the missing Secrets, fills missing keys and sets up the OAuth client. The one-line
-// summary goes to out. Exit codes: 2 for a malformed existing value or bad configuration (nothing
-// was written), 124 when the ServiceAccount token did not come in time, 1 otherwise.
+// summary goes to out. Exit codes: 2 for a malformed existing value, a missing or unusable OIDC client
+// Secret, or bad configuration (nothing was written), 124 when the ServiceAccount token did not come in time, 1 otherwise.
 func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	var summary string
 	defer func() {
@@ -65,12 +65,13 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			BackendDatabase: cfg.BackendDatabase,
 			LiteLLMDatabase: cfg.LiteLLMDatabase,
 		},
-		Mode:            secrets.Mode(cfg.OAuthMode),
-		OAuthClientName: cfg.OAuthClientName,
-		CallbackURL:     cfg.OAuthCallbackURL,
-		ServiceAccount:  cfg.OAuthServiceAccount,
-		TokenWait:       cfg.TokenWaitTimeout,
-		Logger:          log,
+		Mode:             secrets.Mode(cfg.OAuthMode),
+		OAuthClientName:  cfg.OAuthClientName,
+		CallbackURL:      cfg.OAuthCallbackURL,
+		ServiceAccount:   cfg.OAuthServiceAccount,
+		OIDCClientSecret: cfg.OIDCClientSecretName,
+		TokenWait:        cfg.TokenWaitTimeout,
+		Logger:           log,
 	}
 	if err := opts.Validate(); err != nil {
 		return invalid(fmt.Errorf("configuration: %w", err))
@@ -91,12 +92,16 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		fmt.Fprintln(out, summary)
 	}
 	var verr *secrets.ValidationError
+	var oerr *secrets.OIDCClientError
 	switch {
 	case err == nil:
 		log.Info("finished", slog.String("summary", summary))
 		return nil
 	case errors.As(err, &verr):
 		log.Error("malformed existing secrets; nothing was changed", "problems", len(verr.Problems))
+		return invalid(fmt.Errorf("secrets: %w", err))
+	case errors.As(err, &oerr):
+		log.Error("the OIDC client Secret is missing or unusable; nothing was changed", "secret", cfg.OIDCClientSecretName, "problems", len(oerr.Problems))
 		return invalid(fmt.Errorf("secrets: %w", err))
 	case errors.Is(err, secrets.ErrTokenTimeout):
 		return &ExitError{Code: ExitTimeout, Err: fmt.Errorf("secrets: %w", err)}

@@ -60,6 +60,8 @@ type Options struct {
 	// OAUTH_CALLBACK_URL, the only redirect URI the OAuthClient gets.
 	OAuthClientName string
 	CallbackURL     string
+	// OIDCClientSecret: oidc mode, the user's Secret with the provider's client id and secret.
+	OIDCClientSecret string
 	// ServiceAccount, TokenSecret, TokenWait, PollInterval: serviceaccount mode.
 	ServiceAccount string
 	TokenSecret    string
@@ -83,6 +85,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.TokenSecret == "" {
 		o.TokenSecret = DefaultTokenSecret
+	}
+	if o.OIDCClientSecret == "" {
+		o.OIDCClientSecret = DefaultOIDCClientSecret
 	}
 	if o.TokenWait <= 0 {
 		o.TokenWait = DefaultTokenWait
@@ -111,9 +116,9 @@ func (o Options) Validate() error {
 	switch o.Mode {
 	case ModeOAuthClient:
 		errs = append(errs, checkCallbackURL(o.CallbackURL))
-	case ModeServiceAccount:
+	case ModeServiceAccount, ModeOIDC:
 	default:
-		errs = append(errs, fmt.Errorf("OAUTH_MODE %q: want %s or %s", o.Mode, ModeOAuthClient, ModeServiceAccount))
+		errs = append(errs, fmt.Errorf("OAUTH_MODE %q: want %s, %s or %s", o.Mode, ModeOAuthClient, ModeServiceAccount, ModeOIDC))
 	}
 	return errors.Join(errs...)
 }
@@ -261,10 +266,18 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 		}
 		s.red.addSecret(token)
 	}
+	var oidcClient *corev1.Secret
+	if s.o.Mode == ModeOIDC {
+		var err error
+		if oidcClient, err = s.getSecret(ctx, s.o.OIDCClientSecret); err != nil {
+			return nil, err
+		}
+		s.red.addSecret(oidcClient)
+	}
 
 	// 2. Validate everything before the first write.
 	settings := s.o.Settings
-	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount
+	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
 	plan, err := Compute(existing, settings, s.o.Rand)
 	var verr *ValidationError
 	if err != nil && !errors.As(err, &verr) {
@@ -278,6 +291,13 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	}
 	if verr != nil {
 		return nil, verr
+	}
+	var oidcID, oidcSecret string
+	if s.o.Mode == ModeOIDC {
+		var p []Problem
+		if oidcID, oidcSecret, p = checkOIDCClient(oidcClient, s.o.OIDCClientSecret); len(p) > 0 {
+			return nil, &OIDCClientError{Namespace: s.o.Namespace, Problems: p}
+		}
 	}
 	s.red.addPlan(plan)
 	for _, w := range plan.Warnings {
@@ -304,6 +324,12 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 
+	// oidc mode: the provider's client, copied as it is; the Secrets are then written once.
+	if s.o.Mode == ModeOIDC {
+		res.OAuth.Name = s.o.OIDCClientSecret
+		res.OAuth.Changes = s.applyOIDCClient(plan, oidcID, oidcSecret)
+	}
+
 	// 4. Write.
 	for _, sp := range plan.Secrets {
 		r, err := s.apply(ctx, sp)
@@ -315,6 +341,9 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 			if r.Action != Unchanged && (slices.Contains(sp.Added, KeyOAuthClientSecret) || slices.Contains(sp.Replaced, KeyOAuthClientSecret)) {
 				res.OAuth.Changes = append(res.OAuth.Changes, "OAUTH_CLIENT_SECRET set from token")
 			}
+			res.OAuth.Done = true
+		}
+		if s.o.Mode == ModeOIDC && sp.Name == BackendSecret {
 			res.OAuth.Done = true
 		}
 	}
