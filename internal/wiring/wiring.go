@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -58,10 +59,14 @@ type Cluster struct {
 	Namespace string
 	// Backend, LiteLLMRoute and FrontendRoute name the objects (defaults backend, litellm, litemaas).
 	Backend, LiteLLMRoute, FrontendRoute string
+	// HTTPClient fetches the OIDC discovery document (AUTH_PROVIDER=oidc); nil: the system's CAs.
+	HTTPClient *http.Client
 }
 
 // Check compares the backend Deployment's LITELLM_API_URL, OAUTH_CALLBACK_URL and CORS_ORIGIN with
-// the Routes' hosts. On a cluster without Routes (no OpenShift) it checks nothing and says so.
+// the Routes' hosts, and with AUTH_PROVIDER=oidc checks the issuer's discovery document
+// (CheckOIDCIssuer). On a cluster without Routes (no OpenShift) it compares no URL with a Route and
+// says so.
 func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, err error) {
 	backend, lr, fr := or(c.Backend, "backend"), or(c.LiteLLMRoute, "litellm"), or(c.FrontendRoute, "litemaas")
 	d, err := c.Client.AppsV1().Deployments(c.Namespace).Get(ctx, backend, metav1.GetOptions{})
@@ -69,9 +74,15 @@ func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, 
 		return nil, "", fmt.Errorf("reading deployment/%s: %w", backend, err)
 	}
 	env := plainEnv(d)
+	// Who checks the redirect URI at login: OpenShift's OAuth server, or the OIDC provider.
+	idp := "OpenShift"
+	if env["AUTH_PROVIDER"] == "oidc" {
+		idp = "the OpenID Connect provider (where it must be registered as the client's redirect URI)"
+		problems = append(problems, CheckOIDCIssuer(ctx, c.HTTPClient, backend, env["OAUTH_ISSUER"])...)
+	}
 	if _, err := c.Client.Discovery().ServerResourcesForGroupVersion(routes.GroupVersion().String()); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, "no Route kind on this cluster: the backend's URLs were not compared with routes", nil
+			return problems, "no Route kind on this cluster: the backend's URLs were not compared with routes", nil
 		}
 		return nil, "", fmt.Errorf("looking up the Route kind: %w", err)
 	}
@@ -92,7 +103,7 @@ func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, 
 	if v, ok := env["OAUTH_CALLBACK_URL"]; ok && frontendHost != "" {
 		u, perr := url.Parse(v)
 		if perr != nil || u.Host != frontendHost || u.Path != "/api/auth/callback" {
-			problems = append(problems, fmt.Sprintf("deployment/%s OAUTH_CALLBACK_URL is %q, want %q (the frontend route's host): OpenShift would refuse the login redirect", backend, v, "https://"+frontendHost+"/api/auth/callback"))
+			problems = append(problems, fmt.Sprintf("deployment/%s OAUTH_CALLBACK_URL is %q, want %q (the frontend route's host): %s would refuse the login redirect", backend, v, "https://"+frontendHost+"/api/auth/callback", idp))
 		}
 	}
 	if v, ok := env["CORS_ORIGIN"]; ok && frontendHost != "" && v != "https://"+frontendHost {
