@@ -38,7 +38,7 @@ const (
 var secretContract = map[string][]string{
 	"postgres-secret": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
 	"litellm-secret":  {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DATABASE_URL"},
-	"backend-secret":  {"DATABASE_URL", "JWT_SECRET", "OAUTH_CLIENT_SECRET", "ADMIN_API_KEYS", "LITELLM_API_KEY", "LITELLM_DATABASE_URL"},
+	"backend-secret":  {"DATABASE_URL", "JWT_SECRET", "OAUTH_CLIENT_SECRET", "ADMIN_API_KEYS", "LITELLM_API_KEY", "LITELLM_DATABASE_URL", "OAUTH_CLIENT_ID"},
 }
 
 // syncJobEnv is the litemaas-sync program's environment contract: exactly these names.
@@ -546,14 +546,32 @@ func checkDomainWiring(app, cluster []*unstructured.Unstructured, domain string)
 	if v, want := env("CORS_ORIGIN"), "https://"+uiHost; v != want {
 		p.addf("backend CORS_ORIGIN = %q, want %q", v, want)
 	}
-	if v, want := env("OAUTH_ISSUER"), "https://oauth-openshift."+domain; v != want {
+	// OpenID Connect: the provider is the OAuth server and holds the redirect URI; the client id is
+	// copied into backend-secret by the secrets job (the parity test checks the issuer against the
+	// overlay's settings).
+	oidc := false
+	if provider, _ := envValue(backend, "backend", "AUTH_PROVIDER"); provider == "oidc" {
+		oidc = true
+		if u, err := url.Parse(env("OAUTH_ISSUER")); err != nil || u.Scheme != "https" || u.Host == "" || strings.HasPrefix(u.Host, "oauth-openshift.") {
+			p.addf("backend OAUTH_ISSUER = %q, want the OpenID Connect provider's https issuer", env("OAUTH_ISSUER"))
+		}
+		sk := mapAt(envOf(containerNamed(mapAt(backend.Object, "spec", "template", "spec"), "backend"))["OAUTH_CLIENT_ID"], "valueFrom", "secretKeyRef")
+		if stringAt(sk, "name") != "backend-secret" || stringAt(sk, "key") != "OAUTH_CLIENT_ID" {
+			p.addf("backend OAUTH_CLIENT_ID: with AUTH_PROVIDER=oidc it comes from backend-secret/OAUTH_CLIENT_ID")
+		}
+	} else if v, want := env("OAUTH_ISSUER"), "https://oauth-openshift."+domain; v != want {
 		p.addf("backend OAUTH_ISSUER = %q, want %q", v, want)
 	}
-	clientID := env("OAUTH_CLIENT_ID")
+	clientID := ""
+	if !oidc {
+		clientID = env("OAUTH_CLIENT_ID")
+	}
 
 	// Either a classic OAuthClient (cluster part), or a ServiceAccount of the app as OAuth client, whose
 	// allowed redirect is the host of the Route its annotation names.
-	if sa, ok := strings.CutPrefix(clientID, "system:serviceaccount:litemaas:"); ok {
+	if oidc {
+		// No OAuthClient and no ServiceAccount client.
+	} else if sa, ok := strings.CutPrefix(clientID, "system:serviceaccount:litemaas:"); ok {
 		o := Find(app, "ServiceAccount", sa)
 		if o == nil {
 			p.addf("backend OAUTH_CLIENT_ID %q: no such ServiceAccount", clientID)
@@ -707,7 +725,9 @@ func checkComponentSettings(objs []*unstructured.Unstructured) []string {
 		want(backend, "backend", "PORT", "8080")
 		// The OAuthClient of the cluster part, or a ServiceAccount as OAuth client (checkDomainWiring
 		// checks that the client exists).
-		if v, _ := envValue(backend, "backend", "OAUTH_CLIENT_ID"); v != "litemaas-oauth-client" && !strings.HasPrefix(v, "system:serviceaccount:litemaas:") {
+		// (With AUTH_PROVIDER=oidc the client id is the provider's, from backend-secret.)
+		if provider, _ := envValue(backend, "backend", "AUTH_PROVIDER"); provider == "oidc" {
+		} else if v, _ := envValue(backend, "backend", "OAUTH_CLIENT_ID"); v != "litemaas-oauth-client" && !strings.HasPrefix(v, "system:serviceaccount:litemaas:") {
 			p.addf("Deployment/backend: OAUTH_CLIENT_ID %q is neither litemaas-oauth-client nor a ServiceAccount of litemaas", v)
 		}
 		for env, key := range map[string]string{
