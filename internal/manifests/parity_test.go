@@ -680,7 +680,9 @@ func TestParityChecksRejectBrokenObjects(t *testing.T) {
 			return o
 		}, "want Delete=false,Prune=false"},
 		{"backup: PVC not rendered", checkBackupVolume, func(o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			return slices.DeleteFunc(o, func(x *unstructured.Unstructured) bool { return x.GetKind() == "PersistentVolumeClaim" && x.GetName() == "backend-backup" })
+			return slices.DeleteFunc(o, func(x *unstructured.Unstructured) bool {
+				return x.GetKind() == "PersistentVolumeClaim" && x.GetName() == "backend-backup"
+			})
 		}, "PersistentVolumeClaim/backend-backup is mounted at BACKUP_STORAGE_PATH but not rendered"},
 		{"rate limit: unset", rates, func(o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			removeEnv(t, o, "Deployment", "backend", "backend", "RATE_LIMIT_MAX")
