@@ -32,7 +32,8 @@ type SecretsOptions struct {
 
 // Run creates the missing Secrets, fills missing keys and sets up the OAuth client. The one-line
 // summary goes to out. Exit codes: 2 for a malformed existing value, a missing or unusable OIDC client
-// Secret, or bad configuration (nothing was written), 124 when the ServiceAccount token did not come in time, 1 otherwise.
+// Secret, or bad configuration (nothing was written), 124 when the ServiceAccount token did not come
+// in time, 1 otherwise.
 func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	var summary string
 	defer func() {
