@@ -5,7 +5,9 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 
@@ -26,20 +28,40 @@ const (
 	keyCatalogID    = "litemaas_sync_model"
 )
 
-// noAPIKey is what LiteLLM's OpenAI client gets for servers without authentication, as the
-// original runbook sends: without any key the client refuses to call.
+// noAPIKey is what LiteLLM's OpenAI client gets for servers without authentication (vLLM without
+// --api-key accepts any value), as the original runbook sends: an empty or absent key is not "no
+// key" to LiteLLM, whose client then refuses every completion.
 const noAPIKey = "none"
 
 // idNamespace seeds the name-based UUIDs of the deployments (RFC 9562 version 5).
 var idNamespace = [16]byte{0x6c, 0x69, 0x74, 0x65, 0x6d, 0x61, 0x61, 0x73, 0x2d, 0x73, 0x79, 0x6e, 0x63, 0x2d, 0x69, 0x64}
 
-// DeploymentIDs are the two LiteLLM deployment ids the job may use for a catalog id. They are
-// deterministic, so a re-run finds its own deployments with no state store. The second one exists
-// for replacements: LiteLLM's PATCH merges and cannot remove a field, so a deployment that must
-// lose one (a tpm or rpm limit) is replaced by creating the other id first and then deleting the
-// old one, and the model never drops out of LiteLLM.
-func DeploymentIDs(modelID string) [2]string {
-	return [2]string{uuid5(modelID), uuid5(modelID + "#replacement")}
+// DeploymentIDs are the two LiteLLM deployment ids the job may use for a catalog model as it is now.
+// They are derived from the deployment's whole content, so a re-run finds its own deployment with no
+// state store, and any change of the model is a new id: the job creates the new deployment, then
+// deletes the old one. That is the only kind of change every LiteLLM replica sees without a restart
+// (their database poll takes in new ids and drops deleted ones, but never reloads model_info or
+// model_name), and the model never drops out of LiteLLM on the way. The second id is for a
+// deployment that holds the first with other values (edited by hand): it is replaced the same way.
+func DeploymentIDs(m catalog.Model, apiKey, masterKey string) [2]string {
+	h := contentHash(desiredDeployment(m, "", apiKey, masterKey))
+	return [2]string{uuid5(m.ID + "#" + h), uuid5(m.ID + "#" + h + "#replacement")}
+}
+
+// contentHash digests everything the job sets except the id. The API key enters only through its
+// HMAC in model_info, so the id reveals nothing about it.
+func contentHash(d litellm.Deployment) string {
+	params := maps.Clone(d.LiteLLMParams)
+	delete(params, "api_key")
+	info := maps.Clone(d.ModelInfo)
+	delete(info, "id")
+	// encoding/json writes map keys sorted: the digest does not depend on map order.
+	b, err := json.Marshal([]any{d.ModelName, params, info})
+	if err != nil {
+		panic(fmt.Sprintf("reconcile: encoding the deployment of %s: %v", d.ModelName, err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 func uuid5(name string) string {
@@ -56,6 +78,9 @@ func uuid5(name string) string {
 // model_info carries what the backend's sync reads (max_tokens, capabilities as JSON booleans,
 // costs) so that the row it computes equals the row the job writes.
 func desiredDeployment(m catalog.Model, id, apiKey, masterKey string) litellm.Deployment {
+	if apiKey == "" {
+		apiKey = noAPIKey
+	}
 	params := map[string]any{
 		"model":                 m.Model,
 		"api_base":              m.APIBase,
@@ -70,7 +95,6 @@ func desiredDeployment(m catalog.Model, id, apiKey, masterKey string) litellm.De
 		params["rpm"] = m.RPM
 	}
 	info := map[string]any{
-		"id":                                 id,
 		"db_model":                           true,
 		keyManagedBy:                         ManagedBy,
 		keyCatalogID:                         m.ID,
@@ -82,6 +106,9 @@ func desiredDeployment(m catalog.Model, id, apiKey, masterKey string) litellm.De
 		"supports_vision":                    m.SupportsVision,
 		"input_cost_per_token":               m.InputCostPerToken,
 		"output_cost_per_token":              m.OutputCostPerToken,
+	}
+	if id != "" {
+		info["id"] = id
 	}
 	return litellm.Deployment{ModelName: m.ID, LiteLLMParams: params, ModelInfo: info}
 }
@@ -134,16 +161,6 @@ func deploymentDiff(want, got litellm.Deployment) []string {
 	}
 	sort.Strings(diff)
 	return diff
-}
-
-// needsReplacement reports whether a diff can only be applied by a new deployment.
-func needsReplacement(diff []string) bool {
-	for _, d := range diff {
-		if d == "litellm_params.tpm (removed)" || d == "litellm_params.rpm (removed)" {
-			return true
-		}
-	}
-	return false
 }
 
 func mapDiff(prefix string, want, got map[string]any, skip map[string]bool) []string {

@@ -107,70 +107,62 @@ func ownedAny(ds []litellm.Deployment) bool {
 }
 
 func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey string, p *litellmPlan) []Step {
-	ids := DeploymentIDs(m.ID)
-	var ours, others []litellm.Deployment
-	for _, d := range group {
-		if d.ID() == ids[0] || d.ID() == ids[1] {
-			ours = append(ours, d)
-		} else {
-			others = append(others, d)
+	ids := DeploymentIDs(m, apiKey, masterKey)
+	present := map[string]bool{}
+	keep := -1
+	for i, d := range group {
+		present[d.ID()] = true
+		if keep < 0 && (d.ID() == ids[0] || d.ID() == ids[1]) && len(deploymentDiff(desiredDeployment(m, d.ID(), apiKey, masterKey), d)) == 0 {
+			keep = i
 		}
 	}
 	var steps []Step
-	if len(ours) == 0 {
-		want := desiredDeployment(m, ids[0], apiKey, masterKey)
-		p.chosen[m.ID] = want
-		steps = append(steps, Step{Action: Create, Model: m.ID, ID: ids[0], want: want})
+	skip := map[string]bool{}
+	if keep >= 0 {
+		// Already right, e.g. after a run interrupted between the create and the delete.
+		d := group[keep]
+		p.chosen[m.ID] = desiredDeployment(m, d.ID(), apiKey, masterKey)
+		steps = append(steps, Step{Action: Unchanged, Model: m.ID, ID: d.ID()})
+		skip[d.ID()] = true
 	} else {
-		// Keep the one already right if there is one (e.g. after an interrupted replacement), else one
-		// that a PATCH can fix, else the first.
-		keep := ours[0]
-		best := 2
-		for _, d := range ours {
+		// A deployment holding the wanted id with other values was edited by hand: the other id is
+		// used, and when both are held so, the second goes first while the first keeps serving.
+		target := ids[0]
+		if present[ids[0]] {
+			target = ids[1]
+			if present[ids[1]] {
+				steps = append(steps, Step{Action: Delete, Model: m.ID, ID: target, Reason: "holds the new deployment's id with other values", first: true})
+				skip[target] = true
+			}
+		}
+		want := desiredDeployment(m, target, apiKey, masterKey)
+		p.chosen[m.ID] = want
+		// The deployment replaced is the job's own earlier one, when there is one.
+		old := -1
+		for i, d := range group {
+			if d.ID() != target && d.ModelInfo[keyManagedBy] == ManagedBy && (old < 0 || d.ModelInfo[keyCatalogID] == m.ID) {
+				old = i
+			}
+		}
+		if old < 0 {
+			steps = append(steps, Step{Action: Create, Model: m.ID, ID: target, want: want})
+		} else {
+			d := group[old]
 			diff := deploymentDiff(desiredDeployment(m, d.ID(), apiKey, masterKey), d)
-			rank := 2
-			switch {
-			case len(diff) == 0:
-				rank = 0
-			case !needsReplacement(diff):
-				rank = 1
-			}
-			if rank < best {
-				keep, best = d, rank
-			}
-		}
-		want := desiredDeployment(m, keep.ID(), apiKey, masterKey)
-		diff := deploymentDiff(want, keep)
-		switch {
-		case len(diff) == 0:
-			p.chosen[m.ID] = want
-			steps = append(steps, Step{Action: Unchanged, Model: m.ID, ID: keep.ID()})
-		case needsReplacement(diff):
-			other := ids[0]
-			if keep.ID() == ids[0] {
-				other = ids[1]
-			}
-			want = desiredDeployment(m, other, apiKey, masterKey)
-			p.chosen[m.ID] = want
-			steps = append(steps, Step{Action: Replace, Model: m.ID, ID: other, OldID: keep.ID(), Fields: diff, want: want})
-		default:
-			p.chosen[m.ID] = want
-			steps = append(steps, Step{Action: Update, Model: m.ID, ID: keep.ID(), Fields: diff, want: want})
-		}
-		for _, d := range ours {
-			if d.ID() == keep.ID() {
-				continue
-			}
-			// When the replacement needs this leftover's id, it goes first: both need replacing, and
-			// the model is briefly served by the one being kept until the new one exists.
-			blocks := len(steps) > 0 && steps[0].Action == Replace && steps[0].ID == d.ID()
-			steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "leftover of an interrupted replacement", first: blocks})
+			steps = append(steps, Step{Action: Replace, Model: m.ID, ID: target, OldID: d.ID(), Fields: diff, want: want})
+			skip[d.ID()] = true
 		}
 	}
-	for _, d := range others {
+	for _, d := range group {
+		if skip[d.ID()] {
+			continue
+		}
 		reason := "duplicate deployment of a catalog model"
-		if d.ModelInfo[keyManagedBy] != ManagedBy {
+		switch {
+		case d.ModelInfo[keyManagedBy] != ManagedBy:
 			reason = "not made by this job; the catalog owns this name"
+		case d.ModelInfo[keyCatalogID] == m.ID:
+			reason = "earlier version of this model, left by an interrupted run"
 		}
 		steps = append(steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: reason})
 	}

@@ -339,8 +339,6 @@ func applyModel(ctx context.Context, o Options, steps []Step) error {
 		switch s.Action {
 		case Create:
 			err = create(ctx, o, s)
-		case Update:
-			err = update(ctx, o, s)
 		case Replace:
 			if err = create(ctx, o, s); err == nil {
 				err = remove(ctx, o, s.Model, s.OldID)
@@ -374,17 +372,6 @@ func create(ctx context.Context, o Options, s Step) error {
 		}
 		return o.LiteLLM.UpdateModel(ctx, s.ID, s.want)
 	})
-}
-
-func update(ctx context.Context, o Options, s Step) error {
-	err := retry(ctx, o, "updating "+s.Model, func() error {
-		return o.LiteLLM.UpdateModel(ctx, s.ID, s.want)
-	})
-	if errors.Is(err, litellm.ErrNotFound) {
-		// Deleted since it was read (by hand, or by another replica's view): make it again.
-		return create(ctx, o, s)
-	}
-	return err
 }
 
 func remove(ctx context.Context, o Options, model, id string) error {
@@ -495,7 +482,7 @@ func planDatabase(ctx context.Context, o Options, lp litellmPlan, failed map[str
 		if !ok {
 			// Not served: the row keeps the primary deployment id, so the backend's start-up fill of a
 			// NULL litellm_model_id has nothing to change.
-			d = desiredDeployment(m, DeploymentIDs(m.ID)[0], o.APIKeys[m.ID], o.MasterKey)
+			d = desiredDeployment(m, DeploymentIDs(m, o.APIKeys[m.ID], o.MasterKey)[0], o.APIKeys[m.ID], o.MasterKey)
 		}
 		want := desiredRow(m, d)
 		got, exists := existing[m.ID]

@@ -179,7 +179,8 @@ func TestFirstRunThenNoop(t *testing.T) {
 	for _, id := range c.IDs() {
 		require.Len(t, served[id], 1)
 		d := served[id][0]
-		assert.Equal(t, reconcile.DeploymentIDs(id)[0], d.ID())
+		assert.Equal(t, deploymentIDs(t, c, id)[0], d.ID())
+		assert.Equal(t, "none", s.stored(id).LiteLLMParams["api_key"], "without apiKeyEnv LiteLLM gets the runbook's placeholder key")
 		assert.Equal(t, reconcile.ManagedBy, d.ModelInfo["managed_by"])
 		assert.Equal(t, true, d.ModelInfo["db_model"])
 	}
@@ -218,7 +219,9 @@ func TestEditModelUpdatesBothSides(t *testing.T) {
 	res := s.run(loadCatalog(t, edited))
 	assert.Equal(t, reconcile.Counts{Updated: 1, Unchanged: 4}, res.LiteLLM)
 	assert.Equal(t, reconcile.Counts{Updated: 1, Unchanged: 4}, res.Database)
-	assert.Equal(t, 1, s.proxy.Writes(), "one PATCH")
+	assert.Equal(t, 1, s.proxy.Count("POST", "/model/new"), "the new version first")
+	assert.Equal(t, 1, s.proxy.Count("POST", "/model/delete"), "then the old one goes")
+	assert.Equal(t, 2, s.proxy.Writes(), "and no PATCH, which other replicas would never see")
 	d := s.served()["devstral-2"]
 	require.Len(t, d, 1)
 	assert.Equal(t, "http://devstral-2-v2-predictor.private-ai.svc.cluster.local:8080/v1", d[0].LiteLLMParams["api_base"])
@@ -233,12 +236,13 @@ func TestRemovedLimitReplacesDeployment(t *testing.T) {
 	s := newStack(t)
 	s.run(loadCatalog(t, ""))
 	old := s.served()["gpt-oss-20b"][0].ID()
-	res := s.run(loadCatalog(t, strings.Replace(readCatalog(t), "    tpm: 100000\n", "", 1)))
+	c := loadCatalog(t, strings.Replace(readCatalog(t), "    tpm: 100000\n", "", 1))
+	res := s.run(c)
 	assert.Equal(t, 1, res.LiteLLM.Updated)
 	ds := s.served()["gpt-oss-20b"]
 	require.Len(t, ds, 1)
 	assert.NotEqual(t, old, ds[0].ID())
-	assert.Equal(t, reconcile.DeploymentIDs("gpt-oss-20b")[1], ds[0].ID())
+	assert.Equal(t, deploymentIDs(t, c, "gpt-oss-20b")[0], ds[0].ID())
 	assert.NotContains(t, ds[0].LiteLLMParams, "tpm")
 	s.assertFixedPoint()
 	// And stable afterwards.
@@ -315,13 +319,14 @@ func TestPrune(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	s := newStack(t)
 	s.proxy.Seed(litellm.Deployment{ModelName: "devstral-2", LiteLLMParams: map[string]any{"model": "openai/devstral-2", "api_base": "http://old/v1"}})
-	res := s.run(loadCatalog(t, ""), func(o *reconcile.Options) { o.DryRun = true })
+	c := loadCatalog(t, "")
+	res := s.run(c, func(o *reconcile.Options) { o.DryRun = true })
 	assert.True(t, res.DryRun)
 	assert.Equal(t, 0, s.proxy.Writes())
 	assert.Empty(t, s.query(`SELECT id FROM models`))
 	assert.Len(t, s.query(`SELECT 1 FROM information_schema.columns WHERE table_name='users' AND column_name='oauth_id' AND is_nullable='NO'`), 1)
 	out := s.out.String()
-	assert.Contains(t, out, "litellm   create    mistral-3-int4 deployment="+reconcile.DeploymentIDs("mistral-3-int4")[0])
+	assert.Contains(t, out, "litellm   create    mistral-3-int4 deployment="+deploymentIDs(t, c, "mistral-3-int4")[0])
 	assert.Contains(t, out, "litellm   delete    devstral-2")
 	assert.Contains(t, out, "database  insert    devstral-2")
 	assert.Contains(t, out, "migration make users.oauth_id nullable")
@@ -430,45 +435,67 @@ func TestStaleReadsRightAfterWritesConverge(t *testing.T) {
 	s.assertFixedPoint()
 }
 
-// An interrupted replacement leaves both of a model's deployments; the next run keeps one.
-func TestInterruptedReplacementIsCleanedUp(t *testing.T) {
+// A change interrupted between its create and its delete leaves both versions of a model; the next
+// run keeps the one the catalog asks for and deletes the other, creating nothing.
+func TestInterruptedChangeIsCleanedUp(t *testing.T) {
+	edited := strings.Replace(readCatalog(t), "    tpm: 100000\n", "", 1)
 	tests := []struct {
 		name    string
-		catalog func(string) string
+		catalog string
+		keeps   int // index in the two versions [original, edited] of the deployment kept
 	}{
-		{"the catalog still has the limit", func(c string) string { return c }},
-		{"the limit was removed from the catalog", func(c string) string { return strings.Replace(c, "    tpm: 100000\n", "", 1) }},
+		{"the change is finished", edited, 1},
+		{"the catalog went back", readCatalog(t), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStack(t)
 			s.run(loadCatalog(t, ""))
-			// Both ids of gpt-oss-20b exist, both with the old limit (as if a replacement stopped between
-			// its create and its delete, then the catalog changed again).
-			var orig litellm.Deployment
-			for _, d := range s.proxy.Deployments() {
-				if d.ModelName == "gpt-oss-20b" {
-					orig = d
-				}
-			}
-			second := litellm.Deployment{ModelName: orig.ModelName, LiteLLMParams: map[string]any{}, ModelInfo: map[string]any{}}
-			for k, v := range orig.LiteLLMParams {
-				second.LiteLLMParams[k] = v
-			}
-			for k, v := range orig.ModelInfo {
-				second.ModelInfo[k] = v
-			}
-			second.ModelInfo["id"] = reconcile.DeploymentIDs("gpt-oss-20b")[1]
-			s.proxy.Seed(second)
+			before := s.served()["gpt-oss-20b"][0].ID()
+			// The delete of the old version fails for good: the run stops after the create.
+			s.proxy.InjectFault(litellmtest.Fault{Method: "POST", Path: "/model/delete", Status: 400, Times: 1})
+			o := s.options(loadCatalog(t, edited))
+			_, err := reconcile.Run(context.Background(), o)
+			require.Error(t, err)
+			require.Len(t, s.served()["gpt-oss-20b"], 2, "both versions served, no gap")
+			after := deploymentIDs(t, loadCatalog(t, edited), "gpt-oss-20b")[0]
 
-			c := loadCatalog(t, tt.catalog(readCatalog(t)))
-			s.run(c)
+			c := loadCatalog(t, tt.catalog)
+			s.proxy.Reset()
+			res := s.run(c)
+			assert.Equal(t, 0, s.proxy.Count("POST", "/model/new"))
+			assert.Equal(t, 1, res.LiteLLM.Deleted)
 			ds := s.served()["gpt-oss-20b"]
 			require.Len(t, ds, 1)
+			assert.Equal(t, []string{before, after}[tt.keeps], ds[0].ID())
 			s.assertFixedPoint()
 			s.proxy.Reset()
 			s.run(c)
 			assert.Equal(t, 0, s.proxy.Writes(), "stable afterwards")
 		})
 	}
+}
+
+// deploymentIDs are the ids of catalog model id as c describes it, with no API key.
+func deploymentIDs(t *testing.T, c *catalog.Catalog, id string) [2]string {
+	t.Helper()
+	for _, m := range c.Models {
+		if m.ID == id {
+			return reconcile.DeploymentIDs(m, "", masterKey)
+		}
+	}
+	t.Fatalf("no model %s in the catalog", id)
+	return [2]string{}
+}
+
+// stored is the deployment of model name as LiteLLM's database holds it, api_key included.
+func (s *stack) stored(name string) litellm.Deployment {
+	s.t.Helper()
+	for _, d := range s.proxy.Deployments() {
+		if d.ModelName == name {
+			return d
+		}
+	}
+	s.t.Fatalf("LiteLLM holds no deployment of %s", name)
+	return litellm.Deployment{}
 }

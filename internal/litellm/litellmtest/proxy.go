@@ -65,6 +65,15 @@ type Options struct {
 	// another replica would until its next database poll; see SetReadLag.
 	ReadLag      time.Duration
 	ReadLagReads int
+	// PollInterval is how often a replica reloads the database when it is not the one written to
+	// (LiteLLM polls every 10 s in v1.74.7, 30 s from v1.79.1). The poll runs lazily, before a
+	// request, once the interval has passed; 0 means only an explicit Poll reloads.
+	PollInterval time.Duration
+	// Upstream is the HTTP client the data path calls model servers with (default: 60 s timeout).
+	Upstream *http.Client
+	// OpenAIAPIKey stands for the proxy's OPENAI_API_KEY variable: LiteLLM's OpenAI client falls back to
+	// it when a deployment has no api_key. Empty, as in a LiteMaaS deployment.
+	OpenAIAPIKey string
 }
 
 // Fault makes requests fail before the proxy looks at them, as a load balancer, an overloaded worker
@@ -88,9 +97,18 @@ type Proxy struct {
 	version   string
 	modern    bool
 
-	mu           sync.Mutex
-	rows         map[string]*row
-	order        []string
+	// mu is shared by the replicas of one table (see NewReplicas).
+	mu *sync.Mutex
+	// shared is the database every replica reads and writes.
+	shared *table
+	// mem is what this replica's router holds: the rows as it last loaded them, in load order.
+	mem          map[string]*row
+	memOrder     []string
+	pollInterval time.Duration
+	lastPoll     time.Time
+	upstream     *http.Client
+	openAIKey    string
+	chats        int
 	db           DBState
 	storeInDB    bool
 	delay        time.Duration
@@ -127,7 +145,12 @@ type row struct {
 func New(opts Options) *Proxy {
 	p := &Proxy{
 		masterKey:    opts.MasterKey,
-		rows:         map[string]*row{},
+		mu:           &sync.Mutex{},
+		shared:       &table{rows: map[string]*row{}, keys: map[string]virtualKey{}},
+		mem:          map[string]*row{},
+		pollInterval: opts.PollInterval,
+		upstream:     opts.Upstream,
+		openAIKey:    opts.OpenAIAPIKey,
 		db:           opts.DB,
 		storeInDB:    !opts.DisableStoreModelInDB,
 		delay:        opts.Delay,
@@ -147,6 +170,10 @@ func New(opts Options) *Proxy {
 	if p.db == "" {
 		p.db = DBConnected
 	}
+	if p.upstream == nil {
+		p.upstream = &http.Client{Timeout: 60 * time.Second}
+	}
+	p.shared.replicas = []*Proxy{p}
 	return p
 }
 
@@ -244,9 +271,7 @@ func (p *Proxy) ClearFaults() {
 func (p *Proxy) Restart() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, r := range p.rows {
-		r.hidden = false
-	}
+	p.reloadLocked()
 	p.stale = nil
 }
 
@@ -271,10 +296,10 @@ func (p *Proxy) Seed(ds ...litellm.Deployment) {
 			id: id, name: d.ModelName, params: deepCopy(d.LiteLLMParams), info: info,
 			createdAt: now, updatedAt: now, config: info["db_model"] == false,
 		}
-		if _, ok := p.rows[id]; !ok {
-			p.order = append(p.order, id)
+		p.shared.put(r)
+		for _, rep := range p.shared.replicas {
+			rep.loadLocked(id)
 		}
-		p.rows[id] = r
 	}
 }
 
@@ -283,9 +308,9 @@ func (p *Proxy) Seed(ds ...litellm.Deployment) {
 func (p *Proxy) Deployments() []litellm.Deployment {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]litellm.Deployment, 0, len(p.order))
-	for _, id := range p.order {
-		r := p.rows[id]
+	out := make([]litellm.Deployment, 0, len(p.shared.order))
+	for _, id := range p.shared.order {
+		r := p.shared.rows[id]
 		out = append(out, litellm.Deployment{ModelName: r.name, LiteLLMParams: deepCopy(r.params), ModelInfo: deepCopy(r.info)})
 	}
 	return out
@@ -374,6 +399,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fault := p.takeFault(r.Method, path)
 	delay, writeDelay := p.delay, p.writeDelay
+	p.pollDueLocked()
 	p.mu.Unlock()
 
 	if delay > 0 {
@@ -447,6 +473,13 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request, write bool, writeD
 		method, h = http.MethodPost, p.update
 	case path == "/model/delete":
 		method, h = http.MethodPost, p.delete
+	case path == "/key/generate":
+		method, h = http.MethodPost, p.keyGenerate
+	case path == "/key/delete":
+		method, h = http.MethodPost, p.keyDelete
+	case path == "/v1/chat/completions" || path == "/chat/completions":
+		// Any valid key may chat; the handler checks it against the key's models.
+		method, h, authed = http.MethodPost, p.chat, false
 	default:
 		if _, ok := patchID(r.URL.EscapedPath()); ok {
 			method, h = http.MethodPatch, p.patch
@@ -547,9 +580,9 @@ func (p *Proxy) served() []row {
 
 // current returns copies of the visible rows in creation order. p.mu held.
 func (p *Proxy) current() []row {
-	out := make([]row, 0, len(p.order))
-	for _, id := range p.order {
-		if r := p.rows[id]; !r.hidden {
+	out := make([]row, 0, len(p.memOrder))
+	for _, id := range p.memOrder {
+		if r := p.mem[id]; !r.hidden {
 			out = append(out, r.clone())
 		}
 	}
@@ -757,7 +790,7 @@ func (p *Proxy) create(r *http.Request) (int, any) {
 	if id == "" {
 		id = newUUID()
 	}
-	if _, exists := p.rows[id]; exists {
+	if _, exists := p.shared.rows[id]; exists {
 		// The primary-key conflict is swallowed into LiteLLM's generic failure.
 		return http.StatusInternalServerError, errorBody(500, "None", addFailedMsg)
 	}
@@ -766,8 +799,8 @@ func (p *Proxy) create(r *http.Request) (int, any) {
 	info["id"] = id
 	now := time.Now().UTC()
 	rw := &row{id: id, name: *b.ModelName, params: deepCopy(b.LiteLLMParams), info: info, createdAt: now, updatedAt: now}
-	p.rows[id] = rw
-	p.order = append(p.order, id)
+	p.shared.put(rw)
+	p.loadLocked(id)
 	if p.saveOnFailure > 0 {
 		p.saveOnFailure--
 		return http.StatusInternalServerError, errorBody(500, "None", addFailedMsg)
@@ -777,7 +810,7 @@ func (p *Proxy) create(r *http.Request) (int, any) {
 
 // dbRow returns the database row id, or nil for unknown and config-file models; p.mu held.
 func (p *Proxy) dbRow(id string) *row {
-	if rw, ok := p.rows[id]; ok && !rw.config {
+	if rw, ok := p.shared.rows[id]; ok && !rw.config {
 		return rw
 	}
 	return nil
@@ -812,8 +845,9 @@ func (p *Proxy) patch(r *http.Request) (int, any) {
 	mergeNonNull(rw.info, b.ModelInfo)
 	rw.info["id"] = id
 	rw.updatedAt = time.Now().UTC()
+	p.loadLocked(id)
 	if !p.modern {
-		for _, other := range p.rows {
+		for _, other := range p.mem {
 			if other.config {
 				other.hidden = true
 			}
@@ -845,6 +879,7 @@ func (p *Proxy) update(r *http.Request) (int, any) {
 	// Only litellm_params: this endpoint ignores model_name and model_info.
 	mergeNonNull(rw.params, b.LiteLLMParams)
 	rw.updatedAt = time.Now().UTC()
+	p.loadLocked(id)
 	return http.StatusOK, rw.stored()
 }
 
@@ -869,13 +904,8 @@ func (p *Proxy) delete(r *http.Request) (int, any) {
 		return http.StatusBadRequest, errorBody(400, "auth_error", "Model with id="+id+" not found in db")
 	}
 	p.beginWrite()
-	delete(p.rows, id)
-	for i, o := range p.order {
-		if o == id {
-			p.order = append(p.order[:i], p.order[i+1:]...)
-			break
-		}
-	}
+	p.shared.remove(id)
+	p.loadLocked(id)
 	return http.StatusOK, map[string]any{"message": "Model: " + id + " deleted successfully"}
 }
 
