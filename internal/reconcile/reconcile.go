@@ -39,6 +39,8 @@ type Store interface {
 	OAuthIDNotNull(ctx context.Context) (bool, error)
 	MigrateOAuthID(ctx context.Context) (changed bool, err error)
 	Models(ctx context.Context, ids []string) (map[string]modelsync.Row, error)
+	// ManagedModels lists the ids of the rows not yet unavailable that carry the job's marker.
+	ManagedModels(ctx context.Context, marker string) ([]string, error)
 	Apply(ctx context.Context, upserts []modelsync.Row, unavailable []string) (store.Applied, error)
 }
 
@@ -467,7 +469,26 @@ func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPla
 // planDatabase computes the rows to write. Rows are written only for models whose LiteLLM side is
 // done: a row for a model LiteLLM lacks would be marked unavailable at the backend's next sync.
 func planDatabase(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) ([]RowChange, []modelsync.Row, []string, error) {
-	ids := append(o.Catalog.IDs(), lp.pruned...)
+	pruned := slices.Clone(lp.pruned)
+	if o.Prune {
+		// Also the rows whose deployment is already gone from LiteLLM: a run that deleted it and
+		// stopped before this step left them available, and LiteLLM no longer tells of them.
+		managed, err := o.Store.ManagedModels(ctx, ManagedBy)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("reading the models table: %w", err)
+		}
+		listed := map[string]bool{}
+		for _, id := range o.Catalog.IDs() {
+			listed[id] = true
+		}
+		for _, id := range managed {
+			if !listed[id] && !slices.Contains(pruned, id) {
+				pruned = append(pruned, id)
+			}
+		}
+		sort.Strings(pruned)
+	}
+	ids := append(o.Catalog.IDs(), pruned...)
 	existing, err := o.Store.Models(ctx, ids)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("reading the models table: %w", err)
@@ -500,7 +521,7 @@ func planDatabase(ctx context.Context, o Options, lp litellmPlan, failed map[str
 		}
 	}
 	var unavailable []string
-	for _, name := range lp.pruned {
+	for _, name := range pruned {
 		if failed[name] != nil {
 			continue
 		}

@@ -499,3 +499,36 @@ func (s *stack) stored(name string) litellm.Deployment {
 	s.t.Fatalf("LiteLLM holds no deployment of %s", name)
 	return litellm.Deployment{}
 }
+
+// A run that deleted a pruned model's deployment and stopped before the database step (a PostgreSQL
+// restart, SIGTERM): LiteLLM no longer tells of the model, yet the next run marks its row unavailable.
+func TestPruneReachesTheDatabaseAfterAnInterruptedRun(t *testing.T) {
+	s := newStack(t)
+	s.run(loadCatalog(t, ""))
+	// A row the job did not make, for a name the catalog does not list: never touched.
+	s.exec(`INSERT INTO models (id, name, provider, availability) VALUES ('hand-made', 'x', 'y', 'available')`)
+	without := loadCatalog(t, readCatalog(t)[:strings.Index(readCatalog(t), "  - id: gpt-oss-20b")])
+	// What the interrupted run left: the deployment gone, the row still available.
+	require.NoError(t, s.llm.DeleteModel(context.Background(), s.served()["gpt-oss-20b"][0].ID()))
+	require.Equal(t, "available", s.rows("gpt-oss-20b")["gpt-oss-20b"].Availability)
+
+	tests := []struct {
+		name        string
+		prune       bool
+		unavailable int
+		want        string
+	}{
+		{"without PRUNE the row stays", false, 0, "available"},
+		{"with PRUNE the row becomes unavailable", true, 1, "unavailable"},
+		{"and stays so", true, 0, "unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := s.run(without, func(o *reconcile.Options) { o.Prune = tt.prune })
+			assert.Equal(t, 0, res.LiteLLM.Deleted)
+			assert.Equal(t, tt.unavailable, res.Database.Unavailable)
+			assert.Equal(t, tt.want, s.rows("gpt-oss-20b")["gpt-oss-20b"].Availability)
+			assert.Equal(t, "available", s.rows("hand-made")["hand-made"].Availability)
+		})
+	}
+}
