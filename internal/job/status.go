@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,11 @@ func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name
 		"summary":     summary,
 		"result":      result,
 		"finishedAt":  time.Now().UTC().Format(time.RFC3339),
+		"passes":      strconv.Itoa(res.Passes),
 		"models.json": string(models),
+	}
+	if runErr != nil {
+		data["error"] = runErr.Error()
 	}
 	cms := kc.CoreV1().ConfigMaps(namespace)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})

@@ -57,7 +57,8 @@ type Options struct {
 	// Concurrency bounds parallel LiteLLM writes: LiteLLM encrypts and stores each one, and a large
 	// catalog written one by one would take minutes.
 	Concurrency int
-	// RetryTimeout bounds the retries of one operation and of the whole pass.
+	// RetryTimeout is one deadline for the whole run, every retried operation and pass included:
+	// a LiteLLM that fails everything ends the run after RetryTimeout, whatever the catalog's size.
 	RetryTimeout time.Duration
 	// VerifyTimeout bounds the re-reads after writing that cover LiteLLM's read-after-write lag: other
 	// workers and replicas load new models on their next database poll (10 s in v1.74.7, 30 s from
@@ -74,15 +75,26 @@ type Counts struct {
 	Created, Updated, Unchanged, Deleted, Unavailable int
 }
 
-// Result is what a run did.
+// Result is what a run did, over all its passes, and the state it left.
 type Result struct {
-	Plan     Plan
+	Plan Plan
+	// LiteLLM and Database count the changes every pass of the run made; Unchanged counts what the
+	// last pass found right and no earlier pass had changed.
 	LiteLLM  Counts
 	Database Counts
 	Migrated bool
 	DryRun   bool
+	// Failed is set when the run ended in an error; the counts then say what it did before.
+	Failed bool
+	// Passes is how many passes the run made (a transient failure starts a new one).
+	Passes int
 	// Models is the state of each catalog model after the run, for the status the job publishes.
+	// It is set whenever the catalog was loaded, also when the run failed.
 	Models []ModelStatus
+
+	// changed and unchanged name the models (LiteLLM side) and rows a pass changed or found right,
+	// so that passes add up without counting a model twice.
+	changed, unchanged, rowsChanged, rowsUnchanged []string
 }
 
 // ModelStatus is one catalog model after a run.
@@ -98,8 +110,11 @@ type ModelStatus struct {
 // Summary is the one-line outcome printed at the end and written to the termination log.
 func (r Result) Summary() string {
 	prefix := "done"
-	if r.DryRun {
+	switch {
+	case r.DryRun:
 		prefix = "dry run, nothing written"
+	case r.Failed:
+		prefix = "failed"
 	}
 	migration := "oauth_id already nullable"
 	switch {
@@ -120,6 +135,9 @@ func (o *Options) defaults() {
 	if o.RetryTimeout <= 0 {
 		o.RetryTimeout = 5 * time.Minute
 	}
+	if o.VerifyTimeout > o.RetryTimeout {
+		o.VerifyTimeout = o.RetryTimeout
+	}
 	if o.VerifyTimeout <= 0 {
 		o.VerifyTimeout = 45 * time.Second
 	}
@@ -135,21 +153,25 @@ func (o *Options) defaults() {
 }
 
 // Run reconciles once. A pass that fails on something transient (a database restart, LiteLLM
-// unreachable) is repeated from the start under the same deadline: every pass re-reads both sides,
-// so repeating one is always safe.
+// unreachable) is repeated from the start: every pass re-reads both sides, so repeating one is
+// always safe. RetryTimeout is the deadline of the whole run. The result adds up every pass and,
+// also on failure, says what state each catalog model was left in.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
-	var res Result
+	ctx, cancel := context.WithTimeoutCause(ctx, o.RetryTimeout,
+		fmt.Errorf("RETRY_TIMEOUT (%s) reached: the run's deadline", o.RetryTimeout))
+	defer cancel()
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 500 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
-	b.MaxElapsedTime = o.RetryTimeout
-	attempt := 0
+	b.MaxElapsedTime = 0 // the run's deadline bounds the passes
+	var passes []Result
+	var last error
 	err := backoff.RetryNotify(func() error {
-		attempt++
 		r, err := pass(ctx, o)
+		passes = append(passes, r)
+		last = err
 		if err == nil {
-			res = r
 			return nil
 		}
 		if ctx.Err() != nil || !transient(err) {
@@ -157,12 +179,100 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
-		o.Logger.Warn("reconcile pass failed, starting again", "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "error", err)
+		o.Logger.Warn("reconcile pass failed, starting again", "attempt", len(passes), "retry_in", wait.Round(time.Millisecond), "error", err)
 	})
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		err = fmt.Errorf("%w (cancelled: %w)", err, ctx.Err())
+	if err != nil && ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		switch {
+		case last != nil && !errors.Is(last, ctx.Err()):
+			err = fmt.Errorf("%w (then gave up: %w)", last, cause)
+		case !errors.Is(err, cause):
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
 	}
+	res := merge(o.Catalog, passes, err)
 	return res, err
+}
+
+// merge adds the passes up: the changes of every pass, the state of the last one that got that far.
+func merge(c *catalog.Catalog, passes []Result, err error) Result {
+	var res Result
+	if len(passes) > 0 {
+		res = passes[len(passes)-1]
+	}
+	res.Passes = len(passes)
+	res.Failed = err != nil
+	res.LiteLLM, res.Database = Counts{}, Counts{}
+	changed, rowsChanged := map[string]bool{}, map[string]bool{}
+	for _, p := range passes {
+		res.Migrated = res.Migrated || p.Migrated
+		add(&res.LiteLLM, p.LiteLLM)
+		add(&res.Database, p.Database)
+		for _, id := range p.changed {
+			changed[id] = true
+		}
+		for _, id := range p.rowsChanged {
+			rowsChanged[id] = true
+		}
+	}
+	for _, id := range res.unchanged {
+		if !changed[id] {
+			res.LiteLLM.Unchanged++
+		}
+	}
+	for _, id := range res.rowsUnchanged {
+		if !rowsChanged[id] {
+			res.Database.Unchanged++
+		}
+	}
+	if res.Models == nil && c != nil {
+		// The last pass failed before it knew the state: say so for every model, with the state an
+		// earlier pass left when there was one.
+		var earlier []ModelStatus
+		for _, p := range passes {
+			if p.Models != nil {
+				earlier = p.Models
+			}
+		}
+		res.Models = unknownStatuses(c, earlier, err)
+	}
+	return res
+}
+
+// NotRun is the result of a run that failed before reconciling anything (e.g. the stack never became
+// ready): nothing written, every catalog model named with the reason.
+func NotRun(c *catalog.Catalog, err error) Result {
+	return merge(c, nil, err)
+}
+
+func add(total *Counts, c Counts) {
+	total.Created += c.Created
+	total.Updated += c.Updated
+	total.Deleted += c.Deleted
+	total.Unavailable += c.Unavailable
+}
+
+func unknownStatuses(c *catalog.Catalog, earlier []ModelStatus, err error) []ModelStatus {
+	prev := map[string]ModelStatus{}
+	for _, m := range earlier {
+		prev[m.ID] = m
+	}
+	msg := "not reconciled"
+	if err != nil {
+		msg = "not reconciled: " + err.Error()
+	}
+	out := make([]ModelStatus, 0, len(c.Models))
+	for _, m := range c.Models {
+		st, ok := prev[m.ID]
+		if !ok {
+			st = ModelStatus{ID: m.ID, Catalog: m.Availability, LiteLLMDeployments: -1, Database: "not written"}
+		}
+		if st.Error == "" {
+			st.Error = msg
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // transient reports whether another pass may succeed.
@@ -226,12 +336,15 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		}
 		res.Plan.Database = changes
 		res.Database = countRows(changes)
+		res.changed, res.unchanged = stepModels(lp.Steps, nil)
+		res.rowsChanged, res.rowsUnchanged = rowModels(changes)
 		res.Plan.Print(o.Out)
 		return res, nil
 	}
 
 	failed := applyLiteLLM(ctx, o, lp)
 	res.LiteLLM = countSteps(lp.Steps, failed)
+	res.changed, res.unchanged = stepModels(lp.Steps, failed)
 	if lp.writes() > 0 {
 		if err := verifyLiteLLM(ctx, o, lp, failed); err != nil {
 			failed["(verify)"] = err
@@ -245,18 +358,22 @@ func pass(ctx context.Context, o Options) (Result, error) {
 
 	changes, upserts, unavailable, err := planDatabase(ctx, o, lp, failed)
 	if err != nil {
+		res.Models = modelStatuses(o.Catalog, lp, failed, err)
 		return res, err
 	}
 	res.Plan.Database = changes
 	if len(upserts) > 0 || len(unavailable) > 0 {
 		applied, err := o.Store.Apply(ctx, upserts, unavailable)
 		if err != nil {
-			return res, fmt.Errorf("writing the models to the database: %w", err)
+			err = fmt.Errorf("writing the models to the database: %w", err)
+			res.Models = modelStatuses(o.Catalog, lp, failed, err)
+			return res, err
 		}
 		o.Logger.Info("database written", "inserted", len(applied.Inserted), "updated", len(applied.Updated), "unavailable", len(applied.MarkedUnavailable))
 	}
 	res.Database = countRows(changes)
-	res.Models = modelStatuses(o.Catalog, lp, failed)
+	res.rowsChanged, res.rowsUnchanged = rowModels(changes)
+	res.Models = modelStatuses(o.Catalog, lp, failed, nil)
 	var written []RowChange
 	for _, c := range changes {
 		if c.Action != Unchanged {
@@ -306,8 +423,15 @@ func applyLiteLLM(ctx context.Context, o Options, lp litellmPlan) map[string]err
 	var wg sync.WaitGroup
 	for _, model := range order {
 		steps := byModel[model]
-		wg.Add(1)
 		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			mu.Lock()
+			failed[model] = fmt.Errorf("not attempted: %w", context.Cause(ctx))
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
@@ -570,14 +694,17 @@ func countRows(changes []RowChange) Counts {
 	return c
 }
 
-// retry runs op with exponential backoff while it fails transiently, bounded by RetryTimeout.
+// retry runs op with exponential backoff while it fails transiently, until the run's deadline (ctx).
+// When the deadline ends the retries, the error says what the last attempt answered.
 func retry(ctx context.Context, o Options, what string, op func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 5 * time.Second
-	b.MaxElapsedTime = o.RetryTimeout
-	return backoff.RetryNotify(func() error {
+	b.MaxElapsedTime = 0
+	var last error
+	err := backoff.RetryNotify(func() error {
 		err := op()
+		last = err
 		if err != nil && !litellm.IsTransient(err) {
 			return backoff.Permanent(err)
 		}
@@ -585,6 +712,10 @@ func retry(ctx context.Context, o Options, what string, op func() error) error {
 	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
 		o.Logger.Warn("retrying", "what", what, "retry_in", wait.Round(time.Millisecond), "error", err)
 	})
+	if err != nil && ctx.Err() != nil && last != nil && !errors.Is(last, ctx.Err()) {
+		return fmt.Errorf("%w (then gave up: %w)", last, context.Cause(ctx))
+	}
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -598,7 +729,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func modelStatuses(c *catalog.Catalog, lp litellmPlan, failed map[string]error) []ModelStatus {
+// modelStatuses is the state a pass left; dbErr is set when the database step failed, so that no
+// row was written.
+func modelStatuses(c *catalog.Catalog, lp litellmPlan, failed map[string]error, dbErr error) []ModelStatus {
 	out := make([]ModelStatus, 0, len(c.Models))
 	for _, m := range c.Models {
 		st := ModelStatus{ID: m.ID, Catalog: m.Availability, Database: m.Availability}
@@ -610,7 +743,36 @@ func modelStatuses(c *catalog.Catalog, lp litellmPlan, failed map[string]error) 
 			st.LiteLLMDeployments = 1
 			st.DeploymentID = d.ID()
 		}
+		if dbErr != nil && st.Error == "" {
+			st.Database = "not written"
+			st.Error = dbErr.Error()
+		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// stepModels names the models whose LiteLLM steps were done, changed or found right.
+func stepModels(steps []Step, failed map[string]error) (changed, unchanged []string) {
+	for _, s := range steps {
+		switch {
+		case failed[s.Model] != nil || s.Action == Keep:
+		case s.Action == Unchanged:
+			unchanged = append(unchanged, s.Model)
+		default:
+			changed = append(changed, s.Model)
+		}
+	}
+	return changed, unchanged
+}
+
+func rowModels(changes []RowChange) (changed, unchanged []string) {
+	for _, c := range changes {
+		if c.Action == Unchanged {
+			unchanged = append(unchanged, c.Model)
+		} else {
+			changed = append(changed, c.Model)
+		}
+	}
+	return changed, unchanged
 }
