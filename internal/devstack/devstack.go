@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -51,6 +52,9 @@ type Options struct {
 	LiteLLM litellmtest.Options
 	// LiteLLMAddr is where the double listens (default: a free loopback port).
 	LiteLLMAddr string
+	// LiteLLMReplicas is the number of LiteLLM replicas sharing one database (default 1). The Job
+	// talks to the first; the others see its writes on their polls (LiteLLM.PollInterval).
+	LiteLLMReplicas int
 	// SecretsJob, when set, is the litemaas-sync binary: the stack then runs the PreSync Job
 	// litemaas-secrets as rendered (with the cluster-admin part applied first, as a cluster admin does),
 	// and the database is set up for the user it generated. Otherwise the Secrets are made up locally.
@@ -68,6 +72,10 @@ type Stack struct {
 	PG          *pgtest.Server
 	LiteLLM     *litellmtest.Server
 	Proxy       *litellmtest.Proxy
+	// Replicas are every LiteLLM replica, LiteLLM first.
+	Replicas []*litellmtest.Server
+	// VLLM is the model server behind every catalog api_base.
+	VLLM *litellmtest.VLLM
 	// Objects are the rendered overlay, namespace replaced.
 	Objects []*unstructured.Unstructured
 	Job     *batchv1.Job
@@ -82,6 +90,9 @@ type Stack struct {
 	// dbUser owns the database when the secrets job chose it.
 	dbUser         string
 	liteLLMOptions litellmtest.Options
+	replicas       int
+	vllmAddr       string
+	vllmServer     *http.Server
 }
 
 // Start renders the overlay, starts what is missing and applies every object except hook Jobs. The
@@ -134,14 +145,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.MasterKey = lo.MasterKey
 	s.liteLLMOptions = lo
-	s.Proxy = litellmtest.New(lo)
-	s.LiteLLM = litellmtest.NewServer(s.Proxy)
+	s.replicas = o.LiteLLMReplicas
+	if err := s.startModelServer(); err != nil {
+		return nil, err
+	}
 	addr := o.LiteLLMAddr
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	if err := s.LiteLLM.Start(addr); err != nil {
-		return nil, fmt.Errorf("starting the LiteLLM double: %w", err)
+	if err := s.startLiteLLM(lo, s.replicas, addr); err != nil {
+		return nil, err
 	}
 
 	if s.Kube == nil {
@@ -227,15 +240,13 @@ func (s *Stack) runSecretsJob(ctx context.Context, o Options) error {
 // address, as LiteLLM would start from the generated Secret.
 func (s *Stack) restartLiteLLMWithKey(key string) error {
 	addr := strings.TrimPrefix(s.LiteLLM.URL(), "http://")
-	if err := s.LiteLLM.Stop(); err != nil {
+	if err := s.stopLiteLLM(); err != nil {
 		return err
 	}
 	opts := s.liteLLMOptions
 	opts.MasterKey = key
 	s.MasterKey = key
-	s.Proxy = litellmtest.New(opts)
-	s.LiteLLM = litellmtest.NewServer(s.Proxy)
-	return s.LiteLLM.Start(addr)
+	return s.startLiteLLM(opts, s.replicas, addr)
 }
 
 func (s *Stack) renderedJob(name string) (*batchv1.Job, error) {
@@ -253,8 +264,9 @@ func (s *Stack) renderedJob(name string) (*batchv1.Job, error) {
 
 // Close stops what the stack started and removes its files.
 func (s *Stack) Close() {
-	if s.LiteLLM != nil {
-		_ = s.LiteLLM.Stop()
+	_ = s.stopLiteLLM()
+	if s.vllmServer != nil {
+		_ = s.vllmServer.Close()
 	}
 	if s.ownKube && s.Kube != nil {
 		s.Kube.Stop()

@@ -18,7 +18,7 @@ const Usage = `litemaas-ops: deploy, verify, undeploy and restore LiteMaaS on Op
 Usage:
   litemaas-ops deploy   [--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes]
                         [--init-overlay NAME [--domain APPS_DOMAIN]]
-  litemaas-ops verify   [--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure]
+  litemaas-ops verify   [--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]
   litemaas-ops undeploy [--yes] [--cluster] [--overlay DIR] [--wait 3m]
   litemaas-ops restore  --from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]
 
@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.StringVar(&o.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
 		fs.BoolVar(&o.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
 		fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
+		fs.BoolVar(&o.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
 		if err := parse(); err != nil {
 			return err
 		}

@@ -50,7 +50,9 @@ type VerifyOptions struct {
 	Insecure bool
 	// HTTPClient makes the Route requests; nil builds one from Insecure.
 	HTTPClient *http.Client
-	Out        io.Writer
+	// Chat sends one completion per served catalog model through LiteLLM's route (see ChatCheck).
+	Chat bool
+	Out  io.Writer
 }
 
 // publishedModel is one entry of models.json in the job's status ConfigMap (the job's contract).
@@ -106,6 +108,15 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 				return err
 			}
 			rows = append(rows, routes...)
+			if o.Chat {
+				chat, err := chatRows(ctx, c, o.Namespace, o.Catalog, client)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, chat...)
+			}
+		} else if o.Chat {
+			rows = append(rows, row{"chat", "completions", statusSkip, "--chat goes through the LiteLLM route, which --skip-routes leaves out"})
 		}
 	}
 	printChecks(o.Out, rows)
