@@ -81,4 +81,3 @@ func TestChatCheckWithoutAValidMasterKey(t *testing.T) {
 	assert.NotContains(t, err.Error(), "sk-wrong")
 	assert.Zero(t, p.Count("POST", "/v1/chat/completions"))
 }
-
