@@ -31,6 +31,7 @@ func TestFailingLiteLLMEndsAtTheRunsDeadline(t *testing.T) {
 	require.Error(t, err)
 	assert.Less(t, took, o.RetryTimeout+time.Second, "the deadline holds for the whole run")
 	assert.Contains(t, err.Error(), "RETRY_TIMEOUT (2s) reached")
+	assert.Contains(t, err.Error(), "5 LiteLLM change(s) failed", "the error names the models, not the database step the deadline cut short")
 	assert.True(t, res.Failed)
 	assert.True(t, strings.HasPrefix(res.Summary(), "failed: litellm created=0"), res.Summary())
 	require.Len(t, res.Models, 5)

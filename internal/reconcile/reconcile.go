@@ -68,6 +68,9 @@ type Options struct {
 	Logger        *slog.Logger
 	// Out receives the plan (in a dry run) or the changes made.
 	Out io.Writer
+
+	// deadlineCause is the error a run's deadline gives, set by Run.
+	deadlineCause error
 }
 
 // Counts of one side of a run.
@@ -158,9 +161,10 @@ func (o *Options) defaults() {
 // also on failure, says what state each catalog model was left in.
 func Run(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
-	ctx, cancel := context.WithTimeoutCause(ctx, o.RetryTimeout,
-		fmt.Errorf("RETRY_TIMEOUT (%s) reached: the run's deadline", o.RetryTimeout))
+	o.deadlineCause = fmt.Errorf("RETRY_TIMEOUT (%s) reached: the run's deadline", o.RetryTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, o.RetryTimeout, o.deadlineCause)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 500 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
@@ -174,7 +178,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || !transient(err) {
+		if ctx.Err() != nil || !transient(err) || time.Until(deadline) < dbReserve(o) {
 			return backoff.Permanent(err)
 		}
 		return err
@@ -342,11 +346,20 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		return res, nil
 	}
 
-	failed := applyLiteLLM(ctx, o, lp)
+	// LiteLLM's part ends a little before the run's deadline, so that the rows of the models it did
+	// register are still written when others keep failing.
+	lctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var stop context.CancelFunc
+		lctx, stop = context.WithDeadlineCause(ctx, d.Add(-dbReserve(o)), o.deadlineCause)
+		defer stop()
+	}
+	failed := applyLiteLLM(lctx, o, lp)
 	res.LiteLLM = countSteps(lp.Steps, failed)
 	res.changed, res.unchanged = stepModels(lp.Steps, failed)
-	if lp.writes() > 0 {
-		if err := verifyLiteLLM(ctx, o, lp, failed); err != nil {
+	// Nothing to re-read once LiteLLM's time is up: the failures already say what is not done.
+	if lp.writes() > 0 && lctx.Err() == nil {
+		if err := verifyLiteLLM(lctx, o, lp, failed); err != nil {
 			failed["(verify)"] = err
 		}
 	}
@@ -394,6 +407,11 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		return res, pe
 	}
 	return res, nil
+}
+
+// dbReserve is the part of the run's deadline kept for the database step.
+func dbReserve(o Options) time.Duration {
+	return min(o.RetryTimeout/10, 15*time.Second)
 }
 
 func stepLine(s Step) string {
