@@ -35,6 +35,14 @@ const (
 	writeDelay = 20 * time.Millisecond
 )
 
+// The targets the README quotes. A benchmark that misses one fails, so the figures are asserted, not
+// only printed.
+const (
+	firstRun1000Target = 10 * time.Second
+	peakRSSTarget      = 64 << 20 // bytes
+	readyToDoneTarget  = 2 * time.Second
+)
+
 var (
 	pg    *pgtest.Server
 	sizes = []int{5, 100, 1000}
@@ -122,10 +130,14 @@ func BenchmarkJob(b *testing.B) {
 				b.StartTimer()
 				start, sql := time.Now(), e.sql.n.Load()
 				e.reconcile(b, c)
+				took := time.Since(start)
 				b.StopTimer()
 				e.report(b, start, sql)
 				if got := len(e.proxy.Deployments()); got != n {
 					b.Fatalf("%d deployments, want %d", got, n)
+				}
+				if n == 1000 && took >= firstRun1000Target {
+					b.Fatalf("a first run of 1,000 models took %s; target: under %s", took.Round(time.Millisecond), firstRun1000Target)
 				}
 			}
 		})
@@ -261,6 +273,12 @@ func BenchmarkPeakRSS(b *testing.B) {
 		}
 		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/run")
 		b.ReportMetric(float64(peak.Load())/1024, "peak-RSS-MiB")
+		if peak.Load() == 0 {
+			b.Fatal("no peak RSS was sampled: /proc/<pid>/status unreadable")
+		}
+		if peak.Load()*1024 >= peakRSSTarget {
+			b.Fatalf("peak RSS %.1f MiB for 1,000 models; target: under %d MiB", float64(peak.Load())/1024, peakRSSTarget>>20)
+		}
 	}
 }
 
@@ -296,7 +314,11 @@ func BenchmarkReadyToDone(b *testing.B) {
 		if err := cmd.Wait(); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(time.Since(ready).Milliseconds()), "ms-ready-to-done")
+		took := time.Since(ready)
+		b.ReportMetric(float64(took.Milliseconds()), "ms-ready-to-done")
+		if took >= readyToDoneTarget {
+			b.Fatalf("%s from the last workload ready to done; target: under %s", took.Round(time.Millisecond), readyToDoneTarget)
+		}
 		s.Close()
 	}
 }
