@@ -113,7 +113,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		// The status says so too: `make verify` must not read the previous run's success.
 		if kc != nil && cfg.StatusConfigMap != "" && !cfg.DryRun {
 			res := reconcile.NotRun(cat, fmt.Errorf("the stack was not ready: %w", err))
-			if perr := publishStatus(ctx, kc, namespace, cfg.StatusConfigMap, res, res.Summary()+": nothing written, the stack was not ready", err); perr != nil {
+			if perr := publishStatus(ctx, kc, namespace, cfg.StatusConfigMap, res, "failed: nothing written, the stack was not ready: "+err.Error(), err); perr != nil {
 				log.Warn("could not publish the status", "error", perr)
 			}
 		}
