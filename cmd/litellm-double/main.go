@@ -9,9 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +33,10 @@ func run() error {
 	version := flag.String("version", envOr("LITELLM_DOUBLE_VERSION", litellmtest.Version1747),
 		"LiteLLM version to imitate: "+litellmtest.Version1747+" or "+litellmtest.Version181+" (env LITELLM_DOUBLE_VERSION)")
 	writeDelay := flag.Duration("write-delay", 0, "extra delay of model writes, e.g. 20ms")
+	replicas := flag.Int("replicas", 1, "LiteLLM replicas sharing one database; the others listen on the next ports")
+	poll := flag.Duration("poll", 10*time.Second, "how often a replica polls the database for the others' writes (LiteLLM: 10s in v1.74.7, 30s from v1.79.1)")
+	models := flag.String("serve-models", "", "comma-separated served model names: also run an OpenAI-compatible model server for them on -model-addr, and send every api_base there")
+	modelAddr := flag.String("model-addr", "127.0.0.1:8000", "listen address of the model server (with -serve-models)")
 	flag.Parse()
 
 	key := os.Getenv("LITELLM_MASTER_KEY")
@@ -42,14 +48,39 @@ func run() error {
 		return fmt.Errorf("unsupported -version %q", *version)
 	}
 
-	proxy := litellmtest.New(litellmtest.Options{MasterKey: key, Version: *version, WriteDelay: *writeDelay})
-	srv := &http.Server{Addr: *addr, Handler: logRequests(proxy), ReadHeaderTimeout: 10 * time.Second}
+	if *replicas < 1 {
+		return fmt.Errorf("-replicas %d: want at least 1", *replicas)
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", *addr, err)
+	}
+	first, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("-addr %q: the port must be a number: %w", *addr, err)
+	}
+
+	opts := litellmtest.Options{MasterKey: key, Version: *version, WriteDelay: *writeDelay}
+	var servers []*http.Server
+	if *models != "" {
+		opts.Upstream = litellmtest.Resolver(*modelAddr)
+		servers = append(servers, &http.Server{Addr: *modelAddr, Handler: logRequests("model-server", litellmtest.NewVLLM(strings.Split(*models, ",")...)), ReadHeaderTimeout: 10 * time.Second})
+	}
+	if *replicas > 1 {
+		opts.PollInterval = *poll
+	}
+	for i, p := range litellmtest.NewReplicas(opts, *replicas) {
+		a := net.JoinHostPort(host, strconv.Itoa(first+i))
+		servers = append(servers, &http.Server{Addr: a, Handler: logRequests(fmt.Sprintf("replica-%d", i+1), p), ReadHeaderTimeout: 10 * time.Second})
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	slog.Info("litellm-double listening", "addr", *addr, "version", *version, "write_delay", *writeDelay)
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errc <- srv.ListenAndServe() }()
+		slog.Info("litellm-double listening", "addr", srv.Addr, "version", *version, "write_delay", *writeDelay)
+	}
 
 	select {
 	case err := <-errc:
@@ -58,8 +89,10 @@ func run() error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	slog.Info("litellm-double stopped")
 	return nil
@@ -83,11 +116,11 @@ func (r *statusRecorder) WriteHeader(status int) {
 }
 
 // logRequests logs one line per request; headers are left out because they carry the key.
-func logRequests(next http.Handler) http.Handler {
+func logRequests(server string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		slog.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
+		slog.Info("request", "server", server, "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
 	})
 }
