@@ -3,10 +3,17 @@ package ops
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
@@ -80,4 +87,59 @@ func TestChatCheckWithoutAValidMasterKey(t *testing.T) {
 	assert.Contains(t, err.Error(), "status 401")
 	assert.NotContains(t, err.Error(), "sk-wrong")
 	assert.Zero(t, p.Count("POST", "/v1/chat/completions"))
+}
+
+// verify --chat goes through the Route litellm with the master key of Secret litellm-secret, adds one
+// row per served catalog model and fails, naming the model, when one does not answer.
+func TestVerifyChat(t *testing.T) {
+	setupCluster(t)
+	const master = "sk-verify-chat-master"
+	_, up := litellmtest.NewVLLMServer(t, "mistral-3-int4") // granite-8b-agent is not served: a 404 at chat time
+	proxy := litellmtest.New(litellmtest.Options{MasterKey: master, Upstream: litellmtest.Resolver(strings.TrimPrefix(up.URL, "http://"))})
+	for _, id := range []string{"mistral-3-int4", "granite-8b-agent"} {
+		proxy.Seed(litellm.Deployment{ModelName: id, LiteLLMParams: map[string]any{
+			"model": "openai/" + id, "api_base": "http://" + id + "-predictor.private-ai.svc.cluster.local:8080/v1", "api_key": "none",
+		}, ModelInfo: map[string]any{"db_model": true}})
+	}
+	// The router: the litellm Route's host reaches the proxy, the others a plain page.
+	router := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, "litellm-") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(router.Close)
+	addr := router.Listener.Addr().String()
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the test router's own certificate
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+
+	ns := srv.CreateNamespace(t, "verify-chat")
+	populateNamespace(t, ns, testDomain)
+	writeJobStatus(t, ns, "succeeded", goodModels)
+	_, err := srv.Clientset().CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "litellm-secret"}, Data: map[string][]byte{"LITELLM_MASTER_KEY": []byte(master)},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	var out syncBuffer
+	err = Verify(context.Background(), newCluster(t, srv.Config), VerifyOptions{
+		Namespace: ns, Catalog: "testdata/models.yaml", HTTPClient: client, Chat: true, Out: &out,
+	})
+	t.Logf("verify --chat:\n%s", out.String())
+	var pe *ProblemsError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 1, pe.Count, "only granite-8b-agent fails")
+	table := squeeze(out.String())
+	assert.Contains(t, table, "chat mistral-3-int4 OK HTTP 200")
+	assert.Contains(t, table, "chat granite-8b-agent FAIL HTTP 404")
+	assert.Contains(t, table, "The model `granite-8b-agent` does not exist.")
+	assert.NotContains(t, table, "chat gpt-oss-20b", "unavailable models are not tried")
+	assert.NotContains(t, out.String(), master)
+	assert.Empty(t, proxy.Keys(), "the virtual key is deleted")
+	assert.Equal(t, 1, proxy.Count("POST", "/key/delete"))
 }
