@@ -68,6 +68,9 @@ func TestEveryModelAnswersOnEveryReplica(t *testing.T) {
 	edited = strings.Replace(edited, "    supportsParallelFunctionCalling: true\n", "    supportsParallelFunctionCalling: true\n    supportsVision: true\n", 1)
 	res := s.run(loadCatalog(t, edited))
 	assert.Equal(t, reconcile.Counts{Updated: 1, Unchanged: 4}, res.LiteLLM)
+	// Before its poll the second replica still routes to the old deployment: no gap in service.
+	status, body := chat(t, urls[1], "devstral-2")
+	assert.Equal(t, http.StatusOK, status, body)
 	ps[1].Poll()
 
 	second := litellm.New(urls[1], masterKey)
