@@ -82,8 +82,8 @@ type Problem struct {
 	// Column is set for YAML syntax errors only.
 	Column int
 	Model  string // the model's id, or "#N" when it has none
-	Field string
-	Msg   string
+	Field  string
+	Msg    string
 }
 
 // Error is every problem found in one catalog file.

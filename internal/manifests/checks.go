@@ -1178,3 +1178,16 @@ func checkCRDCoverage(objs, crds []*unstructured.Unstructured) []string {
 	}
 	return p
 }
+
+// CatalogModels returns the number of models in the rendered catalog, when it is valid.
+func CatalogModels(objs []*unstructured.Unstructured) (int, bool) {
+	data := catalogOf(objs)
+	if data == nil {
+		return 0, false
+	}
+	c, err := catalog.Parse("models.yaml", data)
+	if err != nil {
+		return 0, false
+	}
+	return len(c.Models), true
+}
