@@ -12,14 +12,27 @@ TEST_TIMEOUT ?= 20m
 export CGO_ENABLED ?= 0
 
 .PHONY: help
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help (in colour on a terminal only)
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-12s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build litemaas-sync, litemaas-ops and litellm-double into ./bin (static)
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+
+# The two commands a user runs before pushing, from the built binaries (go run would turn their exit
+# status 2 into 1).
+.PHONY: check validate
+check: ## Before a push, offline: validate the catalogs, render, run the policy checks (OVERLAY=dir: that overlay only)
+	@$(GO) build -trimpath -buildvcs=auto -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+	$(BIN)/litemaas-ops check $(if $(filter command line environment,$(origin OVERLAY)),--overlay $(OVERLAY))
+
+CATALOG ?= gitops/base/models.yaml
+validate: ## Validate a models catalog offline (CATALOG=file, default gitops/base/models.yaml; exit 2 when invalid)
+	@$(GO) build -trimpath -buildvcs=auto -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
+	$(BIN)/litemaas-sync validate $(CATALOG)
 
 .PHONY: fmt
 fmt: ## Format the Go code

@@ -140,7 +140,10 @@ func describeTarget(c *manifests.Checker, t manifests.Target, problems int) stri
 			s += ", apps domain " + d
 		}
 	}
-	if problems > 0 {
+	switch {
+	case problems == 1:
+		s += ": 1 problem"
+	case problems > 1:
 		s += fmt.Sprintf(": %d problems", problems)
 	}
 	return s
