@@ -46,10 +46,10 @@ func program(runErr error) (*Program, *bytes.Buffer, *bytes.Buffer) {
 
 func TestMain_(t *testing.T) {
 	tests := []struct {
-		name       string
-		args       []string
-		runErr     error
-		code       int
+		name        string
+		args        []string
+		runErr      error
+		code        int
 		out, errOut string
 	}{
 		{"run", []string{"greet", "--name", "you", "a.yaml"}, nil, 0, "hello you", ""},
