@@ -3,6 +3,7 @@ package manifests
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -119,17 +120,9 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 	add("no Secret data", checkNoSecretData(objs))
 	switch t.Kind {
 	case AppTarget:
-		add("pod security", checkPodSecurity(objs))
-		add("resources", checkResources(objs))
-		add("probes", checkProbes(objs))
-		add("hook Jobs", checkHookJobs(objs))
-		add("images pinned", checkImagesPinned(objs))
-		add("Secret references", checkSecretRefs(objs))
-		add("labels", checkLabels(objs))
-		add("namespace", checkNamespace(objs))
-		add("component settings", checkComponentSettings(objs))
-		add("sync Job", checkSyncJob(objs))
-		add("sync RBAC", checkSyncRBAC(objs))
+		for _, ac := range appChecks {
+			add(ac.rule, ac.check(objs))
+		}
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 	case ClusterTarget:
@@ -137,7 +130,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("cluster part", checkClusterPart(objs))
 	case ArgoCDTarget:
 		add("labels", checkLabels(objs))
-		add("Application", c.checkApplications(objs, all))
+		add("Application", c.checkApplications(t.Dir, objs, all))
 	case CRDTarget:
 		var ps []string
 		for _, o := range objs {
@@ -151,6 +144,25 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("CRD", ps)
 	}
 	return out
+}
+
+// appChecks are the checks of an app overlay that need nothing but its objects, by rule name. A new
+// check is one more entry here: the tests and `litemaas-ops check` then both run it.
+var appChecks = []struct {
+	rule  string
+	check func([]*unstructured.Unstructured) []string
+}{
+	{"pod security", checkPodSecurity},
+	{"resources", checkResources},
+	{"probes", checkProbes},
+	{"hook Jobs", checkHookJobs},
+	{"images pinned", checkImagesPinned},
+	{"Secret references", checkSecretRefs},
+	{"labels", checkLabels},
+	{"namespace", checkNamespace},
+	{"component settings", checkComponentSettings},
+	{"sync Job", checkSyncJob},
+	{"sync RBAC", checkSyncRBAC},
 }
 
 // checkDomain runs checkDomainWiring with the overlay's apps domain and cluster-admin part.
@@ -206,16 +218,23 @@ func (c *Checker) dirExists(p string) bool {
 	return p != "" && err == nil && fi.IsDir()
 }
 
-// checkApplications: only Applications, each as checkApplication wants it, and the LiteMaaS
-// Application syncing one of the tree's overlays into namespace litemaas.
-func (c *Checker) checkApplications(objs []*unstructured.Unstructured, all []Target) []string {
+// checkApplications: Applications (or a fleet's ApplicationSets), each Application as checkApplication
+// wants it, and in gitops/argocd/app-of-apps the LiteMaaS Application syncing one of the tree's overlays
+// into namespace litemaas.
+func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructured, all []Target) []string {
 	var p problems
 	for _, o := range objs {
-		if o.GetKind() != "Application" {
-			p.addf("%s: only Applications belong here", ref(o))
-			continue
+		switch o.GetKind() {
+		case "Application":
+			p = append(p, checkApplication(o, c.dirExists)...)
+		case "ApplicationSet":
+			// A fleet's generator of Applications; its own checks belong to the fleet layout.
+		default:
+			p.addf("%s: only Applications and ApplicationSets belong here", ref(o))
 		}
-		p = append(p, checkApplication(o, c.dirExists)...)
+	}
+	if path.Clean(dir) != appOfAppsDir {
+		return p
 	}
 	app := Find(objs, "Application", appName)
 	if app == nil {
