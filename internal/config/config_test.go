@@ -102,7 +102,8 @@ func TestEveryProblemAtOnce(t *testing.T) {
 			"DATABASE_URL is not set (required)", "LITELLM_URL is not set (required)",
 			"LITELLM_MASTER_KEY is not set (required)", "set MODELS_FILE",
 		}},
-		{"missing and malformed", map[string]string{"MODELS_FILE": "m.yaml", "WAIT_TIMEOUT": "soon", "DRY_RUN": "perhaps", "LITELLM_CONCURRENCY": "0", "LITELLM_URL": "litellm:4000"}, []string{
+		{"missing and malformed", map[string]string{"MODELS_FILE": "m.yaml", "WAIT_TIMEOUT": "soon", "DRY_RUN": "perhaps", "LITELLM_CONCURRENCY": "0", "LITELLM_URL": "litellm:4000", "WAIT_FOR": "pod/x"}, []string{
+			"WAIT_FOR: ",
 			"DATABASE_URL is not set (required)", "LITELLM_MASTER_KEY is not set (required)",
 			`WAIT_TIMEOUT: time: invalid duration "soon"`, "DRY_RUN: ", "LITELLM_CONCURRENCY must be between 1 and 64",
 			"LITELLM_URL must be an http(s) URL",
