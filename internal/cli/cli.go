@@ -88,7 +88,7 @@ func (p *Program) Usage() string {
 // help is a command's --help text: synopsis, description, flags.
 func (p *Program) help(c *Command, fs *flag.FlagSet) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Usage: %s %s %s\n\n%s\n", p.Name, c.Name, c.Args, c.Summary)
+	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", strings.TrimSpace(p.Name+" "+c.Name+" "+c.Args), c.Summary)
 	if c.Help != "" {
 		b.WriteString("\n" + strings.TrimRight(c.Help, "\n") + "\n")
 	}

@@ -205,9 +205,9 @@ func Describe(target any) string {
 		note := ""
 		switch {
 		case v.Required:
-			note = " (required)"
+			note = "; required"
 		case v.Default != "":
-			note = " (default " + v.Default + ")"
+			note = "; default " + v.Default
 		}
 		fmt.Fprintf(&b, "  %-*s  %s%s\n", width, v.Name, v.Help, note)
 	}

@@ -92,8 +92,8 @@ func TestProgram(t *testing.T) {
 		code        int
 		out, errOut []string
 	}{
-		{"reconcile --help", []string{"reconcile", "--help"}, ExitOK, []string{"Usage: litemaas-sync reconcile [--dry-run]", "DATABASE_URL", "(required)", "WAIT_TIMEOUT", "(default 10m)", "-dry-run"}, nil},
-		{"secrets --help", []string{"secrets", "--help"}, ExitOK, []string{"Usage: litemaas-sync secrets", "OAUTH_MODE", "(default oauthclient)"}, nil},
+		{"reconcile --help", []string{"reconcile", "--help"}, ExitOK, []string{"Usage: litemaas-sync reconcile [--dry-run]", "DATABASE_URL", "; required", "WAIT_TIMEOUT", "; default 10m", "-dry-run"}, nil},
+		{"secrets --help", []string{"secrets", "--help"}, ExitOK, []string{"Usage: litemaas-sync secrets\n", "OAUTH_MODE", "; default oauthclient"}, nil},
 		{"validate --help", []string{"validate", "-h"}, ExitOK, []string{"Usage: litemaas-sync validate FILE..."}, nil},
 		{"help", []string{"help"}, ExitOK, []string{"litemaas-sync reconcile", "litemaas-sync --version"}, nil},
 		{"version", []string{"--version"}, ExitOK, []string{"litemaas-sync ", "commit "}, nil},
