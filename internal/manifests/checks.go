@@ -8,6 +8,7 @@ package manifests
 import (
 	"errors"
 	"fmt"
+	stdmaps "maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -458,9 +459,11 @@ func checkNoSecretData(objs []*unstructured.Unstructured) []string {
 	return p
 }
 
-// checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract.
+// checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract, except the
+// API keys the catalog's models name in apiKeyEnv, which the sync Job reads from the user's own Secrets.
 func checkSecretRefs(objs []*unstructured.Unstructured) []string {
 	var p problems
+	keyEnvs := apiKeyEnvs(objs)
 	for _, pt := range podTemplates(objs) {
 		for _, c := range containersOf(pt.spec) {
 			for _, e := range maps(listAt(c.spec, "env")) {
@@ -469,6 +472,10 @@ func checkSecretRefs(objs []*unstructured.Unstructured) []string {
 					continue
 				}
 				name, key := stringAt(sk, "name"), stringAt(sk, "key")
+				_, generated := secretContract[name]
+				if !generated && pt.owner == "Job/"+syncJobName && c.name == syncJobName && keyEnvs[stringAt(e, "name")] != "" {
+					continue // a model's API key, from the user's own Secret
+				}
 				if !slices.Contains(secretContract[name], key) {
 					p.addf("%s container %s: env %s reads %s/%s, which is not in the Secret contract", pt.owner, c.name, stringAt(e, "name"), name, key)
 				}
@@ -818,17 +825,30 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 		p.addf("Job/litemaas-sync: readOnlyRootFilesystem is not true")
 	}
 
-	// Environment: exactly the program's contract.
+	// Environment: exactly the program's contract, plus the variables the catalog's models name in
+	// apiKeyEnv (the README's way to give a model its API key), each from a Secret.
 	env := envOf(c)
+	keyEnvs := apiKeyEnvs(objs)
 	var names []string
 	for n := range env {
-		names = append(names, n)
+		if _, isKey := keyEnvs[n]; !isKey {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	want := slices.Clone(syncJobEnv)
 	sort.Strings(want)
 	if !slices.Equal(names, want) {
-		p.addf("Job/litemaas-sync: env names %v, want exactly %v", names, want)
+		p.addf("Job/litemaas-sync: env names %v, want exactly %v (and the catalog's apiKeyEnv variables)", names, want)
+	}
+	for _, name := range slices.Sorted(stdmaps.Keys(keyEnvs)) {
+		e, ok := env[name]
+		switch {
+		case !ok:
+			p.addf("Job/litemaas-sync: no env %s, which model %s names in apiKeyEnv: add it from its Secret (env[].valueFrom.secretKeyRef) in a patch of the Job", name, keyEnvs[name])
+		case mapAt(e, "valueFrom", "secretKeyRef") == nil:
+			p.addf("Job/litemaas-sync: env %s (apiKeyEnv of model %s) must come from a Secret (valueFrom.secretKeyRef), never a value in git", name, keyEnvs[name])
+		}
 	}
 	literal := map[string]string{
 		"LITELLM_URL": "http://litellm:4000", "WAIT_TIMEOUT": "10m",
@@ -1190,4 +1210,24 @@ func CatalogModels(objs []*unstructured.Unstructured) (int, bool) {
 		return 0, false
 	}
 	return len(c.Models), true
+}
+
+// apiKeyEnvs maps the apiKeyEnv variables of the rendered catalog's models to the model naming each
+// (empty when the catalog is missing or invalid: checkCatalog reports that).
+func apiKeyEnvs(objs []*unstructured.Unstructured) map[string]string {
+	out := map[string]string{}
+	data := catalogOf(objs)
+	if data == nil {
+		return out
+	}
+	c, err := catalog.Parse("models.yaml", data)
+	if err != nil {
+		return out
+	}
+	for _, m := range c.Models {
+		if m.APIKeyEnv != "" && out[m.APIKeyEnv] == "" {
+			out[m.APIKeyEnv] = m.ID
+		}
+	}
+	return out
 }
