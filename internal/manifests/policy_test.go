@@ -33,20 +33,21 @@ type target struct {
 
 // targets is every kustomization that is built on its own, found in the tree the way
 // `litemaas-ops check` finds them: an overlay a user adds is checked without editing any test.
-var targets = func() []target {
+// A tree that cannot be read leaves targets empty and fails TestPolicy with targetsErr.
+var targets, targetsErr = func() ([]target, error) {
 	root, err := RepoRoot()
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
 	ts, err := Targets(root)
 	if err != nil {
-		panic(err)
+		return nil, err
 	}
 	out := make([]target, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, target{dir: t.Dir, kind: t.Kind, cluster: t.Cluster, settings: t.Settings, t: t})
 	}
-	return out
+	return out, nil
 }()
 
 // sampleOverlay is the overlay the tests break on purpose: the first app overlay with its own
@@ -64,10 +65,7 @@ func sampleOverlay(t *testing.T) target {
 
 // checker is shared by the tests of this package, so that each directory is rendered once.
 var checker = func() *Checker {
-	root, err := RepoRoot()
-	if err != nil {
-		panic(err)
-	}
+	root, _ := RepoRoot() // an error shows in targetsErr
 	return NewChecker(root)
 }()
 
@@ -119,6 +117,7 @@ func documents(t *testing.T, data []byte) [][]byte {
 
 // TestPolicy runs every check on every kustomization of the tree, exactly as `litemaas-ops check` does.
 func TestPolicy(t *testing.T) {
+	require.NoError(t, targetsErr, "reading the kustomizations under gitops/")
 	all := make([]Target, 0, len(targets))
 	for _, tg := range targets {
 		all = append(all, tg.t)

@@ -22,10 +22,17 @@ type CheckOptions struct {
 	Overlays []string
 }
 
-// CheckError is returned when problems were found; its exit status is 2, as for an invalid catalog.
-type CheckError struct{ Count int }
+// CheckError is returned when problems were found, or the tree's kustomization files cannot be read;
+// its exit status is 2, as for an invalid catalog.
+type CheckError struct {
+	Count int
+	Err   error
+}
 
 func (e *CheckError) Error() string {
+	if e.Err != nil {
+		return "check: " + e.Err.Error()
+	}
 	if e.Count == 1 {
 		return "check: 1 problem (listed above)"
 	}
@@ -34,6 +41,8 @@ func (e *CheckError) Error() string {
 
 // ExitCode is 2: the tree is wrong, and running again cannot help.
 func (e *CheckError) ExitCode() int { return ExitUsage }
+
+func (e *CheckError) Unwrap() error { return e.Err }
 
 // Run prints one line per kustomization checked, then every problem found.
 func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
@@ -47,7 +56,7 @@ func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 	}
 	all, err := manifests.Targets(root)
 	if err != nil {
-		return fmt.Errorf("reading the kustomizations under %s: %w", filepath.Join(root, "gitops"), err)
+		return &CheckError{Err: fmt.Errorf("reading the kustomizations under %s: %w", filepath.Join(root, "gitops"), err)}
 	}
 	selected := all
 	if len(o.Overlays) > 0 {

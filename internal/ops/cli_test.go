@@ -78,4 +78,12 @@ func TestCheckNamesTheCatalogLine(t *testing.T) {
 
 	err = (&CheckOptions{Root: root, Overlays: []string{"gitops/overlays/nope"}}).Run(context.Background(), &stdout)
 	assert.ErrorContains(t, err, "gitops/overlays/nope is not a kustomization under gitops/overlays or gitops/clusters")
+
+	// A kustomization file that is not YAML: exit 2, naming it.
+	broken := filepath.Join(root, "gitops/overlays/broken/kustomization.yaml")
+	require.NoError(t, os.MkdirAll(filepath.Dir(broken), 0o755))
+	require.NoError(t, os.WriteFile(broken, []byte("resources: [../example\n"), 0o644))
+	err = (&CheckOptions{Root: root}).Run(context.Background(), &stdout)
+	assert.Equal(t, ExitUsage, exitCode(err))
+	assert.ErrorContains(t, err, "gitops/overlays/broken/kustomization.yaml")
 }
