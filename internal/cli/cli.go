@@ -70,7 +70,7 @@ func Usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf
 func (p *Program) Usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s\n\nUsage:\n", p.Name, p.Summary)
-	width := 0
+	width := len("--version")
 	for _, c := range p.Commands {
 		width = max(width, len(c.Name))
 	}
