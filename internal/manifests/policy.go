@@ -125,6 +125,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		}
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
+		add("parity", c.checkParity(t, objs))
 	case ClusterTarget:
 		add("labels", checkLabels(objs))
 		add("cluster part", checkClusterPart(objs))
@@ -163,6 +164,31 @@ var appChecks = []struct {
 	{"component settings", checkComponentSettings},
 	{"sync Job", checkSyncJob},
 	{"sync RBAC", checkSyncRBAC},
+	{"backup volume", checkBackupVolume},
+	{"Redis", checkRedisWiring},
+	{"schema update", checkSchemaUpdate},
+}
+
+// checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
+// against its cluster-settings.
+func (c *Checker) checkParity(t Target, objs []*unstructured.Unstructured) []string {
+	if t.Settings == "" {
+		return nil // checkDomain reports it
+	}
+	settings, err := settingsData(c.Root, t.Settings)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	p := problems(checkRateLimits(objs, settings))
+	rows, err := readParityRows(c.Root)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	components, err := componentsIn(c.Root, t.Dir)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	return append(p, checkParity(rows, objs, components, settings)...)
 }
 
 // checkDomain runs checkDomainWiring with the overlay's apps domain and cluster-admin part.
