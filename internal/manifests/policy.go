@@ -78,27 +78,6 @@ func (c *Checker) CheckAll() ([]Finding, error) {
 	return append(out, c.CheckTree(ts)...), nil
 }
 
-// CheckOverlay runs every check on one overlay and on its cluster-admin part.
-func (c *Checker) CheckOverlay(dir string) ([]Finding, error) {
-	ts, err := Targets(c.Root)
-	if err != nil {
-		return nil, err
-	}
-	t, err := FindTarget(c.Root, dir)
-	if err != nil {
-		return nil, err
-	}
-	out := c.CheckTarget(t, ts)
-	if t.Kind == AppTarget && t.Cluster != "" {
-		for _, ct := range ts {
-			if ct.Dir == t.Cluster {
-				out = append(out, c.CheckTarget(ct, ts)...)
-			}
-		}
-	}
-	return out, nil
-}
-
 // CheckTarget runs the checks that apply to the kind of t; all lists every target of the tree (an
 // Application must point at one of its overlays).
 func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
