@@ -26,7 +26,7 @@ build: ## Build litemaas-sync, litemaas-ops and litellm-double into ./bin (stati
 # status 2 into 1).
 .PHONY: check validate
 check: ops-binary ## Before a push, offline: validate the catalogs, render, run the policy checks (OVERLAY=dir: that overlay only)
-	$(BIN)/litemaas-ops check $(if $(filter command line environment,$(origin OVERLAY)),--overlay $(OVERLAY))
+	$(BIN)/litemaas-ops check$(if $(filter command line environment,$(origin OVERLAY)), --overlay $(OVERLAY))
 
 .PHONY: ops-binary
 ops-binary:
