@@ -12,14 +12,30 @@ TEST_TIMEOUT ?= 20m
 export CGO_ENABLED ?= 0
 
 .PHONY: help
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help (in colour on a terminal only)
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "; printf "Targets:\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-12s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build litemaas-sync, litemaas-ops and litellm-double into ./bin (static)
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litellm-double ./cmd/litellm-double
+	$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+
+# The two commands a user runs before pushing, from the built binaries (go run would turn their exit
+# status 2 into 1).
+.PHONY: check validate
+check: ops-binary ## Before a push, offline: validate the catalogs, render, run the policy checks (OVERLAY=dir: that overlay only)
+	$(BIN)/litemaas-ops check$(if $(filter command line environment,$(origin OVERLAY)), --overlay $(OVERLAY))
+
+.PHONY: ops-binary
+ops-binary:
+	@$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-ops ./cmd/litemaas-ops
+
+CATALOG ?= gitops/base/models.yaml
+validate: ## Validate a models catalog offline (CATALOG=file, default gitops/base/models.yaml; exit 2 when invalid)
+	@$(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o $(BIN)/litemaas-sync ./cmd/litemaas-sync
+	$(BIN)/litemaas-sync validate $(CATALOG)
 
 .PHONY: fmt
 fmt: ## Format the Go code
@@ -58,18 +74,18 @@ OVERLAY ?= gitops/overlays/example
 ARGS    ?=
 
 .PHONY: deploy verify undeploy restore
-deploy: ## Deploy LiteMaaS with Argo CD to your kubeconfig's cluster (OVERLAY=..., ARGS="--yes --repo-url ...")
-	$(GO) run ./cmd/litemaas-ops deploy --overlay $(OVERLAY) $(ARGS)
+deploy: ops-binary ## Deploy LiteMaaS with Argo CD to your kubeconfig's cluster (OVERLAY=..., ARGS="--yes --repo-url ...")
+	$(BIN)/litemaas-ops deploy --overlay $(OVERLAY) $(ARGS)
 
-verify: ## Check pods, published models, backups and routes (ARGS=--insecure for a self-signed router cert)
-	$(GO) run ./cmd/litemaas-ops verify $(ARGS)
+verify: ops-binary ## Check pods, published models, backups and routes (ARGS=--insecure for a self-signed router cert)
+	$(BIN)/litemaas-ops verify $(ARGS)
 
-undeploy: ## Remove the Application and namespace litemaas (ARGS=--cluster: also the cluster-admin part)
-	$(GO) run ./cmd/litemaas-ops undeploy --overlay $(OVERLAY) $(ARGS)
+undeploy: ops-binary ## Remove the Application and namespace litemaas (ARGS=--cluster: also the cluster-admin part)
+	$(BIN)/litemaas-ops undeploy --overlay $(OVERLAY) $(ARGS)
 
-restore: ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]
+restore: ops-binary ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]
 	@if [ -z "$(FROM)" ] || [ -z "$(TO_URL)" ]; then echo "usage: make restore FROM=<backup dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]"; exit 2; fi
-	$(GO) run ./cmd/litemaas-ops restore --from "$(FROM)" --to-url "$(TO_URL)" $(ARGS)
+	$(BIN)/litemaas-ops restore --from "$(FROM)" --to-url "$(TO_URL)" $(ARGS)
 
 .PHONY: image
 image: ## Build the job's container image (needs podman, buildah or docker with an engine)

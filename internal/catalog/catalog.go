@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	goyaml "github.com/goccy/go-yaml"
+	goparser "github.com/goccy/go-yaml/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -76,10 +78,12 @@ func (c *Catalog) IDs() []string {
 
 // Problem is one thing wrong with a catalog.
 type Problem struct {
-	Line  int
-	Model string // the model's id, or "#N" when it has none
-	Field string
-	Msg   string
+	Line int
+	// Column is set for YAML syntax errors only.
+	Column int
+	Model  string // the model's id, or "#N" when it has none
+	Field  string
+	Msg    string
 }
 
 // Error is every problem found in one catalog file.
@@ -100,6 +104,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.File)
 		if p.Line > 0 {
 			fmt.Fprintf(&b, ":%d", p.Line)
+			if p.Column > 0 {
+				fmt.Fprintf(&b, ":%d", p.Column)
+			}
 		}
 		b.WriteString(":")
 		if p.Model != "" {
@@ -149,8 +156,8 @@ func Parse(file string, data []byte) (*Catalog, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		line, msg := yamlErrorLine(err)
-		p.add(line, "", "", "not valid YAML: "+msg)
+		line, col, msg := syntaxError(data, err)
+		p.problems = append(p.problems, Problem{Line: line, Column: col, Msg: "not valid YAML: " + msg})
 		return nil, p.err()
 	}
 	var extra yaml.Node
@@ -538,15 +545,24 @@ func suggest(field string) string {
 	return ""
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
-func yamlErrorLine(err error) (int, string) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+// syntaxError says where a YAML syntax error is. yaml.v3 reports the line where the enclosing block
+// starts (its context mark), often line 1 for an indentation slip further down, and no column; the
+// goccy/go-yaml parser reports the offending token's line and column, so its position is used when it
+// finds the error too.
+func syntaxError(data []byte, err error) (line, col int, msg string) {
+	msg = strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n, msg
+		line, _ = strconv.Atoi(m[1])
+		msg = strings.TrimPrefix(msg, m[0])
 	}
-	return 0, msg
+	_, perr := goparser.ParseBytes(data, 0)
+	var se *goyaml.SyntaxError
+	if errors.As(perr, &se) && se.Token != nil && se.Token.Position != nil {
+		return se.Token.Position.Line, se.Token.Position.Column, se.Message
+	}
+	return line, 0, msg
 }
 
 func orDefault(s, d string) string {

@@ -82,7 +82,11 @@ func TestParseErrors(t *testing.T) {
 		{"models not a list", "models: a\n", []string{"field models: must be a list"}},
 		{"entry not a mapping", "models:\n- a\n", []string{"model #1: each model must be a mapping"}},
 		{"empty file", "", []string{"field models: the file is empty"}},
-		{"not yaml", "models: [\n", []string{"not valid YAML"}},
+		{"not yaml", "models: [\n", []string{"m.yaml:1:9: not valid YAML"}},
+		// yaml.v3 alone says line 1 here (where the enclosing block starts), and no column.
+		{"key dedented on line 5", "models:\n  - id: a\n    name: A\n    contextLength: 8\n  apiBase: http://a/v1\n", []string{"m.yaml:5:3: not valid YAML"}},
+		{"unterminated quote on line 5", "models:\n  - id: a\n    name: A\n    contextLength: 8\n    apiBase: \"http://a/v1\n", []string{"m.yaml:5:14: not valid YAML"}},
+		{"tab indentation on line 3", "models:\n  - id: a\n\tname: A\n", []string{"m.yaml:3:1: not valid YAML"}},
 		{"two documents", "models:\n- id: a\n" + ok + "---\nmodels: []\n", []string{"more than one YAML document"}},
 	}
 	for _, tt := range tests {

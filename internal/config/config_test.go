@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,4 +89,57 @@ func TestSecrets(t *testing.T) {
 		require.Error(t, err, env)
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+// One run names every missing and every malformed variable, each once.
+func TestEveryProblemAtOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"nothing set", map[string]string{}, []string{
+			"DATABASE_URL is not set (required)", "LITELLM_URL is not set (required)",
+			"LITELLM_MASTER_KEY is not set (required)", "set MODELS_FILE",
+		}},
+		{"missing and malformed", map[string]string{"MODELS_FILE": "m.yaml", "WAIT_TIMEOUT": "soon", "DRY_RUN": "perhaps", "LITELLM_CONCURRENCY": "0", "LITELLM_URL": "litellm:4000", "WAIT_FOR": "pod/x"}, []string{
+			"WAIT_FOR: ",
+			"DATABASE_URL is not set (required)", "LITELLM_MASTER_KEY is not set (required)",
+			`WAIT_TIMEOUT: time: invalid duration "soon"`, "DRY_RUN: ", "LITELLM_CONCURRENCY must be between 1 and 64",
+			"LITELLM_URL must be an http(s) URL",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadReconcile(context.Background(), envconfig.MapLookuper(tt.env))
+			require.Error(t, err)
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Len(t, ce.Problems, len(tt.want), err.Error())
+			for _, w := range tt.want {
+				assert.Equal(t, 1, strings.Count(err.Error(), w), "%q once in:\n%s", w, err)
+			}
+		})
+	}
+	_, err := LoadSecrets(context.Background(), envconfig.MapLookuper(map[string]string{"TIMEOUT": "x", "POSTGRES_PORT": "y", "LOG_FORMAT": "xml"}))
+	require.Error(t, err)
+	for _, w := range []string{"TIMEOUT: ", "POSTGRES_PORT: ", "LOG_FORMAT must be"} {
+		assert.Contains(t, err.Error(), w)
+	}
+}
+
+func TestVariables(t *testing.T) {
+	vars := Variables(Reconcile{})
+	require.NotEmpty(t, vars)
+	byName := map[string]Variable{}
+	for _, v := range vars {
+		assert.NotEmpty(t, v.Help, "%s has no help text", v.Name)
+		byName[v.Name] = v
+	}
+	assert.True(t, byName["DATABASE_URL"].Required)
+	assert.Equal(t, "10m", byName["WAIT_TIMEOUT"].Default)
+	for _, v := range Variables(&Secrets{}) {
+		assert.NotEmpty(t, v.Help, "%s has no help text", v.Name)
+	}
+	assert.Contains(t, Describe(Reconcile{}), "LITELLM_MASTER_KEY")
 }

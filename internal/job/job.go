@@ -4,15 +4,19 @@ package job
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/sethvargo/go-envconfig"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
@@ -41,6 +45,10 @@ func Code(err error) int {
 	var e *ExitError
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	var ue *cli.UsageError
+	if errors.As(err, &ue) {
+		return ExitInvalid
 	}
 	return ExitFailed
 }
@@ -84,22 +92,47 @@ func writeTerminationLog(path, msg string) {
 	_ = os.WriteFile(path, []byte(strings.TrimSpace(msg)+"\n"), 0o644)
 }
 
-// Usage is the command-line help.
-const Usage = `litemaas-sync keeps LiteLLM and the LiteMaaS database in line with a models catalog.
-
-Usage:
-  litemaas-sync reconcile [--dry-run]   wait for the stack, migrate, register the catalog's models
-  litemaas-sync secrets                 create missing Secrets, fill missing keys (PreSync hook)
-  litemaas-sync validate FILE...        check catalog files offline (exit 0 valid, 2 invalid)
-  litemaas-sync help
-
-Configuration is read from the environment; see the README. Exit codes: 0 done, 1 failed,
-2 invalid configuration or catalog, 124 timed out waiting for the stack.
-`
-
-func usageError(format string, a ...any) error {
-	return invalid(fmt.Errorf(format+"\n\n"+Usage, a...))
+// Program is the litemaas-sync command line: reconcile, secrets and validate, each an options struct
+// with Run(ctx, out), read from env (the process environment in production).
+func Program(env envconfig.Lookuper, stdout, stderr io.Writer) *cli.Program {
+	return &cli.Program{
+		Name:    "litemaas-sync",
+		Summary: "keeps LiteLLM and the LiteMaaS database in line with a models catalog.",
+		Commands: []*cli.Command{
+			{
+				Name: "reconcile", Args: "[--dry-run]",
+				Summary: "wait for the stack, migrate, register the catalog's models (PostSync hook)",
+				Help:    "Configuration is read from the environment:\n" + config.Describe(config.Reconcile{}) + "\nA model's apiKeyEnv names one more variable: its API key.\n\n" + exitCodes,
+				New: func(fs *flag.FlagSet) cli.Runner {
+					o := &ReconcileOptions{Env: env, Log: stderr, TerminationLog: "/dev/termination-log"}
+					fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan, write nothing anywhere (as DRY_RUN=true)")
+					return o
+				},
+			},
+			{
+				Name: "secrets", Summary: "create missing Secrets, fill missing keys (PreSync hook)",
+				Help: "Configuration is read from the environment:\n" + config.Describe(config.Secrets{}) + "\n" + exitCodes,
+				New: func(*flag.FlagSet) cli.Runner {
+					return &SecretsOptions{Env: env, Log: stderr, TerminationLog: "/dev/termination-log"}
+				},
+			},
+			{
+				Name: "validate", Args: "FILE...",
+				Summary: "check catalog files offline (exit 0 valid, 2 invalid)",
+				Help:    "Needs no cluster, database or LiteLLM. Every problem is reported, each naming file, line,\nmodel and field.",
+				New:     func(*flag.FlagSet) cli.Runner { return &ValidateOptions{} },
+			},
+		},
+		Footer: "Configuration is read from the environment; `litemaas-sync COMMAND --help` lists it.\n" + exitCodes,
+		Code:   Code,
+		Stdout: stdout,
+		Stderr: stderr,
+	}
 }
+
+const exitCodes = "Exit codes: 0 done, 1 failed, 2 invalid configuration, catalog or usage, 124 timed out waiting\nfor the stack."
+
+func usageError(format string, a ...any) error { return cli.Usagef(format, a...) }
 
 // kubeClients returns the given clients, building the missing ones from in-cluster config or
 // KUBECONFIG. The dynamic client is built only when needDynamic; given clients alone need no config.

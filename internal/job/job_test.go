@@ -83,3 +83,37 @@ func TestReconcileRefusesBadInputBeforeConnecting(t *testing.T) {
 		})
 	}
 }
+
+// The command line: per-command --help with the variables, and every missing variable in one run.
+func TestProgram(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		code        int
+		out, errOut []string
+	}{
+		{"reconcile --help", []string{"reconcile", "--help"}, ExitOK, []string{"Usage: litemaas-sync reconcile [--dry-run]", "DATABASE_URL", "; required", "WAIT_TIMEOUT", "; default 10m", "-dry-run"}, nil},
+		{"secrets --help", []string{"secrets", "--help"}, ExitOK, []string{"Usage: litemaas-sync secrets\n", "OAUTH_MODE", "; default oauthclient"}, nil},
+		{"validate --help", []string{"validate", "-h"}, ExitOK, []string{"Usage: litemaas-sync validate FILE..."}, nil},
+		{"help", []string{"help"}, ExitOK, []string{"litemaas-sync reconcile", "litemaas-sync --version"}, nil},
+		{"version", []string{"--version"}, ExitOK, []string{"litemaas-sync ", "commit "}, nil},
+		{"reconcile with nothing set", []string{"reconcile"}, ExitInvalid, nil, []string{
+			"DATABASE_URL is not set (required)", "LITELLM_URL is not set (required)", "LITELLM_MASTER_KEY is not set (required)", "set MODELS_FILE",
+		}},
+		{"validate without files", []string{"validate"}, ExitInvalid, nil, []string{"litemaas-sync validate: name at least one catalog file"}},
+		{"secrets with an argument", []string{"secrets", "x"}, ExitInvalid, nil, []string{`unexpected argument "x"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Program(envconfig.MapLookuper(map[string]string{}), &stdout, &stderr).Main(context.Background(), tt.args)
+			assert.Equal(t, tt.code, code, stderr.String())
+			for _, w := range tt.out {
+				assert.Contains(t, stdout.String(), w)
+			}
+			for _, w := range tt.errOut {
+				assert.Contains(t, stderr.String(), w)
+			}
+		})
+	}
+}

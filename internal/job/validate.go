@@ -14,10 +14,16 @@ type ValidateOptions struct {
 	Files []string
 }
 
+// SetArgs takes the files from the command line.
+func (o *ValidateOptions) SetArgs(args []string) error {
+	o.Files = args
+	return nil
+}
+
 // Run checks every file and reports every problem; it needs no cluster, database or LiteLLM.
 func (o *ValidateOptions) Run(_ context.Context, out io.Writer) error {
 	if len(o.Files) == 0 {
-		return usageError("validate: name at least one catalog file")
+		return usageError("name at least one catalog file")
 	}
 	var errs []error
 	for _, f := range o.Files {

@@ -61,10 +61,11 @@ func setEnv(t *testing.T, objs []*unstructured.Unstructured, kind, name, cname, 
 }
 
 func TestChecksRejectBrokenObjects(t *testing.T) {
-	const overlay = "gitops/overlays/example"
-	domain := appsDomain(t, "gitops/overlays/example/settings/cluster-settings.yaml")
+	sample := sampleOverlay(t)
+	overlay := sample.dir
+	domain := appsDomain(t, sample.settings)
 	domainCheck := func(t *testing.T, objs []*unstructured.Unstructured) []string {
-		return checkDomainWiring(objs, rendered(t, "gitops/overlays/example/cluster"), domain)
+		return checkDomainWiring(objs, rendered(t, sample.cluster), domain)
 	}
 	plain := func(check func([]*unstructured.Unstructured) []string) func(*testing.T, []*unstructured.Unstructured) []string {
 		return func(_ *testing.T, objs []*unstructured.Unstructured) []string { return check(objs) }
@@ -364,17 +365,28 @@ func TestChecksRejectBrokenObjects(t *testing.T) {
 		}, "cluster-wide"},
 
 		// the catalog
-		{"catalog with four models", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		{"catalog with a duplicate id", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			cm := modelsConfigMap(o)
 			s := stringAt(cm.Object, "data", modelsConfigMapDataKey)
-			cut := strings.Index(s, "  - id: gpt-oss-20b")
-			set(t, cm.Object, s[:cut], "data", modelsConfigMapDataKey)
+			set(t, cm.Object, s+"  - id: granite-8b-agent\n    name: Again\n    contextLength: 8\n    apiBase: http://x:8080/v1\n", "data", modelsConfigMapDataKey)
 			return o
-		}, "runbook"},
+		}, "field id: duplicate id"},
+		{"catalog model without apiBase", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			cm := modelsConfigMap(o)
+			s := stringAt(cm.Object, "data", modelsConfigMapDataKey)
+			set(t, cm.Object, s+"  - id: llama-3-8b\n    name: Llama 3 8B\n    contextLength: 8192\n", "data", modelsConfigMapDataKey)
+			return o
+		}, "model llama-3-8b: field apiBase: required"},
+		{"catalog with an inline API key", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			cm := modelsConfigMap(o)
+			s := stringAt(cm.Object, "data", modelsConfigMapDataKey)
+			set(t, cm.Object, s+"  - id: llama-3-8b\n    name: Llama 3 8B\n    contextLength: 8192\n    apiBase: https://llm.example.com/v1\n    apiKey: sk-123\n", "data", modelsConfigMapDataKey)
+			return o
+		}, "inline API keys"},
 		{"catalog not YAML", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			set(t, modelsConfigMap(o).Object, "models: [\n", "data", modelsConfigMapDataKey)
 			return o
-		}, "not YAML"},
+		}, "not valid YAML"},
 		{"catalog missing", plain(checkCatalog), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			var kept []*unstructured.Unstructured
 			for _, x := range o {
@@ -442,7 +454,8 @@ func TestOtherChecksRejectBrokenObjects(t *testing.T) {
 	})
 	t.Run("Application without retry or on a missing path", func(t *testing.T) {
 		app := mustFind(t, rendered(t, "gitops/argocd/app-of-apps"), "Application", "step-06b-private-ai-litemaas")
-		exists := func(p string) bool { return p == "gitops/overlays/example" }
+		good := stringAt(app.Object, "spec", "source", "path")
+		exists := func(p string) bool { return p == good }
 		if got := checkApplication(app, exists); len(got) != 0 {
 			t.Fatalf("unbroken Application fails: %v", got)
 		}
@@ -457,7 +470,7 @@ func TestOtherChecksRejectBrokenObjects(t *testing.T) {
 		}
 	})
 	t.Run("image inventory", func(t *testing.T) {
-		used := imagesOf(rendered(t, "gitops/overlays/example"))
+		used := imagesOf(rendered(t, sampleOverlay(t).dir))
 		if got := checkImageInventory(used, used); len(got) != 0 {
 			t.Fatalf("equal sets fail: %v", got)
 		}
@@ -472,9 +485,10 @@ func TestOtherChecksRejectBrokenObjects(t *testing.T) {
 		}
 	})
 	t.Run("OAuthClient redirect URI or secret", func(t *testing.T) {
-		domain := appsDomain(t, "gitops/overlays/example/settings/cluster-settings.yaml")
-		app := rendered(t, "gitops/overlays/example")
-		cluster := rendered(t, "gitops/overlays/example/cluster")
+		sample := sampleOverlay(t)
+		domain := appsDomain(t, sample.settings)
+		app := rendered(t, sample.dir)
+		cluster := rendered(t, sample.cluster)
 		if got := checkDomainWiring(app, cluster, domain); len(got) != 0 {
 			t.Fatalf("unbroken rendering fails: %v", got)
 		}

@@ -93,7 +93,7 @@ func TestServerSideDryRun(t *testing.T) {
 // The dry run must be able to fail: a misspelled field, a bad enum and a missing required field.
 func TestServerSideDryRunRejects(t *testing.T) {
 	d := newDryRunner(t)
-	objs := rendered(t, "gitops/overlays/example")
+	objs := rendered(t, sampleOverlay(t).dir)
 	tests := []struct {
 		kind, name string
 		breakIt    func(*unstructured.Unstructured)

@@ -21,6 +21,15 @@ type Kustomization struct {
 	// Resources and Components are the entries of the file, as written.
 	Resources  []string `json:"resources"`
 	Components []string `json:"components"`
+	// ConfigMapGenerator is read to find the models catalog file an overlay renders.
+	ConfigMapGenerator []ConfigMapGenerator `json:"configMapGenerator"`
+}
+
+// ConfigMapGenerator is one configMapGenerator entry, reduced to what names its source files.
+type ConfigMapGenerator struct {
+	Name     string   `json:"name"`
+	Behavior string   `json:"behavior"`
+	Files    []string `json:"files"`
 }
 
 // IsComponent reports whether the kustomization is a kustomize Component, which is only rendered
@@ -76,8 +85,13 @@ func Kustomizations(root string) ([]Kustomization, error) {
 	return out, nil
 }
 
+// targetPrefixes are the folders whose kustomizations are built on their own: the overlays (one per
+// cluster), the cluster folders of a fleet, the Argo CD Applications and the test fixtures.
+var targetPrefixes = []string{"gitops/overlays/", "gitops/clusters/", "gitops/argocd/", "gitops/test/"}
+
 // RenderTargets returns the directories (relative to root) that are meant to be built on their own:
-// every kustomization that is not a Component under gitops/overlays, gitops/argocd and gitops/test.
+// every kustomization that is not a Component under gitops/overlays, gitops/clusters, gitops/argocd
+// and gitops/test.
 // The bases (gitops/base, gitops/cluster) are left out: they carry the apps-domain placeholder and are
 // only ever built through an overlay.
 func RenderTargets(root string) ([]string, error) {
@@ -90,7 +104,7 @@ func RenderTargets(root string) ([]string, error) {
 		if k.IsComponent() {
 			continue
 		}
-		for _, prefix := range []string{"gitops/overlays/", "gitops/argocd/", "gitops/test/"} {
+		for _, prefix := range targetPrefixes {
 			if strings.HasPrefix(k.Dir+"/", prefix) {
 				dirs = append(dirs, k.Dir)
 				break

@@ -4,185 +4,242 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 )
-
-// Usage is printed by `litemaas-ops help` and on a usage error.
-const Usage = `litemaas-ops: deploy, verify, undeploy and restore LiteMaaS on OpenShift with Argo CD.
-
-Usage:
-  litemaas-ops deploy   [--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes]
-                        [--init-overlay NAME [--domain APPS_DOMAIN]]
-  litemaas-ops verify   [--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]
-  litemaas-ops undeploy [--yes] [--cluster] [--overlay DIR] [--wait 3m]
-  litemaas-ops restore  --from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]
-
-The cluster is the one of your kubeconfig (KUBECONFIG, else ~/.kube/config), as after ` + "`oc login`" + `;
---context NAME picks another context. Paths are relative to the working directory (run from your fork).
--v logs debug details to stderr.
-
-Exit status: 0 done, 1 failed (a check, a timeout, an error), 2 wrong usage.
-`
 
 // Exit codes.
 const (
 	ExitOK     = 0
 	ExitFailed = 1
-	ExitUsage  = 2
+	ExitUsage  = cli.ExitUsage
 )
 
-// usageError is a command line mistake (exit status 2).
-type usageError struct{ msg string }
+const footer = `The cluster is the one of your kubeconfig (KUBECONFIG, else ~/.kube/config), as after ` + "`oc login`" + `;
+--context NAME picks another context. Paths are relative to the working directory (run from your fork).
+-v logs debug details to stderr. check needs no cluster.
 
-func (e usageError) Error() string { return e.msg }
+Exit status: 0 done, 1 failed (a check, a timeout, an error), 2 wrong usage or (check) problems found.`
 
-// Main runs the command line args (without the program name) and returns the exit status.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := run(ctx, args, stdin, stdout, stderr)
-	var ue usageError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, flag.ErrHelp):
-		return ExitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "litemaas-ops: %v\n\n%s", err, Usage)
-		return ExitUsage
-	default:
-		fmt.Fprintf(stderr, "litemaas-ops: %v\n", err)
-		return ExitFailed
+// Program is the litemaas-ops command line: each command an options struct with Run(ctx, out).
+func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
+	return &cli.Program{
+		Name:    "litemaas-ops",
+		Summary: "deploys, verifies, undeploys and restores LiteMaaS on OpenShift with Argo CD, and checks a fork's tree before a push.",
+		Commands: []*cli.Command{
+			{
+				Name: "check", Args: "[--overlay DIR]...",
+				Summary: "offline, before a push: validate the catalogs, render, run the policy checks",
+				Help: "Renders every kustomization under gitops/ (or the overlays named, with their cluster part) as Argo CD\n" +
+					"would, validates every models catalog it renders with litemaas-sync's rules, and runs the policy\n" +
+					"checks the tests run. Every problem is listed, naming the kustomization, the rule and the object.\n" +
+					"Needs no cluster. Exit status 0 when all is well, 2 when problems were found.",
+				New: func(fs *flag.FlagSet) cli.Runner {
+					o := &CheckOptions{}
+					fs.Func("overlay", "an overlay to check, with its cluster-admin part (repeatable; default: the whole tree)", func(s string) error {
+						o.Overlays = append(o.Overlays, s)
+						return nil
+					})
+					return o
+				},
+			},
+			{
+				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN]]",
+				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
+				Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
+					"--domain too, it needs no cluster.",
+				New: func(fs *flag.FlagSet) cli.Runner {
+					c := &DeployCommand{Connection: Connection{Log: stderr}}
+					c.In = stdin
+					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
+					fs.StringVar(&c.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
+					fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
+					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
+					fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
+					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
+					c.Connection.bind(fs)
+					return c
+				},
+			},
+			{
+				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
+				Summary: "check pods, published models, backups and routes",
+				New: func(fs *flag.FlagSet) cli.Runner {
+					c := &VerifyCommand{Connection: Connection{Log: stderr}}
+					fs.StringVar(&c.Namespace, "namespace", DefaultNamespace, "namespace LiteMaaS runs in")
+					fs.StringVar(&c.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
+					fs.BoolVar(&c.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
+					fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
+					fs.BoolVar(&c.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
+					c.Connection.bind(fs)
+					return c
+				},
+			},
+			{
+				Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
+				Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
+				New: func(fs *flag.FlagSet) cli.Runner {
+					c := &UndeployCommand{Connection: Connection{Log: stderr}}
+					c.In = stdin
+					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
+					fs.BoolVar(&c.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
+					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
+					fs.DurationVar(&c.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
+					c.Connection.bind(fs)
+					return c
+				},
+			},
+			{
+				Name: "restore", Args: "--from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]",
+				Summary: "restore a backup into a PostgreSQL server",
+				Help:    "PGPASSWORD is read when the URL has no password.",
+				New: func(fs *flag.FlagSet) cli.Runner {
+					o := &RestoreOptions{}
+					fs.StringVar(&o.From, "from", "", "backup directory (or the backup volume's root: its newest backup)")
+					fs.StringVar(&o.ToURL, "to-url", "", "PostgreSQL server, postgresql://USER[:PASSWORD]@HOST:PORT/postgres (password also from PGPASSWORD)")
+					fs.BoolVar(&o.Force, "force", false, "drop and recreate databases that are not empty")
+					fs.StringVar(&o.PgRestore, "pg-restore", "", "pg_restore binary (default: the newest found)")
+					return o
+				},
+			},
+		},
+		Footer: footer,
+		Code:   exitCode,
+		Stdout: stdout,
+		Stderr: stderr,
 	}
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"no command given"}
-	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("litemaas-ops "+cmd, flag.ContinueOnError)
-	// Errors and the usage text are printed once, by Main.
-	fs.SetOutput(io.Discard)
-	kubeContext := fs.String("context", "", "kubeconfig context (default: the current one)")
-	verbose := fs.Bool("v", false, "log debug details to stderr")
-	parse := func() error {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, Usage)
-				return err
-			}
-			return usageError{err.Error()}
-		}
-		if fs.NArg() > 0 {
-			return usageError{fmt.Sprintf("%s: unexpected argument %q", cmd, fs.Arg(0))}
-		}
-		return nil
-	}
-	logger := func() *slog.Logger {
-		level := slog.LevelInfo
-		if *verbose {
-			level = slog.LevelDebug
-		}
-		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	}
-	cluster := func() (*Cluster, error) { return LoadCluster(*kubeContext, logger()) }
-	root := func() (string, error) {
-		wd, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		return FindRoot(wd)
-	}
+// Main runs the command line args (without the program name) and returns the exit status.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Program(stdin, stdout, stderr).Main(ctx, args)
+}
 
-	switch cmd {
-	case "deploy":
-		var o DeployOptions
-		fs.StringVar(&o.Overlay, "overlay", DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
-		fs.StringVar(&o.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
-		fs.DurationVar(&o.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
-		fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
-		fs.StringVar(&o.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
-		fs.StringVar(&o.Domain, "domain", "", "apps domain for --init-overlay when the cluster does not publish one")
-		if err := parse(); err != nil {
-			return err
-		}
-		r, err := root()
-		if err != nil {
-			return err
-		}
-		c, err := cluster()
-		if err != nil {
-			return err
-		}
-		o.Root, o.In, o.Out, o.Overlay = r, stdin, stdout, inRepo(r, o.Overlay)
-		return Deploy(ctx, c, o)
+// exitCoder is an error that decides its exit status.
+type exitCoder interface{ ExitCode() int }
 
-	case "verify":
-		var o VerifyOptions
-		fs.StringVar(&o.Namespace, "namespace", DefaultNamespace, "namespace LiteMaaS runs in")
-		fs.StringVar(&o.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
-		fs.BoolVar(&o.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
-		fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
-		fs.BoolVar(&o.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
-		if err := parse(); err != nil {
-			return err
-		}
-		c, err := cluster()
-		if err != nil {
-			return err
-		}
-		if r, err := root(); err == nil {
-			o.Catalog = inRepo(r, o.Catalog)
-		}
-		o.Out = stdout
-		return Verify(ctx, c, o)
+func exitCode(err error) int {
+	var ec exitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return ExitFailed
+}
 
-	case "undeploy":
-		var o UndeployOptions
-		fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
-		fs.BoolVar(&o.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
-		fs.StringVar(&o.Overlay, "overlay", DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
-		fs.DurationVar(&o.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
-		if err := parse(); err != nil {
-			return err
-		}
-		r, err := root()
-		if err != nil {
-			return err
-		}
-		c, err := cluster()
-		if err != nil {
-			return err
-		}
-		o.Root, o.In, o.Out, o.Overlay = r, stdin, stdout, inRepo(r, o.Overlay)
-		return Undeploy(ctx, c, o)
+// Connection is how a command reaches the cluster.
+type Connection struct {
+	// Context is the kubeconfig context; empty: the current one.
+	Context string
+	// Verbose logs debug details to Log.
+	Verbose bool
+	Log     io.Writer
+}
 
-	case "restore":
-		var o RestoreOptions
-		fs.StringVar(&o.From, "from", "", "backup directory (or the backup volume's root: its newest backup)")
-		fs.StringVar(&o.ToURL, "to-url", "", "PostgreSQL server, postgresql://USER[:PASSWORD]@HOST:PORT/postgres (password also from PGPASSWORD)")
-		fs.BoolVar(&o.Force, "force", false, "drop and recreate databases that are not empty")
-		fs.StringVar(&o.PgRestore, "pg-restore", "", "pg_restore binary (default: the newest found)")
-		if err := parse(); err != nil {
-			return err
-		}
-		if o.From == "" || o.ToURL == "" {
-			return usageError{"restore needs --from and --to-url"}
-		}
-		o.Out = stdout
-		_, err := Restore(ctx, o)
+func (c *Connection) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Context, "context", "", "kubeconfig context (default: the current one)")
+	fs.BoolVar(&c.Verbose, "v", false, "log debug details to stderr")
+}
+
+func (c *Connection) cluster() (*Cluster, error) {
+	level := slog.LevelInfo
+	if c.Verbose {
+		level = slog.LevelDebug
+	}
+	w := c.Log
+	if w == nil {
+		w = os.Stderr
+	}
+	return LoadCluster(c.Context, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
+}
+
+// DeployCommand is `litemaas-ops deploy`.
+type DeployCommand struct {
+	DeployOptions
+	Connection
+}
+
+// Run deploys; with InitOverlay and Domain it only creates the overlay, without a cluster.
+func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
+	root, err := workRoot()
+	if err != nil {
 		return err
-
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, Usage)
-		return nil
-	default:
-		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
+	o := c.DeployOptions
+	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
+	if o.InitOverlay != "" && o.Domain != "" {
+		return runInitOverlay(o, &deployment{domain: o.Domain}, nil)
+	}
+	cl, err := c.cluster()
+	if err != nil {
+		return err
+	}
+	return Deploy(ctx, cl, o)
+}
+
+// VerifyCommand is `litemaas-ops verify`.
+type VerifyCommand struct {
+	VerifyOptions
+	Connection
+}
+
+// Run verifies the running installation.
+func (c *VerifyCommand) Run(ctx context.Context, out io.Writer) error {
+	cl, err := c.cluster()
+	if err != nil {
+		return err
+	}
+	o := c.VerifyOptions
+	if r, err := workRoot(); err == nil {
+		o.Catalog = inRepo(r, o.Catalog)
+	}
+	o.Out = out
+	return Verify(ctx, cl, o)
+}
+
+// UndeployCommand is `litemaas-ops undeploy`.
+type UndeployCommand struct {
+	UndeployOptions
+	Connection
+}
+
+// Run removes what deploy created.
+func (c *UndeployCommand) Run(ctx context.Context, out io.Writer) error {
+	root, err := workRoot()
+	if err != nil {
+		return err
+	}
+	cl, err := c.cluster()
+	if err != nil {
+		return err
+	}
+	o := c.UndeployOptions
+	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
+	return Undeploy(ctx, cl, o)
+}
+
+// Run restores the backup.
+func (o *RestoreOptions) Run(ctx context.Context, out io.Writer) error {
+	if o.From == "" || o.ToURL == "" {
+		return cli.Usagef("restore needs --from and --to-url")
+	}
+	r := *o
+	r.Out = out
+	_, err := Restore(ctx, r)
+	return err
+}
+
+// workRoot is the root of the checkout holding the working directory.
+func workRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return FindRoot(wd)
 }
 
 // inRepo resolves a path given on the command line: as given when it exists (absolute, or relative to the

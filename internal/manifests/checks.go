@@ -2,11 +2,16 @@ package manifests
 
 // The policy checks. Each takes rendered objects and returns the problems it found, one readable line
 // each, so that a failing test says what is wrong and where. policy_test.go runs them on every
-// kustomization; checks_negative_test.go shows that each one rejects a broken object.
+// target (see policy.go, run by the tests and by `litemaas-ops check`); checks_negative_test.go shows
+// that each one rejects a broken object.
 
 import (
+	"errors"
 	"fmt"
+	stdmaps "maps"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +19,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 )
 
 // Placeholder is the apps domain the bases carry until an overlay's replacements overwrite it.
@@ -47,9 +54,6 @@ var syncJobEnv = []string{
 	"NAMESPACE", "LOG_FORMAT", "DRY_RUN", "PRUNE", "BACKEND_LITELLM_API_KEY", "BACKEND_ADMIN_API_KEYS",
 	"GOMEMLIMIT",
 }
-
-// runbookModels are the model ids of the runbook's registration SQL, in its order.
-var runbookModels = []string{"mistral-3-int4", "granite-8b-agent", "mistral-3-bf16", "devstral-2", "gpt-oss-20b"}
 
 // problems collects findings.
 type problems []string
@@ -455,9 +459,11 @@ func checkNoSecretData(objs []*unstructured.Unstructured) []string {
 	return p
 }
 
-// checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract.
+// checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract, except the
+// API keys the catalog's models name in apiKeyEnv, which the sync Job reads from the user's own Secrets.
 func checkSecretRefs(objs []*unstructured.Unstructured) []string {
 	var p problems
+	keyEnvs := apiKeyEnvs(objs)
 	for _, pt := range podTemplates(objs) {
 		for _, c := range containersOf(pt.spec) {
 			for _, e := range maps(listAt(c.spec, "env")) {
@@ -466,6 +472,10 @@ func checkSecretRefs(objs []*unstructured.Unstructured) []string {
 					continue
 				}
 				name, key := stringAt(sk, "name"), stringAt(sk, "key")
+				_, generated := secretContract[name]
+				if !generated && pt.owner == "Job/"+syncJobName && c.name == syncJobName && keyEnvs[stringAt(e, "name")] != "" {
+					continue // a model's API key, from the user's own Secret
+				}
 				if !slices.Contains(secretContract[name], key) {
 					p.addf("%s container %s: env %s reads %s/%s, which is not in the Secret contract", pt.owner, c.name, stringAt(e, "name"), name, key)
 				}
@@ -815,17 +825,30 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 		p.addf("Job/litemaas-sync: readOnlyRootFilesystem is not true")
 	}
 
-	// Environment: exactly the program's contract.
+	// Environment: exactly the program's contract, plus the variables the catalog's models name in
+	// apiKeyEnv (the README's way to give a model its API key), each from a Secret.
 	env := envOf(c)
+	keyEnvs := apiKeyEnvs(objs)
 	var names []string
 	for n := range env {
-		names = append(names, n)
+		if _, isKey := keyEnvs[n]; !isKey {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	want := slices.Clone(syncJobEnv)
 	sort.Strings(want)
 	if !slices.Equal(names, want) {
-		p.addf("Job/litemaas-sync: env names %v, want exactly %v", names, want)
+		p.addf("Job/litemaas-sync: env names %v, want exactly %v (and the catalog's apiKeyEnv variables)", names, want)
+	}
+	for _, name := range slices.Sorted(stdmaps.Keys(keyEnvs)) {
+		e, ok := env[name]
+		switch {
+		case !ok:
+			p.addf("Job/litemaas-sync: no env %s, which model %s names in apiKeyEnv: add it from its Secret (env[].valueFrom.secretKeyRef) in a patch of the Job", name, keyEnvs[name])
+		case mapAt(e, "valueFrom", "secretKeyRef") == nil:
+			p.addf("Job/litemaas-sync: env %s (apiKeyEnv of model %s) must come from a Secret (valueFrom.secretKeyRef), never a value in git", name, keyEnvs[name])
+		}
 	}
 	literal := map[string]string{
 		"LITELLM_URL": "http://litellm:4000", "WAIT_TIMEOUT": "10m",
@@ -1025,38 +1048,47 @@ func catalogOf(objs []*unstructured.Unstructured) []byte {
 	return []byte(s)
 }
 
-// checkCatalog: the catalog is YAML holding the runbook's five models, each with the fields the
-// catalog format requires.
-func checkCatalog(objs []*unstructured.Unstructured) []string {
+// checkCatalog: every generated models ConfigMap holds a catalog that litemaas-sync accepts, by the
+// validator's own rules (catalog.Parse), nothing more: any number of models, optional fields optional.
+func checkCatalog(objs []*unstructured.Unstructured) []string { return checkCatalogFile(objs, "", "") }
+
+// checkCatalogFile is checkCatalog naming file (relative to root) in its messages when the ConfigMap
+// holds exactly that file's content, so that a line number points into the file the user edits.
+func checkCatalogFile(objs []*unstructured.Unstructured, root, file string) []string {
 	var p problems
-	data := catalogOf(objs)
-	if data == nil {
-		return []string{"no models catalog (ConfigMap " + modelsConfigMapPrefix + "<hash>, key " + modelsConfigMapDataKey + ")"}
+	var source []byte
+	if file != "" {
+		source, _ = os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
 	}
-	var cat struct {
-		Models []map[string]any `json:"models"`
-	}
-	if err := yaml.Unmarshal(data, &cat); err != nil {
-		return []string{"models catalog is not YAML: " + err.Error()}
-	}
-	var ids []string
-	for i, m := range cat.Models {
-		id, _ := m["id"].(string)
-		ids = append(ids, id)
-		for _, f := range []string{"id", "name", "description", "category", "provider", "contextLength", "supportsStreaming", "availability", "apiBase", "model"} {
-			if _, ok := m[f]; !ok {
-				p.addf("models catalog: model #%d (%s) has no %s", i+1, id, f)
+	found := false
+	for _, cm := range objs {
+		if cm.GetKind() != "ConfigMap" || !strings.HasPrefix(cm.GetName(), modelsConfigMapPrefix) {
+			continue
+		}
+		found = true
+		data, ok, _ := unstructured.NestedString(cm.Object, "data", modelsConfigMapDataKey)
+		if !ok {
+			p.addf("%s: no key %s", ref(cm), modelsConfigMapDataKey)
+			continue
+		}
+		name := ref(cm) + " key " + modelsConfigMapDataKey
+		if source != nil && string(source) == data {
+			name = file
+		}
+		if _, err := catalog.Parse(name, []byte(data)); err != nil {
+			var ce *catalog.Error
+			if errors.As(err, &ce) {
+				// One finding per problem, each naming file, line, model and field.
+				for _, line := range strings.Split(ce.Error(), "\n")[1:] {
+					p = append(p, strings.TrimSpace(line))
+				}
+				continue
 			}
-		}
-		if want := "http://" + id + "-predictor.private-ai.svc.cluster.local:8080/v1"; m["apiBase"] != want {
-			p.addf("models catalog: model %s: apiBase %v, want %s", id, m["apiBase"], want)
-		}
-		if want := "openai/" + id; m["model"] != want {
-			p.addf("models catalog: model %s: model %v, want %s", id, m["model"], want)
+			p.addf("%s: %v", name, err)
 		}
 	}
-	if !slices.Equal(ids, runbookModels) {
-		p.addf("models catalog: model ids %v, want the runbook's %v", ids, runbookModels)
+	if !found {
+		return []string{"no models catalog (ConfigMap " + modelsConfigMapPrefix + "<hash>, key " + modelsConfigMapDataKey + ")"}
 	}
 	return p
 }
@@ -1165,4 +1197,37 @@ func checkCRDCoverage(objs, crds []*unstructured.Unstructured) []string {
 		}
 	}
 	return p
+}
+
+// CatalogModels returns the number of models in the rendered catalog, when it is valid.
+func CatalogModels(objs []*unstructured.Unstructured) (int, bool) {
+	data := catalogOf(objs)
+	if data == nil {
+		return 0, false
+	}
+	c, err := catalog.Parse("models.yaml", data)
+	if err != nil {
+		return 0, false
+	}
+	return len(c.Models), true
+}
+
+// apiKeyEnvs maps the apiKeyEnv variables of the rendered catalog's models to the model naming each
+// (empty when the catalog is missing or invalid: checkCatalog reports that).
+func apiKeyEnvs(objs []*unstructured.Unstructured) map[string]string {
+	out := map[string]string{}
+	data := catalogOf(objs)
+	if data == nil {
+		return out
+	}
+	c, err := catalog.Parse("models.yaml", data)
+	if err != nil {
+		return out
+	}
+	for _, m := range c.Models {
+		if m.APIKeyEnv != "" && out[m.APIKeyEnv] == "" {
+			out[m.APIKeyEnv] = m.ID
+		}
+	}
+	return out
 }

@@ -1,0 +1,503 @@
+package manifests
+
+// The parity table of gitops/README.md ("Parity with upstream LiteMaaS") held against the rendered
+// overlays, and the policy checks of the settings upstream's deployment makes and ours must keep: the
+// backup volume at BACKUP_STORAGE_PATH, the portal's rate limits, REDIS_HOST exactly with Redis, an
+// explicit DISABLE_SCHEMA_UPDATE. Checker runs them on every app overlay (policy.go).
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	parityReadme  = "gitops/README.md"
+	parityHeading = "## Parity with upstream LiteMaaS"
+	upstreamList  = "internal/manifests/testdata/upstream-settings.txt"
+)
+
+// parityWorkloads are the Deployments the table covers; each main container has the Deployment's name.
+var parityWorkloads = []string{"backend", "frontend", "litellm"}
+
+// parityRow is one row of the table.
+type parityRow struct {
+	line     int
+	workload string // backend, frontend, litellm
+	init     bool   // the row is about the init containers
+	volume   bool   // setting is a mount path, not an env var
+	setting  string
+	upstream string
+	ours     []parityAlt
+	why      string
+}
+
+// key identifies a row the way upstream-settings.txt names it.
+func (r parityRow) key() string { return settingKey(r.workload, r.init, r.volume, r.setting) }
+
+func settingKey(workload string, init, volume bool, setting string) string {
+	k := workload
+	if init {
+		k += " (init)"
+	}
+	if volume {
+		k += " volume"
+	}
+	return k + " " + setting
+}
+
+// parityAlt is one alternative of the "ours" column: a value, or unset, for overlays with a component
+// (or for every other overlay when component is empty).
+type parityAlt struct {
+	value     string // the text in backticks; empty with unset
+	unset     bool
+	component string
+}
+
+var (
+	altRE     = regexp.MustCompile("^(?:`([^`]+)`|\\*unset\\*)(?: with ([a-z0-9-]+))?$")
+	settingRE = regexp.MustCompile("^(volume )?`([^`]+)`$")
+	workRE    = regexp.MustCompile(`^([a-z]+)( \(init\))?$`)
+)
+
+// parseParityTable reads the table of the section heading in the markdown text.
+func parseParityTable(text string) ([]parityRow, error) {
+	var rows []parityRow
+	var errs []string
+	in, header := false, 0
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case line == parityHeading:
+			in = true
+			continue
+		case !in:
+			continue
+		case strings.HasPrefix(line, "## "):
+			in = false
+			continue
+		case !strings.HasPrefix(line, "|"):
+			if header > 0 && len(rows) > 0 {
+				in = false
+			}
+			continue
+		}
+		header++
+		if header <= 2 { // the header and the separator
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) != 5 {
+			errs = append(errs, fmt.Sprintf("line %d: %d cells, want 5 (workload, setting, upstream, ours, why)", n, len(cells)))
+			continue
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		r := parityRow{line: n, upstream: cells[2], why: cells[4]}
+		w := workRE.FindStringSubmatch(cells[0])
+		if w == nil || !slices.Contains(parityWorkloads, w[1]) {
+			errs = append(errs, fmt.Sprintf("line %d: workload %q, want one of %v, optionally with \" (init)\"", n, cells[0], parityWorkloads))
+			continue
+		}
+		r.workload, r.init = w[1], w[2] != ""
+		s := settingRE.FindStringSubmatch(cells[1])
+		if s == nil {
+			errs = append(errs, fmt.Sprintf("line %d: setting %q, want `NAME` or volume `/path`", n, cells[1]))
+			continue
+		}
+		r.volume, r.setting = s[1] != "", s[2]
+		for _, a := range strings.Split(cells[3], ";") {
+			m := altRE.FindStringSubmatch(strings.TrimSpace(a))
+			if m == nil {
+				errs = append(errs, fmt.Sprintf("line %d: ours %q: each alternative is `value` or *unset*, optionally followed by \"with <component>\"", n, strings.TrimSpace(a)))
+				continue
+			}
+			r.ours = append(r.ours, parityAlt{value: m[1], unset: m[1] == "", component: m[2]})
+		}
+		if len(r.ours) > 0 && r.ours[len(r.ours)-1].component != "" {
+			errs = append(errs, fmt.Sprintf("line %d: ours of %s: the last alternative must apply to every other overlay (no \"with\")", n, r.key()))
+		}
+		if r.upstream == "" || r.why == "" {
+			errs = append(errs, fmt.Sprintf("line %d: %s: upstream and why must be filled in (why: \"same\" when it is)", n, r.key()))
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Sprintf("no table under %q", parityHeading))
+	}
+	if len(errs) > 0 {
+		return rows, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	return rows, nil
+}
+
+// expected is what a row says the overlay with these components and settings renders, in the form
+// renderedSetting returns.
+func (r parityRow) expected(components map[string]bool, settings map[string]string) (string, error) {
+	alt := r.ours[len(r.ours)-1]
+	for _, a := range r.ours {
+		if a.component == "" || components[a.component] {
+			alt = a
+			break
+		}
+	}
+	if alt.unset {
+		return "unset", nil
+	}
+	v := alt.value
+	for _, prefix := range []string{"secret ", "pvc ", "configMap "} {
+		if strings.HasPrefix(v, prefix) {
+			return v, nil
+		}
+	}
+	var missing []string
+	v = regexp.MustCompile(`<([A-Za-z0-9]+)>`).ReplaceAllStringFunc(v, func(m string) string {
+		k := strings.Trim(m, "<>")
+		s, ok := settings[k]
+		if !ok {
+			missing = append(missing, k)
+		}
+		return s
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("the overlay's cluster-settings has no %s", strings.Join(missing, ", "))
+	}
+	return "value " + v, nil
+}
+
+// renderedSetting returns what the overlay renders for a setting: "value V", "secret NAME/KEY",
+// "pvc NAME SIZE", "configMap NAME" (a generated name without its hash), "valueFrom" for any other
+// source, or "unset".
+func renderedSetting(objs []*unstructured.Unstructured, workload string, init, volume bool, setting string) string {
+	d := Find(objs, "Deployment", workload)
+	if d == nil {
+		return "unset"
+	}
+	spec := mapAt(d.Object, "spec", "template", "spec")
+	for _, c := range containersOf(spec) {
+		if c.init != init || (!init && c.name != workload) {
+			continue
+		}
+		if !volume {
+			if e, ok := envOf(c.spec)[setting]; ok {
+				return envForm(e)
+			}
+			continue
+		}
+		for _, m := range maps(listAt(c.spec, "volumeMounts")) {
+			if stringAt(m, "mountPath") == setting {
+				return volumeForm(objs, spec, stringAt(m, "name"))
+			}
+		}
+	}
+	return "unset"
+}
+
+func envForm(e map[string]any) string {
+	if sk := mapAt(e, "valueFrom", "secretKeyRef"); sk != nil {
+		return "secret " + stringAt(sk, "name") + "/" + stringAt(sk, "key")
+	}
+	if has(e, "valueFrom") {
+		return "valueFrom"
+	}
+	return "value " + stringAt(e, "value")
+}
+
+// hashSuffix is the "-<10 characters>" kustomize appends to generated names.
+var hashSuffix = regexp.MustCompile(`-[a-z0-9]{10}$`)
+
+func volumeForm(objs []*unstructured.Unstructured, spec map[string]any, name string) string {
+	for _, v := range maps(listAt(spec, "volumes")) {
+		if stringAt(v, "name") != name {
+			continue
+		}
+		if claim := stringAt(v, "persistentVolumeClaim", "claimName"); claim != "" {
+			size := "(no such PVC rendered)"
+			if pvc := Find(objs, "PersistentVolumeClaim", claim); pvc != nil {
+				size = stringAt(pvc.Object, "spec", "resources", "requests", "storage")
+			}
+			return "pvc " + claim + " " + size
+		}
+		if cm := stringAt(v, "configMap", "name"); cm != "" {
+			if o := Find(objs, "ConfigMap", cm); o != nil && hashSuffix.MatchString(cm) {
+				cm = hashSuffix.ReplaceAllString(cm, "")
+			}
+			return "configMap " + cm
+		}
+		return "volume " + name + " of another kind"
+	}
+	return "volume " + name + " (not declared)"
+}
+
+// checkParity holds one rendered overlay against the table: every row says what it renders, and every
+// env var and mount of the covered workloads has a row.
+func checkParity(rows []parityRow, objs []*unstructured.Unstructured, components map[string]bool, settings map[string]string) []string {
+	var p problems
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if seen[r.key()] {
+			p.addf("table line %d: %s has a second row", r.line, r.key())
+		}
+		seen[r.key()] = true
+		want, err := r.expected(components, settings)
+		if err != nil {
+			p.addf("table line %d: %s: %v", r.line, r.key(), err)
+			continue
+		}
+		if got := renderedSetting(objs, r.workload, r.init, r.volume, r.setting); got != want {
+			p.addf("%s: renders %q, the parity table (line %d) says %q", r.key(), got, r.line, want)
+		}
+	}
+	for _, w := range parityWorkloads {
+		d := Find(objs, "Deployment", w)
+		if d == nil {
+			p.addf("Deployment/%s is missing", w)
+			continue
+		}
+		for _, c := range containersOf(mapAt(d.Object, "spec", "template", "spec")) {
+			if !c.init && c.name != w {
+				p.addf("Deployment/%s: container %s is not covered by the parity table", w, c.name)
+				continue
+			}
+			for name := range envOf(c.spec) {
+				if k := settingKey(w, c.init, false, name); !seen[k] {
+					p.addf("%s is rendered but has no row in the parity table of %s", k, parityReadme)
+				}
+			}
+			for _, m := range maps(listAt(c.spec, "volumeMounts")) {
+				if k := settingKey(w, c.init, true, stringAt(m, "mountPath")); !seen[k] {
+					p.addf("%s is rendered but has no row in the parity table of %s", k, parityReadme)
+				}
+			}
+		}
+	}
+	return p
+}
+
+// checkUpstreamCovered: every setting of upstream's deployment has a row.
+func checkUpstreamCovered(rows []parityRow, upstream []string) []string {
+	var p problems
+	for _, u := range upstream {
+		if !slices.ContainsFunc(rows, func(r parityRow) bool { return r.key() == u }) {
+			p.addf("upstream sets %s, which has no row in the parity table of %s", u, parityReadme)
+		}
+	}
+	return p
+}
+
+// readParityRows reads and parses the parity table of the tree at root.
+func readParityRows(root string) ([]parityRow, error) {
+	data, err := os.ReadFile(filepath.Join(root, parityReadme))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := parseParityTable(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s, section %q: %w", parityReadme, parityHeading, err)
+	}
+	return rows, nil
+}
+
+// componentsIn returns the names of the components under gitops/components that a kustomization
+// reaches, through its bases and its own components.
+func componentsIn(root, dir string) (map[string]bool, error) {
+	ks, err := Kustomizations(root)
+	if err != nil {
+		return nil, err
+	}
+	byDir := map[string]Kustomization{}
+	for _, k := range ks {
+		byDir[k.Dir] = k
+	}
+	out := map[string]bool{}
+	var visit func(string)
+	visit = func(d string) {
+		k, ok := byDir[d]
+		if !ok {
+			return
+		}
+		if name, ok := strings.CutPrefix(d, "gitops/components/"); ok {
+			if out[name] {
+				return
+			}
+			out[name] = true
+		}
+		for _, e := range append(slices.Clone(k.Resources), k.Components...) {
+			visit(filepath.ToSlash(filepath.Clean(filepath.Join(d, e))))
+		}
+	}
+	visit(dir)
+	return out, nil
+}
+
+// settingsData reads the data of an overlay's cluster-settings file (relative to root).
+func settingsData(root, file string) (map[string]string, error) {
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
+	if err != nil {
+		return nil, err
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(data, &cm); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cm.Data, nil
+}
+
+// --- the features upstream's settings enable ------------------------------------------------------
+
+// checkBackupVolume: BACKUP_STORAGE_PATH is a literal path with a writable PVC mounted exactly there,
+// which Argo CD never prunes.
+func checkBackupVolume(objs []*unstructured.Unstructured) []string {
+	var p problems
+	backend := Find(objs, "Deployment", "backend")
+	path, ok := envValue(backend, "backend", "BACKUP_STORAGE_PATH")
+	if !ok || !strings.HasPrefix(path, "/") {
+		p.addf("Deployment/backend: BACKUP_STORAGE_PATH %q is not an absolute path (the backend's default ./data/backups is not writable under restricted-v2)", path)
+		return p
+	}
+	got := renderedSetting(objs, "backend", false, true, path)
+	claim, ok := strings.CutPrefix(got, "pvc ")
+	if got == "unset" {
+		p.addf("Deployment/backend: nothing is mounted at BACKUP_STORAGE_PATH %s; want a PersistentVolumeClaim there", path)
+		return p
+	} else if !ok {
+		p.addf("Deployment/backend: BACKUP_STORAGE_PATH %s is %s, want a PersistentVolumeClaim", path, got)
+		return p
+	}
+	claim, _, _ = strings.Cut(claim, " ")
+	for _, m := range maps(listAt(containerNamed(mapAt(backend.Object, "spec", "template", "spec"), "backend"), "volumeMounts")) {
+		if stringAt(m, "mountPath") == path && (isTrue(m, "readOnly") || stringAt(m, "subPath") != "") {
+			p.addf("Deployment/backend: the mount at %s must be the whole volume, writable", path)
+		}
+	}
+	pvc := Find(objs, "PersistentVolumeClaim", claim)
+	if pvc == nil {
+		p.addf("PersistentVolumeClaim/%s is mounted at BACKUP_STORAGE_PATH but not rendered", claim)
+		return p
+	}
+	if q, err := resource.ParseQuantity(stringAt(pvc.Object, "spec", "resources", "requests", "storage")); err != nil || q.Cmp(resource.MustParse("5Gi")) < 0 {
+		p.addf("PersistentVolumeClaim/%s: storage %q, want at least 5Gi (upstream's size)", claim, stringAt(pvc.Object, "spec", "resources", "requests", "storage"))
+	}
+	if modes := listAt(pvc.Object, "spec", "accessModes"); !slices.Contains(modes, any("ReadWriteOnce")) && !slices.Contains(modes, any("ReadWriteMany")) {
+		p.addf("PersistentVolumeClaim/%s: accessModes %v, want ReadWriteOnce", claim, modes)
+	}
+	if opts := pvc.GetAnnotations()["argocd.argoproj.io/sync-options"]; !strings.Contains(opts, "Prune=false") || !strings.Contains(opts, "Delete=false") {
+		p.addf("PersistentVolumeClaim/%s: sync-options %q, want Delete=false,Prune=false (the portal's backups outlive the Application)", claim, opts)
+	}
+	return p
+}
+
+// rateWindowRE is what the backend's limiter accepts as a window: milliseconds, or a number with a unit.
+var rateWindowRE = regexp.MustCompile(`^[1-9][0-9]*(ms|s|m|h|d)?$`)
+
+// checkRateLimits: the portal's rate limit is set, and to the overlay's cluster-settings.
+func checkRateLimits(objs []*unstructured.Unstructured, settings map[string]string) []string {
+	var p problems
+	backend := Find(objs, "Deployment", "backend")
+	limit, ok := envValue(backend, "backend", "RATE_LIMIT_MAX")
+	if n, err := strconv.Atoi(limit); !ok || err != nil || n < 1 {
+		p.addf("Deployment/backend: RATE_LIMIT_MAX %q is not a positive number", limit)
+	}
+	window, ok := envValue(backend, "backend", "RATE_LIMIT_TIME_WINDOW")
+	if !ok || !rateWindowRE.MatchString(window) {
+		p.addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q is not a window such as 5m", window)
+	}
+	if want := settings["rateLimitMax"]; want != limit {
+		p.addf("Deployment/backend: RATE_LIMIT_MAX %q, the overlay's cluster-settings rateLimitMax %q", limit, want)
+	}
+	if want := settings["rateLimitTimeWindow"]; want != window {
+		p.addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q, the overlay's cluster-settings rateLimitTimeWindow %q", window, want)
+	}
+	return p
+}
+
+// checkRedisWiring: the backend gets REDIS_HOST and REDIS_PORT exactly when a Redis is deployed, they
+// name its Service, and a NetworkPolicy in front of Redis admits the backend's pods.
+func checkRedisWiring(objs []*unstructured.Unstructured) []string {
+	var p problems
+	backend := Find(objs, "Deployment", "backend")
+	host, hasHost := envValue(backend, "backend", "REDIS_HOST")
+	port, hasPort := envValue(backend, "backend", "REDIS_PORT")
+	redis := Find(objs, "Deployment", "redis")
+	if redis == nil {
+		if hasHost || hasPort {
+			p.addf("Deployment/backend: REDIS_HOST/REDIS_PORT set (%q, %q) but no Redis is deployed", host, port)
+		}
+		return p
+	}
+	if !hasHost || !hasPort {
+		p.addf("Deployment/backend: Redis is deployed but REDIS_HOST/REDIS_PORT are not set: the backend cannot flush LiteLLM's cache after model changes")
+		return p
+	}
+	svc := Find(objs, "Service", host)
+	if svc == nil {
+		p.addf("Deployment/backend: REDIS_HOST %q is no rendered Service", host)
+		return p
+	}
+	if !slices.ContainsFunc(maps(listAt(svc.Object, "spec", "ports")), func(m map[string]any) bool { return fmt.Sprint(m["port"]) == port }) {
+		p.addf("Deployment/backend: REDIS_PORT %q is no port of Service/%s", port, host)
+	}
+	litellmHost, _ := envValue(Find(objs, "Deployment", "litellm"), "litellm", "REDIS_HOST")
+	if litellmHost != host {
+		p.addf("Deployment/backend REDIS_HOST %q differs from LiteLLM's %q: the flush would miss LiteLLM's cache", host, litellmHost)
+	}
+	backendLabels := mapAt(backend.Object, "spec", "template", "metadata", "labels")
+	redisLabels := mapAt(redis.Object, "spec", "template", "metadata", "labels")
+	for _, np := range objs {
+		if np.GetKind() != "NetworkPolicy" || !selects(mapAt(np.Object, "spec", "podSelector"), redisLabels) || !slices.Contains(listAt(np.Object, "spec", "policyTypes"), any("Ingress")) {
+			continue
+		}
+		admitted := false
+		for _, rule := range maps(listAt(np.Object, "spec", "ingress")) {
+			from := maps(listAt(rule, "from"))
+			if len(from) == 0 {
+				admitted = true
+			}
+			for _, f := range from {
+				if sel := mapAt(f, "podSelector"); sel != nil && !has(f, "namespaceSelector") && selects(sel, backendLabels) {
+					admitted = true
+				}
+			}
+		}
+		if !admitted {
+			p.addf("NetworkPolicy/%s: selects Redis but admits no backend pod: the backend's cache flush is blocked", np.GetName())
+		}
+	}
+	return p
+}
+
+// selects reports whether a label selector (matchLabels only; matchExpressions count as no match)
+// selects pods with these labels.
+func selects(sel, labels map[string]any) bool {
+	if sel == nil || has(sel, "matchExpressions") {
+		return false
+	}
+	for k, v := range mapAt(sel, "matchLabels") {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSchemaUpdate: LiteLLM's DISABLE_SCHEMA_UPDATE is set, and to false (LiteLLM creates its tables).
+func checkSchemaUpdate(objs []*unstructured.Unstructured) []string {
+	var p problems
+	if v, ok := envValue(Find(objs, "Deployment", "litellm"), "litellm", "DISABLE_SCHEMA_UPDATE"); !ok || v != "false" {
+		p.addf("Deployment/litellm: DISABLE_SCHEMA_UPDATE %q (set: %v), want \"false\" set explicitly: with true a fresh install gets no LiteLLM tables", v, ok)
+	}
+	return p
+}

@@ -1,0 +1,450 @@
+package manifests
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Finding is one policy problem: where (the kustomization), which rule, and what is wrong (naming
+// the object).
+type Finding struct {
+	Target string
+	Rule   string
+	Msg    string
+}
+
+func (f Finding) String() string { return f.Target + ": " + f.Rule + ": " + f.Msg }
+
+// Checker runs the policy checks on a repository tree. The tests and `litemaas-ops check` use the same
+// Checker, so what passes before a push is what the tests accept. Renders are cached; safe for
+// concurrent use.
+type Checker struct {
+	Root string
+
+	mu    sync.Mutex
+	cache map[string]rendering
+}
+
+type rendering struct {
+	objs []*unstructured.Unstructured
+	err  error
+}
+
+// NewChecker returns a Checker for the tree at root.
+func NewChecker(root string) *Checker { return &Checker{Root: root, cache: map[string]rendering{}} }
+
+// Render renders dir (relative to Root) once and returns deep copies of its objects, which callers may
+// change.
+func (c *Checker) Render(dir string) ([]*unstructured.Unstructured, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cache == nil {
+		c.cache = map[string]rendering{}
+	}
+	r, ok := c.cache[dir]
+	if !ok {
+		r.objs, r.err = Render(filepath.Join(c.Root, filepath.FromSlash(dir)))
+		c.cache[dir] = r
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	out := make([]*unstructured.Unstructured, len(r.objs))
+	for i, o := range r.objs {
+		out[i] = o.DeepCopy()
+	}
+	return out, nil
+}
+
+// CheckAll runs every check on every target of the tree, and the checks on the tree as a whole.
+func (c *Checker) CheckAll() ([]Finding, error) {
+	ts, err := Targets(c.Root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, t := range ts {
+		out = append(out, c.CheckTarget(t, ts)...)
+	}
+	return append(out, c.CheckTree(ts)...), nil
+}
+
+// CheckTarget runs the checks that apply to the kind of t; all lists every target of the tree (an
+// Application must point at one of its overlays).
+func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
+	var out []Finding
+	add := func(rule string, ps []string) {
+		for _, p := range ps {
+			out = append(out, Finding{Target: t.Dir, Rule: rule, Msg: p})
+		}
+	}
+	objs, err := c.Render(t.Dir)
+	if err != nil {
+		add("kustomize build", []string{err.Error()})
+		return out
+	}
+	if len(objs) == 0 {
+		add("kustomize build", []string{"renders no objects"})
+		return out
+	}
+	add("no Secret data", checkNoSecretData(objs))
+	switch t.Kind {
+	case AppTarget:
+		for _, ac := range appChecks {
+			add(ac.rule, ac.check(objs))
+		}
+		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
+		add("apps domain", c.checkDomain(t, objs))
+		add("parity", c.checkParity(t, objs))
+	case ClusterTarget:
+		add("labels", checkLabels(objs))
+		add("cluster part", checkClusterPart(objs))
+	case ArgoCDTarget:
+		add("labels", checkLabels(objs))
+		add("Application", c.checkApplications(t.Dir, objs, all))
+	case CRDTarget:
+		var ps []string
+		for _, o := range objs {
+			ps = append(ps, checkCRD(o)...)
+		}
+		for _, want := range []string{"routes.route.openshift.io", "oauthclients.oauth.openshift.io", "groups.user.openshift.io", "applications.argoproj.io"} {
+			if Find(objs, "CustomResourceDefinition", want) == nil {
+				ps = append(ps, "CRD "+want+" is missing")
+			}
+		}
+		add("CRD", ps)
+	}
+	return out
+}
+
+// appChecks are the checks of an app overlay that need nothing but its objects, by rule name. A new
+// check is one more entry here: the tests and `litemaas-ops check` then both run it.
+var appChecks = []struct {
+	rule  string
+	check func([]*unstructured.Unstructured) []string
+}{
+	{"pod security", checkPodSecurity},
+	{"resources", checkResources},
+	{"probes", checkProbes},
+	{"hook Jobs", checkHookJobs},
+	{"images pinned", checkImagesPinned},
+	{"Secret references", checkSecretRefs},
+	{"labels", checkLabels},
+	{"namespace", checkNamespace},
+	{"component settings", checkComponentSettings},
+	{"sync Job", checkSyncJob},
+	{"sync RBAC", checkSyncRBAC},
+	{"backup volume", checkBackupVolume},
+	{"Redis", checkRedisWiring},
+	{"schema update", checkSchemaUpdate},
+	{"drift CronJob", checkDriftCronJob},
+}
+
+// checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
+// against its cluster-settings.
+func (c *Checker) checkParity(t Target, objs []*unstructured.Unstructured) []string {
+	if t.Settings == "" {
+		return nil // checkDomain reports it
+	}
+	settings, err := settingsData(c.Root, t.Settings)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	p := problems(checkRateLimits(objs, settings))
+	rows, err := readParityRows(c.Root)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	components, err := componentsIn(c.Root, t.Dir)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	return append(p, checkParity(rows, objs, components, settings)...)
+}
+
+// checkDomain runs checkDomainWiring with the overlay's apps domain and cluster-admin part.
+func (c *Checker) checkDomain(t Target, objs []*unstructured.Unstructured) []string {
+	if t.Settings == "" {
+		return []string{"no ConfigMap " + clusterSettingsName + " (data.appsDomain) in what the overlay builds; copy settings/ from gitops/overlays/example"}
+	}
+	domain, err := AppsDomain(c.Root, t.Settings)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var cluster []*unstructured.Unstructured
+	if t.Cluster != "" {
+		if cluster, err = c.Render(t.Cluster); err != nil {
+			return []string{fmt.Sprintf("cluster part %s: %v", t.Cluster, err)}
+		}
+	}
+	return checkDomainWiring(objs, cluster, domain)
+}
+
+// checkClusterPart: cluster-scoped objects only, the OAuthClient and the two Groups.
+func checkClusterPart(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			p.addf("%s: the cluster part holds cluster-scoped objects only, got namespace %q", ref(o), o.GetNamespace())
+		}
+	}
+	for _, want := range [][2]string{{"OAuthClient", "litemaas-oauth-client"}, {"Group", "litemaas-admins"}, {"Group", "litemaas-users"}} {
+		if Find(objs, want[0], want[1]) == nil {
+			p.addf("%s/%s is missing", want[0], want[1])
+		}
+	}
+	if oc := Find(objs, "OAuthClient", "litemaas-oauth-client"); oc != nil && stringAt(oc.Object, "grantMethod") != "auto" {
+		p.addf("OAuthClient/litemaas-oauth-client: grantMethod %q, want auto", stringAt(oc.Object, "grantMethod"))
+	}
+	return p
+}
+
+// appOverlays returns the directories of the app targets.
+func appOverlays(all []Target) []string {
+	var out []string
+	for _, t := range all {
+		if t.Kind == AppTarget {
+			out = append(out, t.Dir)
+		}
+	}
+	return out
+}
+
+func (c *Checker) dirExists(p string) bool {
+	fi, err := os.Stat(filepath.Join(c.Root, filepath.FromSlash(p)))
+	return p != "" && err == nil && fi.IsDir()
+}
+
+// checkApplications: Applications (or a fleet's ApplicationSets), each Application as checkApplication
+// wants it, and in gitops/argocd/app-of-apps the LiteMaaS Application syncing one of the tree's overlays
+// into namespace litemaas.
+func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructured, all []Target) []string {
+	var p problems
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Application":
+			p = append(p, checkApplication(o, c.dirExists)...)
+		case "ApplicationSet":
+			// A fleet's generator of Applications; its own checks belong to the fleet layout.
+		default:
+			p.addf("%s: only Applications and ApplicationSets belong here", ref(o))
+		}
+	}
+	if path.Clean(dir) != appOfAppsDir {
+		return p
+	}
+	app := Find(objs, "Application", appName)
+	if app == nil {
+		p.addf("Application/%s is missing", appName)
+		return p
+	}
+	overlays := appOverlays(all)
+	if path := stringAt(app.Object, "spec", "source", "path"); !slices.Contains(overlays, path) {
+		p.addf("Application/%s: source.path %q is not an overlay of this tree (%s)", appName, path, strings.Join(overlays, ", "))
+	}
+	if ns := stringAt(app.Object, "spec", "destination", "namespace"); ns != "litemaas" {
+		p.addf("Application/%s: destination.namespace %q, want litemaas", appName, ns)
+	}
+	return p
+}
+
+// appName is the Application that syncs LiteMaaS (the runbook's step 06b).
+const appName = "step-06b-private-ai-litemaas"
+
+// Files of the tree that the tree-wide checks read.
+const (
+	rootAppFile    = "gitops/argocd/root-app.yaml"
+	appOfAppsDir   = "gitops/argocd/app-of-apps"
+	imageInventory = "images/images.yaml"
+)
+
+// CheckTree runs the checks on the tree as a whole: the root Application, the image inventory, the
+// CRDs' coverage of the rendered kinds, no Secret data in any file, every kustomization built.
+func (c *Checker) CheckTree(all []Target) []Finding {
+	var out []Finding
+	add := func(target, rule string, ps []string) {
+		for _, p := range ps {
+			out = append(out, Finding{Target: target, Rule: rule, Msg: p})
+		}
+	}
+	add(rootAppFile, "root Application", c.checkRootApplication())
+
+	data, err := os.ReadFile(filepath.Join(c.Root, imageInventory))
+	listed, perr := imageSetImages(data)
+	switch {
+	case err != nil:
+		add(imageInventory, "image inventory", []string{err.Error()})
+	case perr != nil:
+		add(imageInventory, "image inventory", []string{perr.Error()})
+	default:
+		var used []string
+		for _, t := range all {
+			if t.Kind == CRDTarget {
+				continue
+			}
+			objs, err := c.Render(t.Dir)
+			if err != nil {
+				continue // reported by CheckTarget
+			}
+			for _, img := range imagesOf(objs) {
+				if !slices.Contains(used, img) {
+					used = append(used, img)
+				}
+			}
+		}
+		sort.Strings(used)
+		var ps []string
+		for _, img := range listed {
+			if why := pinned(img); why != "" {
+				ps = append(ps, fmt.Sprintf("%s is not pinned: %s", img, why))
+			}
+		}
+		add(imageInventory, "image inventory", append(ps, checkImageInventory(used, listed)...))
+	}
+
+	var crds []*unstructured.Unstructured
+	for _, t := range all {
+		if t.Kind == CRDTarget {
+			objs, err := c.Render(t.Dir)
+			if err == nil {
+				crds = append(crds, objs...)
+			}
+		}
+	}
+	for _, t := range all {
+		if t.Kind == CRDTarget {
+			continue
+		}
+		if objs, err := c.Render(t.Dir); err == nil {
+			add(t.Dir, "CRD coverage", checkCRDCoverage(objs, crds))
+		}
+	}
+
+	ps, err := checkNoSecretDataInTree(c.Root)
+	if err != nil {
+		ps = append(ps, err.Error())
+	}
+	add("gitops", "no Secret data", ps)
+
+	ps, err = checkEveryKustomizationBuilt(c.Root, all)
+	if err != nil {
+		ps = append(ps, err.Error())
+	}
+	add("gitops", "every kustomization built", ps)
+	return out
+}
+
+// checkRootApplication checks gitops/argocd/root-app.yaml (a plain file, applied with oc apply -f):
+// an Application on gitops/argocd/app-of-apps whose children point at the same fork.
+func (c *Checker) checkRootApplication() []string {
+	data, err := os.ReadFile(filepath.Join(c.Root, rootAppFile))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return []string{"not YAML: " + err.Error()}
+	}
+	app := &unstructured.Unstructured{}
+	if err := app.UnmarshalJSON(js); err != nil {
+		return []string{err.Error()}
+	}
+	p := problems(checkApplication(app, c.dirExists))
+	p = append(p, checkLabels([]*unstructured.Unstructured{app})...)
+	if path := stringAt(app.Object, "spec", "source", "path"); path != appOfAppsDir {
+		p.addf("%s: source.path %q, want %s", ref(app), path, appOfAppsDir)
+	}
+	// One fork, one repoURL: the children must point where the root does.
+	children, err := c.Render(appOfAppsDir)
+	if err != nil {
+		return append(p, err.Error())
+	}
+	for _, child := range children {
+		if got, want := stringAt(child.Object, "spec", "source", "repoURL"), stringAt(app.Object, "spec", "source", "repoURL"); got != want {
+			p.addf("%s: repoURL %q differs from the root Application's %q", ref(child), got, want)
+		}
+	}
+	return p
+}
+
+// checkNoSecretDataInTree scans every YAML file under gitops/, rendered or not.
+func checkNoSecretDataInTree(root string) ([]string, error) {
+	var p problems
+	err := filepath.WalkDir(filepath.Join(root, "gitops"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (!strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml")) {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		docs, err := Documents(data)
+		if err != nil {
+			p.addf("%s: %v", rel, err)
+			return nil
+		}
+		for i, doc := range docs {
+			var obj map[string]any
+			if err := yaml.Unmarshal(doc, &obj); err != nil {
+				p.addf("%s document %d: not YAML: %v", rel, i+1, err)
+				continue
+			}
+			if obj == nil {
+				continue
+			}
+			for _, s := range checkNoSecretData([]*unstructured.Unstructured{{Object: obj}}) {
+				p.addf("%s: %s", rel, s)
+			}
+			if _, ok := obj["secretGenerator"]; ok {
+				p.addf("%s: secretGenerator puts secret values in git", rel)
+			}
+		}
+		return nil
+	})
+	return p, err
+}
+
+// checkEveryKustomizationBuilt: every kustomization under gitops/ is a target or is reached from one (a
+// base it builds on, a component it uses), so no kustomization escapes the checks.
+func checkEveryKustomizationBuilt(root string, all []Target) ([]string, error) {
+	ks, err := Kustomizations(root)
+	if err != nil {
+		return nil, err
+	}
+	g := graph{root: root, byDir: map[string]Kustomization{}}
+	for _, k := range ks {
+		g.byDir[k.Dir] = k
+	}
+	reached := map[string]bool{}
+	var visit func(dir string)
+	visit = func(dir string) {
+		if reached[dir] {
+			return
+		}
+		reached[dir] = true
+		for _, sub := range g.entries(dir) {
+			visit(sub)
+		}
+	}
+	for _, t := range all {
+		visit(t.Dir)
+	}
+	var p problems
+	for _, k := range ks {
+		if !reached[k.Dir] {
+			p.addf("%s: kustomization not built by any overlay (a component no overlay uses, or a base nothing builds on)", k.Dir)
+		}
+	}
+	return p, nil
+}

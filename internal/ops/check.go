@@ -1,0 +1,159 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+)
+
+// CheckOptions configure `litemaas-ops check`: what a user runs before pushing, offline. It runs the
+// policy checks of the tests (manifests.Checker) on the tree of the working directory.
+type CheckOptions struct {
+	// Root is the repository root; empty: the checkout holding the working directory.
+	Root string
+	// Overlays are the overlays to check, each with its cluster-admin part; empty: every kustomization
+	// of the tree and the checks on the tree as a whole.
+	Overlays []string
+}
+
+// CheckError is returned when problems were found, or the tree's kustomization files cannot be read;
+// its exit status is 2, as for an invalid catalog.
+type CheckError struct {
+	Count int
+	Err   error
+}
+
+func (e *CheckError) Error() string {
+	if e.Err != nil {
+		return "check: " + e.Err.Error()
+	}
+	if e.Count == 1 {
+		return "check: 1 problem (listed above)"
+	}
+	return fmt.Sprintf("check: %d problems (listed above)", e.Count)
+}
+
+// ExitCode is 2: the tree is wrong, and running again cannot help.
+func (e *CheckError) ExitCode() int { return ExitUsage }
+
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// Run prints one line per kustomization checked, then every problem found.
+func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
+	root := o.Root
+	if root == "" {
+		r, err := workRoot()
+		if err != nil {
+			return err
+		}
+		root = r
+	}
+	all, err := manifests.Targets(root)
+	if err != nil {
+		return &CheckError{Err: fmt.Errorf("reading the kustomizations under %s: %w", filepath.Join(root, "gitops"), err)}
+	}
+	selected := all
+	if len(o.Overlays) > 0 {
+		selected = nil
+		for _, dir := range o.Overlays {
+			t, err := manifests.FindTarget(root, o.resolve(root, dir))
+			if err != nil {
+				return err
+			}
+			selected = appendTarget(selected, t)
+			if t.Cluster != "" {
+				for _, ct := range all {
+					if ct.Dir == t.Cluster {
+						selected = appendTarget(selected, ct)
+					}
+				}
+			}
+		}
+	}
+
+	c := manifests.NewChecker(root)
+	var findings []manifests.Finding
+	for _, t := range selected {
+		fs := c.CheckTarget(t, all)
+		findings = append(findings, fs...)
+		status := "ok  "
+		if len(fs) > 0 {
+			status = "FAIL"
+		}
+		fmt.Fprintf(out, "%s %s (%s%s)\n", status, t.Dir, t.Kind, describeTarget(c, t, len(fs)))
+	}
+	if len(o.Overlays) == 0 {
+		fs := c.CheckTree(all)
+		findings = append(findings, fs...)
+		status := "ok  "
+		if len(fs) > 0 {
+			status = "FAIL"
+		}
+		fmt.Fprintf(out, "%s the tree (root Application, images/images.yaml, CRD coverage, no Secret data, every kustomization built)\n", status)
+	}
+	if len(findings) == 0 {
+		fmt.Fprintf(out, "check: %d kustomizations, no problems\n", len(selected))
+		return nil
+	}
+	fmt.Fprintln(out)
+	for _, f := range findings {
+		fmt.Fprintln(out, f.String())
+	}
+	return &CheckError{Count: len(findings)}
+}
+
+// resolve makes a command-line path relative to root: as given when it exists from the working
+// directory, else relative to the root.
+func (o *CheckOptions) resolve(root, dir string) string {
+	if filepath.IsAbs(dir) {
+		return dir
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		if _, err := os.Stat(abs); err == nil {
+			if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
+				return rel
+			}
+		}
+	}
+	return dir
+}
+
+func appendTarget(ts []manifests.Target, t manifests.Target) []manifests.Target {
+	if slices.ContainsFunc(ts, func(x manifests.Target) bool { return x.Dir == t.Dir }) {
+		return ts
+	}
+	return append(ts, t)
+}
+
+// describeTarget adds the object count and, for an overlay, its catalog and apps domain.
+func describeTarget(c *manifests.Checker, t manifests.Target, problems int) string {
+	objs, err := c.Render(t.Dir)
+	if err != nil {
+		return ", does not build"
+	}
+	s := fmt.Sprintf(", %d objects", len(objs))
+	if t.Kind == manifests.AppTarget {
+		if t.Catalog != "" {
+			s += ", catalog " + t.Catalog
+			if n, ok := manifests.CatalogModels(objs); ok {
+				s += fmt.Sprintf(" (%d models)", n)
+			}
+		}
+		if d, err := manifests.AppsDomain(c.Root, t.Settings); err == nil {
+			s += ", apps domain " + d
+		}
+	}
+	switch {
+	case problems == 1:
+		s += ": 1 problem"
+	case problems > 1:
+		s += fmt.Sprintf(": %d problems", problems)
+	}
+	return s
+}
