@@ -186,7 +186,13 @@ func (c *Checker) checkDomain(t Target, objs []*unstructured.Unstructured) []str
 			return []string{fmt.Sprintf("cluster part %s: %v", t.Cluster, err)}
 		}
 	}
-	return checkDomainWiring(objs, cluster, domain)
+	// oauthIssuer (component oauth-issuer) replaces the derived OAuth issuer; set without the
+	// component, the check reports the derived one as wrong.
+	settings, err := settingsData(c.Root, t.Settings)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return checkDomainWiring(objs, cluster, domain, settings["oauthIssuer"])
 }
 
 // checkClusterPart: cluster-scoped objects only, the OAuthClient and the two Groups.

@@ -1,0 +1,350 @@
+package manifests
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// Hardening of what the overlays expose: HSTS on every Route, no Kubernetes token where a pod never
+// calls the API, read-only root filesystems, and login that verifies the API server's certificate.
+
+const (
+	annotationHSTS = "haproxy.router.openshift.io/hsts_header"
+	// minHSTSMaxAge is a year, the least the browsers' preload lists accept.
+	minHSTSMaxAge = 31536000
+	// inClusterAPI is the backend's OPENSHIFT_API_URL: always reachable from a pod and signed by a CA of
+	// the ConfigMap kube-root-ca.crt.
+	inClusterAPI = "https://kubernetes.default.svc"
+)
+
+// writableRoot lists the containers that run with a writable root filesystem, and why; the gitops
+// README says the same. Any other container must set readOnlyRootFilesystem.
+var writableRoot = map[string]string{
+	"Deployment/frontend frontend": "its entrypoint writes the nginx configuration it renders from BACKEND_URL into /opt/app-root/etc " +
+		"and reads the template from /tmp, where an emptyDir would hide it; the base image's start script writes there too",
+	"Deployment/litellm litellm": "LiteLLM runs Prisma at start, which generates its client and migration state inside the image's Python packages",
+}
+
+// settingValue reads one key of an overlay's cluster-settings file ("" when absent).
+func settingValue(t *testing.T, settingsFile, key string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), settingsFile))
+	require.NoError(t, err)
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &cm), settingsFile)
+	return cm.Data[key]
+}
+
+var maxAgeRe = regexp.MustCompile(`(?i)(?:^|;)\s*max-age=(\d+)\s*(?:;|$)`)
+
+// checkHSTS: every Route sends Strict-Transport-Security for at least a year, and only over TLS that
+// redirects plain HTTP.
+func checkHSTS(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		if o.GetKind() != "Route" {
+			continue
+		}
+		v := o.GetAnnotations()[annotationHSTS]
+		m := maxAgeRe.FindStringSubmatch(v)
+		if m == nil {
+			p.addf("%s: annotation %s is %q, want max-age=%d or more", ref(o), annotationHSTS, v, minHSTSMaxAge)
+			continue
+		}
+		if n, err := strconv.Atoi(m[1]); err != nil || n < minHSTSMaxAge {
+			p.addf("%s: HSTS max-age %s is less than a year (%d)", ref(o), m[1], minHSTSMaxAge)
+		}
+	}
+	return p
+}
+
+// checkServiceAccountTokens: a pod gets a Kubernetes token only when its ServiceAccount is bound to a
+// Role or ClusterRole of the overlay (the hook Jobs); every other pod sets
+// automountServiceAccountToken: false.
+func checkServiceAccountTokens(objs []*unstructured.Unstructured) []string {
+	var p problems
+	bound := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() != "RoleBinding" && o.GetKind() != "ClusterRoleBinding" {
+			continue
+		}
+		for _, s := range maps(listAt(o.Object, "subjects")) {
+			if stringAt(s, "kind") == "ServiceAccount" {
+				bound[stringAt(s, "name")] = true
+			}
+		}
+	}
+	for _, pt := range podTemplates(objs) {
+		sa := stringAt(pt.spec, "serviceAccountName")
+		if sa != "" && bound[sa] {
+			continue
+		}
+		if !isFalse(pt.spec, "automountServiceAccountToken") {
+			p.addf("%s: automountServiceAccountToken is not false, yet ServiceAccount %q has no role here: the pod never calls the Kubernetes API", pt.owner, orDefault(sa))
+		}
+	}
+	return p
+}
+
+func orDefault(sa string) string {
+	if sa == "" {
+		return "default"
+	}
+	return sa
+}
+
+// checkReadOnlyRoot: every container sets readOnlyRootFilesystem, except those of writableRoot, which
+// must not (a stale exception hides a regression elsewhere).
+func checkReadOnlyRoot(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, pt := range podTemplates(objs) {
+		for _, c := range containersOf(pt.spec) {
+			key := pt.owner + " " + c.name
+			ro := isTrue(c.spec, "securityContext", "readOnlyRootFilesystem")
+			_, excepted := writableRoot[key]
+			switch {
+			case !ro && !excepted:
+				p.addf("%s container %s: readOnlyRootFilesystem is not true (mount an emptyDir where it writes)", pt.owner, c.name)
+			case ro && excepted:
+				p.addf("%s container %s: read-only now; remove it from writableRoot and from gitops/README.md", pt.owner, c.name)
+			}
+		}
+	}
+	return p
+}
+
+// mountOf returns the volume behind a file path of a container, and the path inside that volume.
+func mountOf(spec, c map[string]any, file string) (map[string]any, string) {
+	for _, m := range maps(listAt(c, "volumeMounts")) {
+		dir := strings.TrimSuffix(stringAt(m, "mountPath"), "/")
+		if rest, ok := strings.CutPrefix(file, dir+"/"); ok {
+			for _, v := range maps(listAt(spec, "volumes")) {
+				if stringAt(v, "name") == stringAt(m, "name") {
+					return v, rest
+				}
+			}
+		}
+	}
+	return nil, ""
+}
+
+// servesKubeRootCA reports whether vol holds the key ca.crt of ConfigMap kube-root-ca.crt at file.
+func servesKubeRootCA(vol map[string]any, file string) bool {
+	if stringAt(vol, "configMap", "name") != "kube-root-ca.crt" {
+		return false
+	}
+	items := maps(listAt(vol, "configMap", "items"))
+	if len(items) == 0 {
+		return file == "ca.crt"
+	}
+	return slices.ContainsFunc(items, func(it map[string]any) bool { return stringAt(it, "key") == "ca.crt" && stringAt(it, "path") == file })
+}
+
+// checkLoginTLS: the backend reads users from the API server in-cluster, and NODE_EXTRA_CA_CERTS holds
+// the API server's CA: mounted from kube-root-ca.crt, or joined into an emptyDir by an init container
+// that reads it (component custom-ca).
+func checkLoginTLS(objs []*unstructured.Unstructured) []string {
+	var p problems
+	backend := Find(objs, "Deployment", "backend")
+	if backend == nil {
+		return []string{"Deployment/backend is missing"}
+	}
+	spec := mapAt(backend.Object, "spec", "template", "spec")
+	c := containerNamed(spec, "backend")
+	if v, _ := envValue(backend, "backend", "OPENSHIFT_API_URL"); v != inClusterAPI {
+		p.addf("Deployment/backend: OPENSHIFT_API_URL = %q, want %s (in-cluster, signed by kube-root-ca.crt)", v, inClusterAPI)
+	}
+	file, _ := envValue(backend, "backend", "NODE_EXTRA_CA_CERTS")
+	if !path.IsAbs(file) {
+		return append(p, "Deployment/backend: NODE_EXTRA_CA_CERTS is not a file path; login could not verify the API server's certificate")
+	}
+	vol, rel := mountOf(spec, c, file)
+	switch {
+	case vol == nil:
+		p.addf("Deployment/backend: NODE_EXTRA_CA_CERTS %s is on no volume mount", file)
+	case servesKubeRootCA(vol, rel):
+	case has(vol, "emptyDir"):
+		// Written at start: an init container must mount that emptyDir and kube-root-ca.crt's ca.crt,
+		// and name both files.
+		ok := false
+		for _, ic := range maps(listAt(spec, "initContainers")) {
+			cmd := strings.Join(strs(append(listAt(ic, "command"), listAt(ic, "args")...)), " ")
+			writes, reads := false, false
+			for _, m := range maps(listAt(ic, "volumeMounts")) {
+				mp := strings.TrimSuffix(stringAt(m, "mountPath"), "/")
+				if stringAt(m, "name") == stringAt(vol, "name") && strings.Contains(cmd, mp+"/"+rel) {
+					writes = true
+				}
+				for _, v := range maps(listAt(spec, "volumes")) {
+					if stringAt(v, "name") == stringAt(m, "name") && servesKubeRootCA(v, "ca.crt") && strings.Contains(cmd, mp+"/ca.crt") {
+						reads = true
+					}
+				}
+			}
+			ok = ok || (writes && reads)
+		}
+		if !ok {
+			p.addf("Deployment/backend: NODE_EXTRA_CA_CERTS %s is on an emptyDir that no init container fills from kube-root-ca.crt", file)
+		}
+	default:
+		p.addf("Deployment/backend: NODE_EXTRA_CA_CERTS %s is not the ca.crt of ConfigMap kube-root-ca.crt", file)
+	}
+	return p
+}
+
+// checkTLSVerification: nothing anywhere turns certificate verification off. NODE_TLS_REJECT_UNAUTHORIZED
+// in any form, and K8S_API_SKIP_TLS_VERIFY=true, are refused in every string of every object (env,
+// commands, ConfigMap data).
+func checkTLSVerification(objs []*unstructured.Unstructured) []string {
+	var p problems
+	for _, o := range objs {
+		walkStrings(o.Object, "", func(where, s string) {
+			if strings.Contains(s, "NODE_TLS_REJECT_UNAUTHORIZED") {
+				p.addf("%s: %s mentions NODE_TLS_REJECT_UNAUTHORIZED (use the custom-ca component instead)", ref(o), where)
+			}
+			if regexp.MustCompile(`(?i)K8S_API_SKIP_TLS_VERIFY\s*[=:]\s*"?true`).MatchString(s) {
+				p.addf("%s: %s sets K8S_API_SKIP_TLS_VERIFY=true", ref(o), where)
+			}
+		})
+		for _, pt := range podTemplates([]*unstructured.Unstructured{o}) {
+			for _, c := range containersOf(pt.spec) {
+				for name, e := range envOf(c.spec) {
+					switch {
+					case name == "NODE_TLS_REJECT_UNAUTHORIZED":
+						p.addf("%s container %s: env NODE_TLS_REJECT_UNAUTHORIZED is set", pt.owner, c.name)
+					case name == "K8S_API_SKIP_TLS_VERIFY" && strings.EqualFold(stringAt(e, "value"), "true"):
+						p.addf("%s container %s: env K8S_API_SKIP_TLS_VERIFY=true", pt.owner, c.name)
+					}
+				}
+			}
+		}
+	}
+	return p
+}
+
+func TestHardening(t *testing.T) {
+	for _, dir := range appOverlays(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := rendered(t, dir)
+			report(t, "HSTS", checkHSTS(objs))
+			report(t, "service account tokens", checkServiceAccountTokens(objs))
+			report(t, "read-only root", checkReadOnlyRoot(objs))
+			report(t, "login TLS", checkLoginTLS(objs))
+			report(t, "TLS verification", checkTLSVerification(objs))
+		})
+	}
+}
+
+// The optional knobs do what they say where an overlay uses them.
+func TestRouteKnobs(t *testing.T) {
+	const dir = "gitops/overlays/example-restricted"
+	objs := rendered(t, dir)
+	settings := dir + "/settings/cluster-settings.yaml"
+	allow := settingValue(t, settings, "ipAllowlist")
+	require.NotEmpty(t, allow)
+	routes := 0
+	for _, o := range objs {
+		if o.GetKind() == "Route" {
+			routes++
+			assert.Equal(t, allow, o.GetAnnotations()["haproxy.router.openshift.io/ip_allowlist"], ref(o))
+		}
+	}
+	assert.Equal(t, 2, routes, "the UI and LiteLLM Routes, no backend Route")
+	assert.Nil(t, Find(objs, "Route", "litemaas-api"))
+	assert.Nil(t, Find(objs, "NetworkPolicy", "backend-from-router"))
+	issuer, _ := envValue(Find(objs, "Deployment", "backend"), "backend", "OAUTH_ISSUER")
+	assert.Equal(t, settingValue(t, settings, "oauthIssuer"), issuer)
+
+	// Without the components: no allowlist, the backend Route, the derived issuer.
+	def := rendered(t, "gitops/overlays/example")
+	for _, o := range def {
+		if o.GetKind() == "Route" {
+			assert.NotContains(t, o.GetAnnotations(), "haproxy.router.openshift.io/ip_allowlist", ref(o))
+		}
+	}
+	assert.NotNil(t, Find(def, "Route", "litemaas-api"))
+	issuer, _ = envValue(Find(def, "Deployment", "backend"), "backend", "OAUTH_ISSUER")
+	assert.Equal(t, "https://oauth-openshift."+appsDomain(t, "gitops/overlays/example/settings/cluster-settings.yaml"), issuer)
+}
+
+func TestHardeningChecksRejectBrokenObjects(t *testing.T) {
+	type breaker func(t *testing.T, o []*unstructured.Unstructured)
+	tests := []struct {
+		name    string
+		overlay string
+		check   func([]*unstructured.Unstructured) []string
+		breakIt breaker
+		want    string
+	}{
+		{"no HSTS", "gitops/overlays/example", checkHSTS, func(t *testing.T, o []*unstructured.Unstructured) {
+			unstructured.RemoveNestedField(mustFind(t, o, "Route", "litellm").Object, "metadata", "annotations", annotationHSTS)
+		}, "Route/litellm: annotation"},
+		{"HSTS for a day", "gitops/overlays/example", checkHSTS, func(t *testing.T, o []*unstructured.Unstructured) {
+			set(t, mustFind(t, o, "Route", "litemaas").Object, "max-age=86400", "metadata", "annotations", annotationHSTS)
+		}, "max-age 86400 is less than a year"},
+		{"backend with a token", "gitops/overlays/example", checkServiceAccountTokens, func(t *testing.T, o []*unstructured.Unstructured) {
+			unstructured.RemoveNestedField(mustFind(t, o, "Deployment", "backend").Object, "spec", "template", "spec", "automountServiceAccountToken")
+		}, "Deployment/backend: automountServiceAccountToken is not false"},
+		{"backup with a token", "gitops/overlays/example-with-options", checkServiceAccountTokens, func(t *testing.T, o []*unstructured.Unstructured) {
+			set(t, mustFind(t, o, "CronJob", "postgres-backup").Object, true, "spec", "jobTemplate", "spec", "template", "spec", "automountServiceAccountToken")
+		}, "CronJob/postgres-backup"},
+		{"postgres writable", "gitops/overlays/example", checkReadOnlyRoot, func(t *testing.T, o []*unstructured.Unstructured) {
+			set(t, containerOf(t, o, "StatefulSet", "postgres", "postgres"), false, "securityContext", "readOnlyRootFilesystem")
+		}, "StatefulSet/postgres container postgres: readOnlyRootFilesystem is not true"},
+		{"stale exception", "gitops/overlays/example", checkReadOnlyRoot, func(t *testing.T, o []*unstructured.Unstructured) {
+			set(t, containerOf(t, o, "Deployment", "frontend", "frontend"), true, "securityContext", "readOnlyRootFilesystem")
+		}, "remove it from writableRoot"},
+		{"API URL derived from the issuer", "gitops/overlays/example", checkLoginTLS, func(t *testing.T, o []*unstructured.Unstructured) {
+			setEnv(t, o, "Deployment", "backend", "backend", "OPENSHIFT_API_URL", "https://api.cluster.example.com:6443")
+		}, "OPENSHIFT_API_URL"},
+		{"no CA file", "gitops/overlays/example", checkLoginTLS, func(t *testing.T, o []*unstructured.Unstructured) {
+			c := containerOf(t, o, "Deployment", "backend", "backend")
+			c["env"] = slices.DeleteFunc(listAt(c, "env"), func(e any) bool { return stringAt(e.(map[string]any), "name") == "NODE_EXTRA_CA_CERTS" })
+		}, "NODE_EXTRA_CA_CERTS is not a file path"},
+		{"CA from another ConfigMap", "gitops/overlays/example", checkLoginTLS, func(t *testing.T, o []*unstructured.Unstructured) {
+			for _, v := range maps(listAt(podSpecOf(t, o, "Deployment", "backend"), "volumes")) {
+				if stringAt(v, "name") == "kube-api-ca" {
+					set(t, v, "openshift-service-ca.crt", "configMap", "name")
+				}
+			}
+		}, "is not the ca.crt of ConfigMap kube-root-ca.crt"},
+		{"custom-ca bundle without the API CA", "gitops/overlays/example-with-options", checkLoginTLS, func(t *testing.T, o []*unstructured.Unstructured) {
+			for _, ic := range maps(listAt(podSpecOf(t, o, "Deployment", "backend"), "initContainers")) {
+				if stringAt(ic, "name") == "join-ca-bundles" {
+					ic["command"] = []any{"/bin/sh", "-c", "cat /etc/litemaas/trusted-ca/ca-bundle.crt > /etc/litemaas/ca/ca-bundle.crt"}
+				}
+			}
+		}, "no init container fills from kube-root-ca.crt"},
+		{"NODE_TLS_REJECT_UNAUTHORIZED on LiteLLM", "gitops/overlays/example", checkTLSVerification, func(t *testing.T, o []*unstructured.Unstructured) {
+			setEnv(t, o, "Deployment", "litellm", "litellm", "NODE_TLS_REJECT_UNAUTHORIZED", "0")
+		}, "env NODE_TLS_REJECT_UNAUTHORIZED is set"},
+		{"K8S_API_SKIP_TLS_VERIFY on the backend", "gitops/overlays/example", checkTLSVerification, func(t *testing.T, o []*unstructured.Unstructured) {
+			setEnv(t, o, "Deployment", "backend", "backend", "K8S_API_SKIP_TLS_VERIFY", "true")
+		}, "K8S_API_SKIP_TLS_VERIFY=true"},
+		{"verification off in a command line", "gitops/overlays/example", checkTLSVerification, func(t *testing.T, o []*unstructured.Unstructured) {
+			ic := maps(listAt(podSpecOf(t, o, "Deployment", "backend"), "initContainers"))[0]
+			ic["command"] = []any{"/bin/sh", "-c", "NODE_TLS_REJECT_UNAUTHORIZED=0 node x.js"}
+		}, "mentions NODE_TLS_REJECT_UNAUTHORIZED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Empty(t, tt.check(rendered(t, tt.overlay)), "the unbroken overlay passes")
+			objs := rendered(t, tt.overlay)
+			tt.breakIt(t, objs)
+			assert.Contains(t, strings.Join(tt.check(objs), "\n"), tt.want)
+		})
+	}
+}
