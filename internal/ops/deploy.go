@@ -293,6 +293,7 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 			break
 		}
 		d.overlayHosts = hosts
+		rows = append(rows, advisoryRow(d.overlayDir, d.overlayRel))
 		overlayDomain := domainOf(hosts[routeUI])
 		d.domain = overlayDomain
 		switch {

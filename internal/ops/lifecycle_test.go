@@ -47,6 +47,8 @@ func TestLifecycle(t *testing.T) {
 		assert.Contains(t, out.String(), "https://github.com/YOUR-ORG/litemaas-gitops.git is the placeholder")
 		assert.Contains(t, out.String(), "gitops/overlays/example is set for apps.cluster.example.com but the cluster's apps domain is apps.other.example.org")
 		assert.Contains(t, out.String(), "--init-overlay other")
+		// The pinned 0.4.0 backend is named, as a warning that does not stop the deploy.
+		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 WARN gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
 
 		out = syncBuffer{}
 		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &out})
@@ -160,7 +162,7 @@ func TestLifecycle(t *testing.T) {
 		err := Verify(ctx, admin, VerifyOptions{Namespace: DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.client, Out: &out})
 		t.Logf("verify:\n%s", out.String())
 		require.NoError(t, err)
-		assert.Contains(t, out.String(), "verify: all 11 checks passed (0 warnings, 1 skipped)")
+		assert.Contains(t, out.String(), "verify: all 12 checks passed (0 warnings, 1 skipped)")
 	})
 
 	t.Run("undeploy removes what deploy created", func(t *testing.T) {

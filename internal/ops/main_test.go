@@ -443,6 +443,10 @@ func newRouteServer(t *testing.T, domains ...string) *routeServer {
 			http.Error(w, "Application is not available", http.StatusServiceUnavailable)
 			return
 		}
+		if r.URL.Path == advisoryProbePath {
+			bypassStandIn(strings.HasPrefix(r.Host, "bypass-open-")).ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(r.Host, "litemaas-api-") {
 			http.NotFound(w, r) // any answer below 500 counts
 			return

@@ -108,6 +108,11 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 				return err
 			}
 			rows = append(rows, routes...)
+			advisory, err := checkAdvisory(ctx, c, o.Namespace, client)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, advisory...)
 			if o.Chat {
 				chat, err := chatRows(ctx, c, o.Namespace, o.Catalog, client)
 				if err != nil {

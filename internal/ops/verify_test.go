@@ -25,7 +25,8 @@ func TestVerify(t *testing.T) {
 	}{
 		{
 			name: "all green",
-			want: []string{"mistral-3-int4    OK", "served: 1 LiteLLM deployment(s), database available", "not served: 0 LiteLLM deployment(s), database unavailable", "-> 200 OK", "-> 404 Not Found"},
+			want: []string{"mistral-3-int4    OK", "served: 1 LiteLLM deployment(s), database available", "not served: 0 LiteLLM deployment(s), database unavailable", "-> 200 OK", "-> 404 Not Found",
+				"advisory litemaas#137 OK closed: unauthenticated GET"},
 		},
 		{
 			name: "a model missing from what the job published",
@@ -66,6 +67,14 @@ func TestVerify(t *testing.T) {
 			},
 			wantErr: true,
 			want:    []string{"route broken-frontend  FAIL    https://broken-frontend-"},
+		},
+		{
+			name: "a backend open to litemaas#137",
+			breakIt: func(t *testing.T, ns string) {
+				populateRoute(t, ns, "litemaas", "bypass-open-"+ns+"."+testDomain)
+			},
+			wantErr: true,
+			want:    []string{"backend advisory litemaas#137 FAIL OPEN: an unauthenticated GET https://bypass-open-"},
 		},
 		{
 			name: "routes skipped",

@@ -1,0 +1,138 @@
+package ops
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// bypassStandIn answers a protected read endpoint like the LiteMaaS backend: without a token it is
+// 401, unless open is true and the request passes upstream's authenticateWithDevBypass test (a
+// User-Agent containing Mozilla, Chrome, Safari or Firefox, and an Accept of application/json or */*),
+// which 0.4.0 answers as a mock admin.
+func bypassStandIn(open bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			http.Error(w, `{"error":"invalid token"}`, http.StatusUnauthorized)
+			return
+		}
+		ua, accept := r.Header.Get("User-Agent"), r.Header.Get("Accept")
+		browser := false
+		for _, b := range []string{"Mozilla", "Chrome", "Safari", "Firefox"} {
+			browser = browser || strings.Contains(ua, b)
+		}
+		if open && browser && (strings.Contains(accept, "application/json") || strings.Contains(accept, "*/*")) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"data":[],"pagination":{"total":0}}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"UNAUTHORIZED","message":"Authentication required"}}`))
+	})
+}
+
+func TestAdvisoryVersion(t *testing.T) {
+	tests := []struct{ tag, want string }{
+		{"0.4.0", "affected"},
+		{"v0.4.0", "affected"},
+		{"0.4.0-rc.1", "affected"},
+		{"0.3.9", "affected"},
+		{"0.1.0", "affected"},
+		{"0.4.1", "fixed"},
+		{"0.5.0", "fixed"},
+		{"1.0.0", "fixed"},
+		{"latest", "unknown"},
+		{"main-1a2b3c4", "unknown"},
+		{"0.4", "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.tag, func(t *testing.T) { assert.Equal(t, tt.want, advisoryVersion(tt.tag)) })
+	}
+}
+
+func TestSplitImage(t *testing.T) {
+	tests := []struct{ ref, name, tag string }{
+		{"quay.io/rh-aiservices-bu/litemaas-backend:0.4.0", "quay.io/rh-aiservices-bu/litemaas-backend", "0.4.0"},
+		{"registry:5000/litemaas-backend:0.5.0", "registry:5000/litemaas-backend", "0.5.0"},
+		{"quay.io/rh-aiservices-bu/litemaas-backend@sha256:0123", "quay.io/rh-aiservices-bu/litemaas-backend", ""},
+		{"quay.io/rh-aiservices-bu/litemaas-backend:0.4.0@sha256:0123", "quay.io/rh-aiservices-bu/litemaas-backend", "0.4.0"},
+	}
+	for _, tt := range tests {
+		n, tag := splitImage(tt.ref)
+		assert.Equal(t, tt.name, n, tt.ref)
+		assert.Equal(t, tt.tag, tag, tt.ref)
+	}
+}
+
+func TestAdvisoryRow(t *testing.T) {
+	root, err := FindRoot(".")
+	require.NoError(t, err)
+	tests := []struct {
+		name, overlay, status string
+		want                  []string
+	}{
+		{"the example pins 0.4.0", filepath.Join(root, "gitops/overlays/example"), statusWarn,
+			[]string{"litemaas-backend:0.4.0", advisoryURL, "ip-allowlist component", "gitops/overlays/example/kustomization.yaml"}},
+		{"allowlisted Routes", filepath.Join(root, "gitops/overlays/example-restricted"), statusWarn,
+			[]string{"litemaas-backend:0.4.0", "the Routes have an IP allowlist"}},
+		{"a fixed build", "testdata/fixed-backend-overlay", statusOK, []string{"registry.example.com/litemaas/litemaas-backend:main-4f1e2d3 is a custom build"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := advisoryRow(tt.overlay, filepath.ToSlash(strings.TrimPrefix(tt.overlay, root+"/")))
+			t.Logf("%+v", r)
+			assert.Equal(t, tt.status, r.Status)
+			assert.Equal(t, "advisory litemaas#137", r.Check)
+			for _, w := range tt.want {
+				assert.Contains(t, r.Detail, w)
+			}
+		})
+	}
+}
+
+func TestProbeAdvisory(t *testing.T) {
+	tests := []struct {
+		name        string
+		handler     http.Handler
+		allowlisted bool
+		status      string
+		want        string
+	}{
+		{"a backend that grants the bypass", bypassStandIn(true), false, statusFail, "OPEN: an unauthenticated GET"},
+		{"a fixed backend", bypassStandIn(false), false, statusOK, "closed: unauthenticated GET"},
+		{"the router's allowlist refuses us", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Forbidden", http.StatusForbidden)
+		}), true, statusWarn, "IP allowlist refuses this address"},
+		{"no backend behind the Route", http.NotFoundHandler(), false, statusWarn, "cannot tell"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			r := probeAdvisory(context.Background(), srv.Client(), srv.URL, tt.allowlisted)
+			t.Logf("%+v", r)
+			assert.Equal(t, tt.status, r.Status)
+			assert.Contains(t, r.Detail, tt.want)
+			assert.Contains(t, r.Check, "litemaas#137")
+			if tt.status == statusFail {
+				assert.Contains(t, r.Detail, advisoryURL)
+				assert.Contains(t, r.Detail, "ADMIN")
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(bypassStandIn(true))
+		url := srv.URL
+		srv.Close()
+		r := probeAdvisory(context.Background(), http.DefaultClient, url, false)
+		assert.Equal(t, statusWarn, r.Status)
+		assert.Contains(t, r.Detail, "not probed")
+	})
+}
