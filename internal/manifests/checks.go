@@ -43,7 +43,7 @@ const (
 // secretContract is every Secret key the manifests may reference: the Secrets are generated in-cluster
 // by a separate job, which writes exactly these.
 var secretContract = map[string][]string{
-	"postgres-secret": {"POSTGRES_USER", "POSTGRES_PASSWORD"},
+	"postgres-secret": {"POSTGRES_USER", "POSTGRES_PASSWORD", "LITEMAAS_BACKEND_PASSWORD", "LITEMAAS_LITELLM_PASSWORD", "LITEMAAS_MODEL_READER_PASSWORD", "LITEMAAS_BACKUP_PASSWORD"},
 	"litellm-secret":  {"LITELLM_MASTER_KEY", "LITELLM_SALT_KEY", "DATABASE_URL"},
 	"backend-secret":  {"DATABASE_URL", "JWT_SECRET", "OAUTH_CLIENT_SECRET", "ADMIN_API_KEYS", "LITELLM_API_KEY", "LITELLM_DATABASE_URL", "OAUTH_CLIENT_ID"},
 }

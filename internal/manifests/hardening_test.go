@@ -348,3 +348,79 @@ func TestHardeningChecksRejectBrokenObjects(t *testing.T) {
 		})
 	}
 }
+
+var getenvRe = regexp.MustCompile(`(?m)^\\getenv\s+\S+\s+(\S+)\s*$`)
+
+// checkDatabaseRoles: PostgreSQL starts through start.sh, which runs roles.sql with every password it
+// reads from the environment; the backup CronJob connects as the read-only role; the backend and
+// LiteLLM wait until their own URL logs in.
+func checkDatabaseRoles(objs []*unstructured.Unstructured) []string {
+	var p problems
+	pg := Find(objs, "StatefulSet", "postgres")
+	if pg == nil {
+		return []string{"StatefulSet/postgres is missing"}
+	}
+	spec := mapAt(pg.Object, "spec", "template", "spec")
+	c := containerNamed(spec, "postgres")
+	if cmd := strs(listAt(c, "command")); !slices.Equal(cmd, []string{"/bin/sh", "/etc/litemaas/postgres/start.sh"}) {
+		p.addf("StatefulSet/postgres: command %v does not run /etc/litemaas/postgres/start.sh (the roles would never be set up)", cmd)
+	}
+	vol, _ := mountOf(spec, c, "/etc/litemaas/postgres/start.sh")
+	cm := Find(objs, "ConfigMap", stringAt(vol, "configMap", "name"))
+	if cm == nil || !strings.HasPrefix(cm.GetName(), "postgres-roles-") {
+		p.addf("StatefulSet/postgres: /etc/litemaas/postgres is not the generated ConfigMap postgres-roles")
+		return p
+	}
+	data := mapAt(cm.Object, "data")
+	for _, k := range []string{"start.sh", "roles.sql", "move-ownership.sql"} {
+		if stringAt(data, k) == "" {
+			p.addf("ConfigMap/%s: no %s", cm.GetName(), k)
+		}
+	}
+	env := envOf(c)
+	for _, m := range getenvRe.FindAllStringSubmatch(stringAt(data, "roles.sql"), -1) {
+		if stringAt(env[m[1]], "valueFrom", "secretKeyRef", "name") != "postgres-secret" {
+			p.addf("StatefulSet/postgres: roles.sql reads %s, which the container does not take from postgres-secret", m[1])
+		}
+	}
+	if cj := Find(objs, "CronJob", "postgres-backup"); cj != nil {
+		if v := stringAt(envOf(containerNamed(mapAt(cj.Object, "spec", "jobTemplate", "spec", "template", "spec"), "backup"))["PGUSER"], "value"); v != "litemaas_backup" {
+			p.addf("CronJob/postgres-backup: PGUSER %q, want the read-only role litemaas_backup", v)
+		}
+	}
+	for _, name := range []string{"backend", "litellm"} {
+		d := Find(objs, "Deployment", name)
+		if d == nil {
+			continue
+		}
+		ps := mapAt(d.Object, "spec", "template", "spec")
+		want := mapAt(envOf(containerNamed(ps, name))["DATABASE_URL"], "valueFrom", "secretKeyRef")
+		ic := containerNamed(mapAt(map[string]any{"containers": listAt(ps, "initContainers")}), "wait-for-postgres")
+		got := mapAt(envOf(ic)["DATABASE_URL"], "valueFrom", "secretKeyRef")
+		cmd := strings.Join(strs(listAt(ic, "command")), " ")
+		if want == nil || got == nil || stringAt(got, "name") != stringAt(want, "name") || stringAt(got, "key") != stringAt(want, "key") || !strings.Contains(cmd, `"$DATABASE_URL"`) {
+			p.addf("Deployment/%s: init container wait-for-postgres does not wait until the container's own DATABASE_URL logs in", name)
+		}
+	}
+	return p
+}
+
+func TestDatabaseRoles(t *testing.T) {
+	for _, dir := range appOverlays(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			report(t, "database roles", checkDatabaseRoles(rendered(t, dir)))
+		})
+	}
+	// And it can fail.
+	objs := rendered(t, "gitops/overlays/example-with-options")
+	c := containerOf(t, objs, "StatefulSet", "postgres", "postgres")
+	c["env"] = slices.DeleteFunc(listAt(c, "env"), func(e any) bool { return stringAt(e.(map[string]any), "name") == "LITEMAAS_BACKUP_PASSWORD" })
+	set(t, mustFind(t, objs, "CronJob", "postgres-backup").Object, []any{map[string]any{"name": "backup", "env": []any{map[string]any{"name": "PGUSER", "value": "litemaas_admin"}}}},
+		"spec", "jobTemplate", "spec", "template", "spec", "containers")
+	ic := maps(listAt(podSpecOf(t, objs, "Deployment", "litellm"), "initContainers"))[0]
+	ic["command"] = []any{"/bin/sh", "-c", "until pg_isready -h postgres; do sleep 2; done"}
+	got := strings.Join(checkDatabaseRoles(objs), "\n")
+	for _, want := range []string{"reads LITEMAAS_BACKUP_PASSWORD", "PGUSER \"litemaas_admin\"", "Deployment/litellm: init container"} {
+		assert.Contains(t, got, want)
+	}
+}

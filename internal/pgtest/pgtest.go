@@ -479,3 +479,23 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Bin returns the path of a PostgreSQL client program (psql, pg_dump): the one next to the throwaway
+// cluster's server binaries, else the one on PATH.
+func (s *Server) Bin(name string) (string, error) {
+	if s.binDir != "" {
+		if p := filepath.Join(s.binDir, name); hasBinaries(s.binDir) {
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found next to the server binaries nor on PATH: %w", name, err)
+	}
+	return p, nil
+}
+
+// External reports whether the server is the one named by TEST_DATABASE_URL.
+func (s *Server) External() bool { return s.external != nil }

@@ -41,7 +41,7 @@ var Contract = []struct {
 	Name string
 	Keys []string
 }{
-	{PostgresSecret, []string{KeyPostgresUser, KeyPostgresPassword}},
+	{PostgresSecret, []string{KeyPostgresUser, KeyPostgresPassword, KeyBackendPassword, KeyLiteLLMPassword, KeyModelReaderPassword, KeyBackupPassword}},
 	{LiteLLMSecret, []string{KeyMasterKey, KeySaltKey, KeyDatabaseURL}},
 	{BackendSecret, []string{KeyDatabaseURL, KeyJWTSecret, KeyOAuthClientSecret, KeyAdminAPIKeys, KeyLiteLLMAPIKey, KeyLiteLLMDatabaseURL}},
 }

@@ -296,6 +296,9 @@ func (c *computation) random(prefix string, n int) func() (string, error) {
 func (c *computation) bases() {
 	c.keep(PostgresSecret, KeyPostgresUser, func() (string, error) { return c.settings.PostgresUser, nil })
 	c.keep(PostgresSecret, KeyPostgresPassword, c.random("", passwordLength))
+	for _, rp := range rolePasswords {
+		c.keep(PostgresSecret, rp.key, c.random("", passwordLength))
+	}
 
 	if mk, generated := c.keep(LiteLLMSecret, KeyMasterKey, c.random(MasterKeyPrefix, masterKeyLength)); !generated && !c.bad[LiteLLMSecret+"/"+KeyMasterKey] {
 		switch {
@@ -330,11 +333,14 @@ func (c *computation) warn(secret, key, msg string) {
 	c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf("%s/%s %s; consider replacing it", secret, key, msg))
 }
 
-// dbURL is the expectation for a database URL.
+// dbURL is the expectation for a database URL: its database, and the role (and the postgres-secret
+// key of its password) it connects as.
 type dbURL struct {
 	secret, key string
 	database    string
 	sslDisable  bool
+	role        string
+	passwordKey string
 }
 
 // derived fills and checks the values built from the bases.
@@ -347,17 +353,14 @@ func (c *computation) derived() {
 	password, passwordOK := c.plan.Value(PostgresSecret, KeyPostgresPassword)
 	passwordOK = passwordOK && !c.bad[PostgresSecret+"/"+KeyPostgresPassword]
 
-	litellmURL := dbURL{LiteLLMSecret, KeyDatabaseURL, c.settings.LiteLLMDatabase, false}
-	litellmCopy := dbURL{BackendSecret, KeyLiteLLMDatabaseURL, c.settings.LiteLLMDatabase, false}
-	backendURL := dbURL{BackendSecret, KeyDatabaseURL, c.settings.BackendDatabase, true}
-	urls := []dbURL{litellmURL, litellmCopy, backendURL}
+	urls := c.roleURLs()
 
 	// A database URL without its password: the database was initialised with a password that is
 	// gone from postgres-secret. A new one would lock everybody out, so refuse rather than guess.
 	if !passwordExisted {
 		var holders []string
 		for _, u := range urls {
-			if _, ok := c.current(u.secret, u.key); ok {
+			if v, ok := c.current(u.secret, u.key); ok && c.urlUser(v) == user {
 				holders = append(holders, u.secret+"/"+u.key)
 			}
 		}
@@ -368,35 +371,7 @@ func (c *computation) derived() {
 			passwordOK = false
 		}
 	}
-
-	if userOK && passwordOK {
-		for _, u := range urls {
-			if v, ok := c.usable(u.secret, u.key); ok {
-				c.checkURL(u, v, user, password)
-			}
-		}
-	}
-
-	// LiteLLM's URL and the backend's copy of it: equal strings. A missing one is copied from the
-	// other so that both stay identical, else built.
-	a, aok := c.current(litellmURL.secret, litellmURL.key)
-	b, bok := c.current(litellmCopy.secret, litellmCopy.key)
-	switch {
-	case aok && bok:
-		if a != b && !c.bad[litellmURL.secret+"/"+litellmURL.key] && !c.bad[litellmCopy.secret+"/"+litellmCopy.key] {
-			c.problem(BackendSecret, KeyLiteLLMDatabaseURL, "must equal %s/%s exactly (it differs)", LiteLLMSecret, KeyDatabaseURL)
-		}
-	case aok:
-		c.set(litellmCopy.secret, litellmCopy.key, a)
-	case bok:
-		c.set(litellmURL.secret, litellmURL.key, b)
-	default:
-		c.set(litellmURL.secret, litellmURL.key, c.buildURL(litellmURL, user, password))
-		c.set(litellmCopy.secret, litellmCopy.key, c.buildURL(litellmCopy, user, password))
-	}
-	if _, ok := c.current(backendURL.secret, backendURL.key); !ok {
-		c.set(backendURL.secret, backendURL.key, c.buildURL(backendURL, user, password))
-	}
+	c.fillRoleURLs(user, password, userOK && passwordOK)
 
 	// The backend calls LiteLLM's admin API with the master key.
 	_, masterExisted := c.current(LiteLLMSecret, KeyMasterKey)
@@ -430,50 +405,56 @@ func (c *computation) buildURL(u dbURL, user, password string) string {
 	return out.String()
 }
 
-// checkURL checks an existing database URL against the values it is derived from. The messages
-// show the expected shape with key names in place of the credentials.
-func (c *computation) checkURL(want dbURL, v, user, password string) {
-	shape := fmt.Sprintf("postgresql://<%s>:<%s>@%s/%s", KeyPostgresUser, KeyPostgresPassword,
+// urlShape is the expected form of a URL, with key names in place of the password.
+func (c *computation) urlShape(want dbURL) string {
+	shape := fmt.Sprintf("postgresql://%s:<%s/%s>@%s/%s", want.role, PostgresSecret, want.passwordKey,
 		net.JoinHostPort(c.settings.PostgresHost, strconv.Itoa(c.settings.PostgresPort)), want.database)
 	if want.sslDisable {
 		shape += "?sslmode=disable"
 	}
-	bad := func(why string) {
-		c.problem(want.secret, want.key, "%s; it must be %s", why, shape)
+	return shape
+}
+
+// urlUser returns the user of a database URL, or "" (never an error: it would quote the password).
+func (c *computation) urlUser(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || u.User == nil {
+		return ""
 	}
+	return u.User.Username()
+}
+
+// urlProblem checks an existing database URL against the user and password it must carry and the
+// settings; it returns why it does not match, or "". The reasons never quote the URL.
+func (c *computation) urlProblem(want dbURL, v, user, password string) string {
 	// Never show url.Parse's error: it quotes the whole URL, password included.
 	u, err := url.Parse(v)
 	if err != nil || u.Opaque != "" {
-		bad("is not a parseable URL (special characters in the password must be percent-encoded)")
-		return
+		return "is not a parseable URL (special characters in the password must be percent-encoded)"
 	}
 	if u.Scheme != "postgresql" && u.Scheme != "postgres" {
-		bad("is not a postgresql:// URL")
-		return
+		return "is not a postgresql:// URL"
 	}
 	if u.User == nil || u.User.Username() != user {
-		bad(fmt.Sprintf("its user differs from %s/%s", PostgresSecret, KeyPostgresUser))
-		return
+		return "its user is not " + user
 	}
 	if pw, ok := u.User.Password(); !ok || pw != password {
-		bad(fmt.Sprintf("its password differs from %s/%s", PostgresSecret, KeyPostgresPassword))
-		return
+		return fmt.Sprintf("its password differs from %s/%s", PostgresSecret, want.passwordKey)
 	}
 	port := u.Port()
 	if port == "" {
 		port = "5432"
 	}
 	if !strings.EqualFold(u.Hostname(), c.settings.PostgresHost) || port != strconv.Itoa(c.settings.PostgresPort) {
-		bad("its host or port differs (if the URL is right, set the job's POSTGRES_HOST and POSTGRES_PORT to match)")
-		return
+		return "its host or port differs (if the URL is right, set the job's POSTGRES_HOST and POSTGRES_PORT to match)"
 	}
 	if strings.TrimPrefix(u.Path, "/") != want.database {
-		bad("it names another database")
-		return
+		return "it names another database"
 	}
 	if want.sslDisable && u.Query().Get("sslmode") != "disable" {
-		bad("it lacks sslmode=disable (the backend would ask the non-TLS PostgreSQL for TLS)")
+		return "it lacks sslmode=disable (the backend would ask the non-TLS PostgreSQL for TLS)"
 	}
+	return ""
 }
 
 // checkImmutable reports immutable Secrets the plan would have to change.

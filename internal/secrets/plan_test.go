@@ -27,9 +27,30 @@ const (
 	tJWT      = "JwtSecretJwtSecretJwtSecretJwtSecret"
 	tOAuth    = "OAuthSecretOAuthSecretOAuth"
 	tAdmin    = "ltm_admin_AdminKeyAdminKey01,ltm_admin_AdminKeyAdminKey02"
-	tLiteLLM  = "postgresql://litemaas_admin:Passw0rdPassw0rdPassw0rd@postgres:5432/litellm_db"
-	tBackend  = "postgresql://litemaas_admin:Passw0rdPassw0rdPassw0rd@postgres:5432/litemaas_db?sslmode=disable"
+	// The component roles' passwords and URLs.
+	tBackendPW = "BackendPw0BackendPw0BackendPw0"
+	tLiteLLMPW = "LitellmPw0LitellmPw0LitellmPw0"
+	tReaderPW  = "ReaderPw00ReaderPw00ReaderPw00"
+	tBackupPW  = "BackupPw00BackupPw00BackupPw00"
+	tLiteLLM   = "postgresql://litemaas_litellm:" + tLiteLLMPW + "@postgres:5432/litellm_db"
+	tReader    = "postgresql://litemaas_model_reader:" + tReaderPW + "@postgres:5432/litellm_db"
+	tBackend   = "postgresql://litemaas_backend:" + tBackendPW + "@postgres:5432/litemaas_db?sslmode=disable"
+	// The URLs of an install from before the roles: the superuser everywhere.
+	tLegacyLiteLLM = "postgresql://litemaas_admin:" + tPassword + "@postgres:5432/litellm_db"
+	tLegacyBackend = "postgresql://litemaas_admin:" + tPassword + "@postgres:5432/litemaas_db?sslmode=disable"
 )
+
+// rolePasswordKeys are the postgres-secret keys added to a Secret that has only the superuser's.
+var rolePasswordKeys = []string{KeyBackendPassword, KeyLiteLLMPassword, KeyModelReaderPassword, KeyBackupPassword}
+
+// assertRoleURLs checks that the plan's three URLs name their roles with the planned passwords.
+func assertRoleURLs(t *testing.T, p *Plan, hostPort, backendDB, litellmDB string) {
+	t.Helper()
+	pw := func(k string) string { return url.UserPassword("x", val(t, p, PostgresSecret, k)).String()[2:] }
+	equalSecret(t, "postgresql://litemaas_litellm:"+pw(KeyLiteLLMPassword)+"@"+hostPort+"/"+litellmDB, val(t, p, LiteLLMSecret, KeyDatabaseURL), "litellm-secret/DATABASE_URL")
+	equalSecret(t, "postgresql://litemaas_model_reader:"+pw(KeyModelReaderPassword)+"@"+hostPort+"/"+litellmDB, val(t, p, BackendSecret, KeyLiteLLMDatabaseURL), "backend-secret/LITELLM_DATABASE_URL")
+	equalSecret(t, "postgresql://litemaas_backend:"+pw(KeyBackendPassword)+"@"+hostPort+"/"+backendDB+"?sslmode=disable", val(t, p, BackendSecret, KeyDatabaseURL), "backend-secret/DATABASE_URL")
+}
 
 func secret(name string, kv ...string) *corev1.Secret {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
@@ -42,10 +63,11 @@ func secret(name string, kv ...string) *corev1.Secret {
 // complete returns a valid set; edit the returned map to break it.
 func complete() map[string]*corev1.Secret {
 	return map[string]*corev1.Secret{
-		PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword),
-		LiteLLMSecret:  secret(LiteLLMSecret, KeyMasterKey, tMaster, KeySaltKey, tSalt, KeyDatabaseURL, tLiteLLM),
+		PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword, KeyBackendPassword, tBackendPW,
+			KeyLiteLLMPassword, tLiteLLMPW, KeyModelReaderPassword, tReaderPW, KeyBackupPassword, tBackupPW),
+		LiteLLMSecret: secret(LiteLLMSecret, KeyMasterKey, tMaster, KeySaltKey, tSalt, KeyDatabaseURL, tLiteLLM),
 		BackendSecret: secret(BackendSecret, KeyDatabaseURL, tBackend, KeyJWTSecret, tJWT, KeyOAuthClientSecret, tOAuth,
-			KeyAdminAPIKeys, tAdmin, KeyLiteLLMAPIKey, tMaster, KeyLiteLLMDatabaseURL, tLiteLLM),
+			KeyAdminAPIKeys, tAdmin, KeyLiteLLMAPIKey, tMaster, KeyLiteLLMDatabaseURL, tReader),
 	}
 }
 
@@ -93,13 +115,15 @@ func TestComputeFromNothing(t *testing.T) {
 	matchesSecret(t, alnum(oauthClientSecretLength), val(t, p, BackendSecret, KeyOAuthClientSecret), KeyOAuthClientSecret)
 	matchesSecret(t, `^ltm_admin_[A-Za-z0-9]{40}$`, val(t, p, BackendSecret, KeyAdminAPIKeys), KeyAdminAPIKeys)
 
-	equalSecret(t, "postgresql://litemaas_admin:"+password+"@postgres:5432/litellm_db", val(t, p, LiteLLMSecret, KeyDatabaseURL), "litellm-secret/DATABASE_URL")
-	equalSecret(t, "postgresql://litemaas_admin:"+password+"@postgres:5432/litemaas_db?sslmode=disable", val(t, p, BackendSecret, KeyDatabaseURL), "backend-secret/DATABASE_URL")
-	equalSecret(t, val(t, p, LiteLLMSecret, KeyDatabaseURL), val(t, p, BackendSecret, KeyLiteLLMDatabaseURL), KeyLiteLLMDatabaseURL)
+	for _, k := range rolePasswordKeys {
+		matchesSecret(t, alnum(passwordLength), val(t, p, PostgresSecret, k), k)
+	}
+	assertRoleURLs(t, p, "postgres:5432", "litemaas_db", "litellm_db")
 	equalSecret(t, master, val(t, p, BackendSecret, KeyLiteLLMAPIKey), KeyLiteLLMAPIKey)
 
 	// Independent random values.
-	random := []string{password, master, val(t, p, LiteLLMSecret, KeySaltKey), val(t, p, BackendSecret, KeyJWTSecret),
+	random := []string{password, val(t, p, PostgresSecret, KeyBackendPassword), val(t, p, PostgresSecret, KeyLiteLLMPassword),
+		val(t, p, PostgresSecret, KeyModelReaderPassword), val(t, p, PostgresSecret, KeyBackupPassword), master, val(t, p, LiteLLMSecret, KeySaltKey), val(t, p, BackendSecret, KeyJWTSecret),
 		val(t, p, BackendSecret, KeyOAuthClientSecret), val(t, p, BackendSecret, KeyAdminAPIKeys)}
 	seen := map[string]bool{}
 	for _, v := range random {
@@ -141,14 +165,13 @@ func TestComputeFillsPartial(t *testing.T) {
 			name:     "password only: user and every URL derived from it",
 			existing: map[string]*corev1.Secret{PostgresSecret: secret(PostgresSecret, KeyPostgresPassword, tPassword)},
 			added: map[string][]string{
-				PostgresSecret: {KeyPostgresUser},
+				PostgresSecret: append([]string{KeyPostgresUser}, rolePasswordKeys...),
 				LiteLLMSecret:  {KeyMasterKey, KeySaltKey, KeyDatabaseURL},
 				BackendSecret:  Contract[2].Keys,
 			},
 			check: func(t *testing.T, p *Plan) {
 				assert.Equal(t, tPassword, val(t, p, PostgresSecret, KeyPostgresPassword))
-				assert.Equal(t, tLiteLLM, val(t, p, LiteLLMSecret, KeyDatabaseURL))
-				assert.Equal(t, tBackend, val(t, p, BackendSecret, KeyDatabaseURL))
+				assertRoleURLs(t, p, "postgres:5432", "litemaas_db", "litellm_db")
 			},
 		},
 		{
@@ -156,9 +179,10 @@ func TestComputeFillsPartial(t *testing.T) {
 			existing: map[string]*corev1.Secret{
 				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, "dbowner", KeyPostgresPassword, tPassword),
 			},
-			added: map[string][]string{PostgresSecret: nil, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
+			added: map[string][]string{PostgresSecret: rolePasswordKeys, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
 			check: func(t *testing.T, p *Plan) {
-				assert.Equal(t, "postgresql://dbowner:"+tPassword+"@postgres:5432/litellm_db", val(t, p, LiteLLMSecret, KeyDatabaseURL))
+				assert.Equal(t, "dbowner", val(t, p, PostgresSecret, KeyPostgresUser))
+				assertRoleURLs(t, p, "postgres:5432", "litemaas_db", "litellm_db")
 			},
 		},
 		{
@@ -167,34 +191,18 @@ func TestComputeFillsPartial(t *testing.T) {
 				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword),
 				LiteLLMSecret:  secret(LiteLLMSecret, KeyMasterKey, tMaster, KeySaltKey, tSalt),
 			},
-			added: map[string][]string{PostgresSecret: nil, LiteLLMSecret: {KeyDatabaseURL}, BackendSecret: Contract[2].Keys},
+			added: map[string][]string{PostgresSecret: rolePasswordKeys, LiteLLMSecret: {KeyDatabaseURL}, BackendSecret: Contract[2].Keys},
 			check: func(t *testing.T, p *Plan) {
 				assert.Equal(t, tSalt, val(t, p, LiteLLMSecret, KeySaltKey))
 				assert.Equal(t, tMaster, val(t, p, BackendSecret, KeyLiteLLMAPIKey))
 			},
 		},
 		{
-			name: "LiteLLM URL copied from the backend's copy, not rebuilt",
-			existing: func() map[string]*corev1.Secret {
-				e := complete()
-				// postgres:// is as valid as postgresql://, and both copies must stay identical strings.
-				alt := strings.Replace(tLiteLLM, "postgresql://", "postgres://", 1)
-				delete(e[LiteLLMSecret].Data, KeyDatabaseURL)
-				e[BackendSecret].Data[KeyLiteLLMDatabaseURL] = []byte(alt)
-				return e
-			}(),
-			added: map[string][]string{PostgresSecret: nil, LiteLLMSecret: {KeyDatabaseURL}, BackendSecret: nil},
-			check: func(t *testing.T, p *Plan) {
-				assert.Equal(t, val(t, p, BackendSecret, KeyLiteLLMDatabaseURL), val(t, p, LiteLLMSecret, KeyDatabaseURL))
-				assert.True(t, strings.HasPrefix(val(t, p, LiteLLMSecret, KeyDatabaseURL), "postgres://"))
-			},
-		},
-		{
 			name: "password with URL special characters is percent-encoded",
 			existing: map[string]*corev1.Secret{
-				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, "p@ss/w:rd?#% x"),
+				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword, KeyBackendPassword, "p@ss/w:rd?#% x"),
 			},
-			added: map[string][]string{PostgresSecret: nil, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
+			added: map[string][]string{PostgresSecret: rolePasswordKeys[1:], LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
 			check: func(t *testing.T, p *Plan) {
 				u, err := url.Parse(val(t, p, BackendSecret, KeyDatabaseURL))
 				require.NoError(t, err)
@@ -210,10 +218,9 @@ func TestComputeFillsPartial(t *testing.T) {
 			settings: func(s *Settings) {
 				s.PostgresHost, s.PostgresPort, s.BackendDatabase, s.LiteLLMDatabase = "db.example.svc", 6543, "app", "proxy"
 			},
-			added: map[string][]string{PostgresSecret: nil, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
+			added: map[string][]string{PostgresSecret: rolePasswordKeys, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
 			check: func(t *testing.T, p *Plan) {
-				assert.Equal(t, "postgresql://litemaas_admin:"+tPassword+"@db.example.svc:6543/proxy", val(t, p, LiteLLMSecret, KeyDatabaseURL))
-				assert.Equal(t, "postgresql://litemaas_admin:"+tPassword+"@db.example.svc:6543/app?sslmode=disable", val(t, p, BackendSecret, KeyDatabaseURL))
+				assertRoleURLs(t, p, "db.example.svc:6543", "app", "proxy")
 			},
 		},
 	}
@@ -288,25 +295,27 @@ func TestComputeRefusesMalformed(t *testing.T) {
 			BackendSecret, KeyOAuthClientSecret, "not valid UTF-8", ""},
 		{"API key differs from the master key", []edit{setKey(BackendSecret, KeyLiteLLMAPIKey, "sk-SomeOtherKeySomeOtherKey")},
 			BackendSecret, KeyLiteLLMAPIKey, "must equal litellm-secret/LITELLM_MASTER_KEY", "SomeOtherKey"},
-		{"backend URL with another password", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.Replace(tBackend, tPassword, "StalePassword99", 1))},
-			BackendSecret, KeyDatabaseURL, "its password differs from postgres-secret/POSTGRES_PASSWORD", "StalePassword99"},
+		{"backend URL with another password", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.Replace(tBackend, tBackendPW, "StalePassword99", 1))},
+			BackendSecret, KeyDatabaseURL, "its password differs from postgres-secret/LITEMAAS_BACKEND_PASSWORD", "StalePassword99"},
 		{"backend URL without sslmode=disable", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.TrimSuffix(tBackend, "?sslmode=disable"))},
-			BackendSecret, KeyDatabaseURL, "sslmode=disable", tPassword},
-		{"LiteLLM pointed at the backend's database", []edit{setKey(LiteLLMSecret, KeyDatabaseURL, strings.Replace(tLiteLLM, "litellm_db", "litemaas_db", 1)),
-			setKey(BackendSecret, KeyLiteLLMDatabaseURL, strings.Replace(tLiteLLM, "litellm_db", "litemaas_db", 1))},
-			LiteLLMSecret, KeyDatabaseURL, "names another database", tPassword},
-		{"URL with another user", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.Replace(tBackend, tUser, "intruder", 1))},
-			BackendSecret, KeyDatabaseURL, "its user differs", "intruder"},
+			BackendSecret, KeyDatabaseURL, "sslmode=disable", tBackendPW},
+		{"LiteLLM pointed at the backend's database", []edit{setKey(LiteLLMSecret, KeyDatabaseURL, strings.Replace(tLiteLLM, "litellm_db", "litemaas_db", 1))},
+			LiteLLMSecret, KeyDatabaseURL, "names another database", tLiteLLMPW},
+		{"URL with another user", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.Replace(tBackend, RoleBackend, "intruder", 1))},
+			BackendSecret, KeyDatabaseURL, "its user is not litemaas_backend", "intruder"},
+		{"the backend's cross-check as LiteLLM's role", []edit{setKey(BackendSecret, KeyLiteLLMDatabaseURL, tLiteLLM)},
+			BackendSecret, KeyLiteLLMDatabaseURL, "its user is not litemaas_model_reader; it must be postgresql://litemaas_model_reader:<postgres-secret/LITEMAAS_MODEL_READER_PASSWORD>@postgres:5432/litellm_db", tLiteLLMPW},
 		{"URL with another host", []edit{setKey(BackendSecret, KeyDatabaseURL, strings.Replace(tBackend, "@postgres:", "@elsewhere:", 1))},
-			BackendSecret, KeyDatabaseURL, "POSTGRES_HOST", tPassword},
-		{"unparseable URL", []edit{setKey(BackendSecret, KeyDatabaseURL, "postgresql://litemaas_admin:Bad%zzPassword@postgres:5432/litemaas_db")},
+			BackendSecret, KeyDatabaseURL, "POSTGRES_HOST", tBackendPW},
+		{"unparseable URL", []edit{setKey(BackendSecret, KeyDatabaseURL, "postgresql://litemaas_backend:Bad%zzPassword@postgres:5432/litemaas_db")},
 			BackendSecret, KeyDatabaseURL, "not a parseable URL", "Bad%zzPassword"},
-		{"not a postgres URL", []edit{setKey(BackendSecret, KeyDatabaseURL, "mysql://litemaas_admin:"+tPassword+"@postgres:5432/litemaas_db")},
-			BackendSecret, KeyDatabaseURL, "not a postgresql:// URL", tPassword},
-		{"copies of the LiteLLM URL differ", []edit{setKey(BackendSecret, KeyLiteLLMDatabaseURL, strings.Replace(tLiteLLM, "postgresql://", "postgres://", 1))},
-			BackendSecret, KeyLiteLLMDatabaseURL, "must equal litellm-secret/DATABASE_URL exactly", tPassword},
-		{"password gone but the URLs remain", []edit{delKey(PostgresSecret, KeyPostgresPassword)},
-			PostgresSecret, KeyPostgresPassword, "is missing, but litellm-secret/DATABASE_URL, backend-secret/LITELLM_DATABASE_URL, backend-secret/DATABASE_URL already hold", tPassword},
+		{"not a postgres URL", []edit{setKey(BackendSecret, KeyDatabaseURL, "mysql://litemaas_backend:"+tBackendPW+"@postgres:5432/litemaas_db")},
+			BackendSecret, KeyDatabaseURL, "not a postgresql:// URL", tBackendPW},
+		{"role password gone but its URL remains", []edit{delKey(PostgresSecret, KeyBackendPassword)},
+			PostgresSecret, KeyBackendPassword, "is missing, but backend-secret/DATABASE_URL already holds the password of role litemaas_backend", tBackendPW},
+		{"superuser password gone but the superuser's URLs remain", []edit{delKey(PostgresSecret, KeyPostgresPassword),
+			setKey(LiteLLMSecret, KeyDatabaseURL, tLegacyLiteLLM), setKey(BackendSecret, KeyDatabaseURL, tLegacyBackend)},
+			PostgresSecret, KeyPostgresPassword, "is missing, but litellm-secret/DATABASE_URL, backend-secret/DATABASE_URL already hold", tPassword},
 		{"master key gone but the API key remains", []edit{delKey(LiteLLMSecret, KeyMasterKey)},
 			LiteLLMSecret, KeyMasterKey, "is missing, but backend-secret/LITELLM_API_KEY exists", tMaster},
 		{"wrong Secret type", []edit{func(e map[string]*corev1.Secret) { e[PostgresSecret].Type = corev1.SecretTypeTLS }},
@@ -332,11 +341,49 @@ func TestComputeRefusesMalformed(t *testing.T) {
 			if tc.bad != "" {
 				assert.NotContains(t, err.Error(), tc.bad, "the error shows a secret value")
 			}
-			for _, v := range []string{tPassword, tMaster, tSalt, tJWT, tOAuth, "AdminKeyAdminKey"} {
+			for _, v := range []string{tPassword, tBackendPW, tLiteLLMPW, tReaderPW, tBackupPW, tMaster, tSalt, tJWT, tOAuth, "AdminKeyAdminKey"} {
 				assert.NotContains(t, err.Error(), v, "the error shows a secret value")
 			}
 		})
 	}
+}
+
+// An install from before the roles: every URL names the superuser. The next run generates the roles'
+// passwords and replaces exactly those URLs; everything else is kept, and the result is a fixed point.
+func TestComputeMovesSingleUserURLsToRoles(t *testing.T) {
+	existing := complete()
+	for _, k := range rolePasswordKeys {
+		delete(existing[PostgresSecret].Data, k)
+	}
+	existing[LiteLLMSecret].Data[KeyDatabaseURL] = []byte(tLegacyLiteLLM)
+	existing[BackendSecret].Data[KeyDatabaseURL] = []byte(tLegacyBackend)
+	existing[BackendSecret].Data[KeyLiteLLMDatabaseURL] = []byte(tLegacyLiteLLM)
+
+	p, err := Compute(existing, DefaultSettings(), rand.Reader)
+	require.NoError(t, err)
+	assert.Equal(t, rolePasswordKeys, p.Secret(PostgresSecret).Added)
+	assert.Empty(t, p.Secret(PostgresSecret).Replaced, "the superuser's credentials are kept")
+	assert.Equal(t, []string{KeyDatabaseURL}, p.Secret(LiteLLMSecret).Replaced)
+	assert.Equal(t, []string{KeyDatabaseURL, KeyLiteLLMDatabaseURL}, p.Secret(BackendSecret).Replaced)
+	assert.Empty(t, p.Secret(BackendSecret).Added)
+	assertRoleURLs(t, p, "postgres:5432", "litemaas_db", "litellm_db")
+	assert.Equal(t, tPassword, val(t, p, PostgresSecret, KeyPostgresPassword))
+	assert.Equal(t, tJWT, val(t, p, BackendSecret, KeyJWTSecret))
+
+	again, err := Compute(applied(p), DefaultSettings(), failingReader{})
+	require.NoError(t, err)
+	for _, sp := range again.Secrets {
+		assert.False(t, sp.DataChanged(), "%s changes on the second run", sp.Name)
+	}
+
+	// A superuser URL that does not carry POSTGRES_PASSWORD is not the old install's: refused, not replaced.
+	existing[BackendSecret].Data[KeyDatabaseURL] = []byte(strings.Replace(tLegacyBackend, tPassword, "StalePassword99", 1))
+	_, err = Compute(existing, DefaultSettings(), rand.Reader)
+	var verr *ValidationError
+	require.ErrorAs(t, err, &verr)
+	assert.Equal(t, PostgresSecret, verr.Problems[0].Secret)
+	assert.Equal(t, KeyBackendPassword, verr.Problems[0].Key)
+	assert.NotContains(t, err.Error(), "StalePassword99")
 }
 
 func TestComputeReportsEveryProblem(t *testing.T) {

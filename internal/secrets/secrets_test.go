@@ -351,12 +351,17 @@ func checkShapes(t *testing.T, ns string) {
 	for _, k := range strings.Split(v(be, "ADMIN_API_KEYS"), ",") {
 		matchesSecret(t, `^ltm_admin_[A-Za-z0-9]{32,}$`, k, "ADMIN_API_KEYS entry")
 	}
-	equalSecret(t, fmt.Sprintf("postgresql://%s:%s@postgres:5432/litellm_db", url.PathEscape(user), url.PathEscape(password)), v(ll, "DATABASE_URL"),
-		"litellm-secret/DATABASE_URL built from postgres-secret")
-	equalSecret(t, fmt.Sprintf("postgresql://%s:%s@postgres:5432/litemaas_db?sslmode=disable", url.PathEscape(user), url.PathEscape(password)), v(be, "DATABASE_URL"),
-		"backend-secret/DATABASE_URL built from postgres-secret")
+	assert.NotEmpty(t, user)
+	// Each URL names its component's role with that role's password from postgres-secret.
+	for _, u := range []struct{ got, role, key, path string }{
+		{v(ll, "DATABASE_URL"), secrets.RoleLiteLLM, secrets.KeyLiteLLMPassword, "litellm_db"},
+		{v(be, "LITELLM_DATABASE_URL"), secrets.RoleModelReader, secrets.KeyModelReaderPassword, "litellm_db"},
+		{v(be, "DATABASE_URL"), secrets.RoleBackend, secrets.KeyBackendPassword, "litemaas_db?sslmode=disable"},
+	} {
+		matchesSecret(t, `^[A-Za-z0-9_-]{32,}$`, v(pg, u.key), u.key)
+		equalSecret(t, fmt.Sprintf("postgresql://%s:%s@postgres:5432/%s", u.role, url.PathEscape(v(pg, u.key)), u.path), u.got, u.role+" URL built from postgres-secret/"+u.key)
+	}
 	equalSecret(t, v(ll, "LITELLM_MASTER_KEY"), v(be, "LITELLM_API_KEY"), "LITELLM_API_KEY == LITELLM_MASTER_KEY")
-	equalSecret(t, v(ll, "DATABASE_URL"), v(be, "LITELLM_DATABASE_URL"), "LITELLM_DATABASE_URL == litellm-secret/DATABASE_URL")
 }
 
 // --- tests -----------------------------------------------------------------------------------------
@@ -368,7 +373,7 @@ func TestFirstRunCreatesSecondRunChangesNothing(t *testing.T) {
 
 	r1 := adminRun(t, ns, oc)
 	require.NoError(t, r1.err, r1.logs)
-	assert.Equal(t, "secrets: created postgres-secret(2 keys), created litellm-secret(3 keys), created backend-secret(6 keys); "+
+	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(6 keys); "+
 		"oauthclient "+oc+" secret+redirect set\n", r1.out)
 	checkShapes(t, ns)
 	pg := getSecret(t, ns, secrets.PostgresSecret)
@@ -432,7 +437,7 @@ func TestPartialSecretsKeepValuesAndGainKeys(t *testing.T) {
 
 	r := adminRun(t, ns, oc)
 	require.NoError(t, r.err, r.logs)
-	assert.Equal(t, "secrets: filled postgres-secret(1 key), filled litellm-secret(2 keys), created backend-secret(6 keys); oauthclient "+oc+" secret set\n", r.out)
+	assert.Equal(t, "secrets: filled postgres-secret(5 keys), filled litellm-secret(2 keys), created backend-secret(6 keys); oauthclient "+oc+" secret set\n", r.out)
 	checkShapes(t, ns)
 
 	pg := getSecret(t, ns, secrets.PostgresSecret)
@@ -444,8 +449,13 @@ func TestPartialSecretsKeepValuesAndGainKeys(t *testing.T) {
 	assert.Equal(t, map[string]string{"team": "ai"}, ll.Labels, "labels of an existing Secret are left alone")
 	assert.Equal(t, "Prune=false,Delete=false", ll.Annotations["argocd.argoproj.io/sync-options"])
 	assert.Equal(t, "IgnoreExtraneous", ll.Annotations["argocd.argoproj.io/compare-options"])
-	if !strings.Contains(string(getSecret(t, ns, secrets.BackendSecret).Data["DATABASE_URL"]), ":"+password+"@") {
-		t.Error("backend-secret/DATABASE_URL is not built from the existing password")
+	// The components get their own roles: the superuser's password is in no URL.
+	for _, sec := range []string{secrets.LiteLLMSecret, secrets.BackendSecret} {
+		for k, v := range getSecret(t, ns, sec).Data {
+			if strings.Contains(string(v), password) {
+				t.Errorf("%s/%s holds the superuser's password", sec, k)
+			}
+		}
 	}
 
 	before := versions(t, ns)
@@ -459,7 +469,7 @@ func TestMalformedChangesNothing(t *testing.T) {
 	const (
 		password = "GoodPassword0123456789abcdef"
 		master   = "sk-GoodMasterKeyGoodMasterKey0123"
-		url1     = "postgresql://litemaas_admin:GoodPassword0123456789abcdef@postgres:5432/litellm_db"
+		url1     = "postgresql://litemaas_litellm:GoodPassword0123456789abcdef@postgres:5432/litellm_db"
 	)
 	tests := []struct {
 		name string
@@ -494,7 +504,7 @@ func TestMalformedChangesNothing(t *testing.T) {
 			setup: func(t *testing.T, ns string) {
 				createSecret(t, ns, secrets.LiteLLMSecret, "DATABASE_URL", strings.Replace(url1, password, "StalePassword0123", 1))
 			},
-			wantInErr:  []string{"litellm-secret/DATABASE_URL: its password differs from postgres-secret/POSTGRES_PASSWORD; it must be postgresql://<POSTGRES_USER>:<POSTGRES_PASSWORD>@postgres:5432/litellm_db"},
+			wantInErr:  []string{"litellm-secret/DATABASE_URL: its password differs from postgres-secret/LITEMAAS_LITELLM_PASSWORD; it must be postgresql://litemaas_litellm:<postgres-secret/LITEMAAS_LITELLM_PASSWORD>@postgres:5432/litellm_db"},
 			secretVals: []string{"StalePassword0123"},
 		},
 	}
@@ -503,7 +513,8 @@ func TestMalformedChangesNothing(t *testing.T) {
 			ns := srv.CreateNamespace(t, "malformed")
 			oc := "oc-" + ns
 			createOAuthClient(t, oc, callbackURL)
-			createSecret(t, ns, secrets.PostgresSecret, "POSTGRES_USER", "litemaas_admin", "POSTGRES_PASSWORD", password)
+			createSecret(t, ns, secrets.PostgresSecret, "POSTGRES_USER", "litemaas_admin", "POSTGRES_PASSWORD", password,
+				secrets.KeyLiteLLMPassword, password)
 			tc.setup(t, ns)
 			before := versions(t, ns)
 			ocVersion := getOAuthClient(t, oc).GetResourceVersion()
@@ -534,7 +545,7 @@ func TestOAuthClientMissing(t *testing.T) {
 	assert.Contains(t, r.err.Error(), "a cluster admin must")
 	assert.Contains(t, r.err.Error(), "oc apply -k gitops/overlays/<cluster>/cluster")
 	// The Secrets were written all the same: the rest of the stack can start.
-	assert.Equal(t, "secrets: created postgres-secret(2 keys), created litellm-secret(3 keys), created backend-secret(6 keys); oauthclient does-not-exist NOT set\n", r.out)
+	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(6 keys); oauthclient does-not-exist NOT set\n", r.out)
 	checkShapes(t, ns)
 	assertNoSecretValues(t, ns, nil, r.out, r.logs, r.err.Error())
 }
@@ -662,7 +673,7 @@ func TestServiceAccountMode(t *testing.T) {
 
 	r := runJob(t, env, kc, dyn)
 	require.NoError(t, r.err, r.logs)
-	assert.Equal(t, "secrets: created postgres-secret(2 keys), created litellm-secret(3 keys), created backend-secret(6 keys); "+
+	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(6 keys); "+
 		"serviceaccount litemaas-oauth serviceaccount created, token secret created, OAUTH_CLIENT_SECRET set from token\n", r.out)
 	checkShapes(t, ns)
 	be := getSecret(t, ns, secrets.BackendSecret)
@@ -711,7 +722,7 @@ func TestServiceAccountModeWithoutTokenController(t *testing.T) {
 	assert.Contains(t, r.err.Error(), "got no token within 1s")
 	// Everything else was written, so that PostgreSQL and LiteLLM can start; OAUTH_CLIENT_SECRET
 	// follows on the next sync.
-	assert.Equal(t, "secrets: created postgres-secret(2 keys), created litellm-secret(3 keys), created backend-secret(5 keys); "+
+	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(5 keys); "+
 		"serviceaccount litemaas-oauth NOT set\n", r.out)
 	_, has := getSecret(t, ns, secrets.BackendSecret).Data["OAUTH_CLIENT_SECRET"]
 	assert.False(t, has)
