@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -220,11 +221,17 @@ func (s *Stack) runSecretsJob(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	sec, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "postgres-secret", metav1.GetOptions{})
+	// The backend (and the job) connect as the role of backend-secret's DATABASE_URL, which owns
+	// litemaas_db in the cluster.
+	sec, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "backend-secret", metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("the secrets job made no postgres-secret: %w", err)
+		return fmt.Errorf("the secrets job made no backend-secret: %w", err)
 	}
-	s.dbUser = string(sec.Data["POSTGRES_USER"])
+	u, err := url.Parse(string(sec.Data["DATABASE_URL"]))
+	if err != nil || u.User == nil || u.User.Username() == "" {
+		return errors.New("the secrets job wrote a backend-secret DATABASE_URL without a user")
+	}
+	s.dbUser = u.User.Username()
 	if cm, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, "litellm-secret", metav1.GetOptions{}); err == nil {
 		// The LiteLLM double plays the proxy that was started with this master key.
 		if k := string(cm.Data["LITELLM_MASTER_KEY"]); k != "" && k != s.MasterKey {

@@ -241,6 +241,14 @@ func fillSource(t *testing.T, s *pgtest.Server) {
 		       jsonb_build_object('id', md5(id), 'max_tokens', 16384),
 		       'litemaas-sync', 'litemaas-sync'
 		FROM unnest(ARRAY['mistral-3-int4', 'granite-8b-agent', 'mistral-3-bf16', 'devstral-2', 'gpt-oss-20b']) AS id`)
+	// The database roles, as PostgreSQL's start script sets them up: the backup connects as the
+	// read-only litemaas_backup.
+	root, err := FindRoot(".")
+	require.NoError(t, err)
+	cmd := exec.Command("psql", "--no-psqlrc", "--quiet", "--dbname", s.URL("postgres"), "-f", filepath.Join(root, "gitops/base/postgres/roles.sql"))
+	cmd.Env = []string{"PATH=" + pgBinPath(t), "LITEMAAS_BACKEND_PASSWORD=x", "LITEMAAS_LITELLM_PASSWORD=x", "LITEMAAS_MODEL_READER_PASSWORD=x", "LITEMAAS_BACKUP_PASSWORD=x"}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "roles.sql: %s", out)
 }
 
 // tableRows returns every table of the public schema with its rows as JSON text, ordered by primary key.
@@ -298,7 +306,7 @@ func TestBackupAndRestore(t *testing.T) {
 	srcURL, err := url.Parse(src.URL("postgres"))
 	require.NoError(t, err)
 	srcPort := srcURL.Port()
-	secret := map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "unused-trust-auth"}
+	secret := map[string]string{"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": "unused-trust-auth", "LITEMAAS_BACKUP_PASSWORD": "unused-trust-auth"}
 	backups := t.TempDir()
 	target := map[string]string{"PGHOST": "127.0.0.1", "PGPORT": srcPort, "BACKUP_DIR": backups}
 
