@@ -167,6 +167,24 @@ CREATE TABLE "LiteLLM_ProxyModelTable" (model_id text PRIMARY KEY, model_name te
 CREATE TABLE "LiteLLM_VerificationToken" (token text PRIMARY KEY, spend double precision DEFAULT 0, status "JobStatus");
 CREATE TABLE "LiteLLM_SpendLogs" (id serial PRIMARY KEY, request_id text);`
 
+// start.sh runs in the postgres image's busybox sh: it must at least parse as POSIX sh, and run
+// roles.sql from where the StatefulSet mounts it.
+func TestRolesStartScript(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	script := filepath.Join(root, "gitops/base/postgres/start.sh")
+	out, err := exec.Command("sh", "-n", script).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	data, err := os.ReadFile(script)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), "-f /etc/litemaas/postgres/roles.sql")
+	assert.Contains(t, string(data), "listen_addresses=''", "roles are set up before TCP is open")
+	for _, env := range rolePasswordEnv {
+		name, _, _ := strings.Cut(env, "=")
+		assert.Contains(t, string(data), name, "start.sh refuses to start without %s", name)
+	}
+}
+
 // The upgrade keeps every row, moves every object to its component's role, and afterwards the roles
 // can do exactly their work.
 func TestRolesUpgradeSingleSuperuserInstall(t *testing.T) {
