@@ -3,8 +3,9 @@
 //
 // The rules, in order of importance:
 //   - an existing value is never replaced (LITELLM_SALT_KEY in particular: LiteLLM encrypts the models
-//     it stores with it). The one exception is OAUTH_CLIENT_SECRET in serviceaccount mode, which must
-//     equal the ServiceAccount's token.
+//     it stores with it). The exceptions: OAUTH_CLIENT_SECRET in serviceaccount mode, which must
+//     equal the ServiceAccount's token, and the database URLs of an install from before the
+//     per-component roles (the superuser's), which become their role's URLs (roles.go).
 //   - missing keys are filled; derived keys (database URLs, LITELLM_API_KEY) are built from the
 //     existing or new base values, so that they always agree.
 //   - every Secret is validated before anything is written: a malformed value fails the whole run

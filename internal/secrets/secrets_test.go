@@ -901,3 +901,35 @@ func TestJobManifest(t *testing.T) {
 	want = append(want, secrets.DefaultTokenSecret)
 	assert.ElementsMatch(t, want, names)
 }
+
+// An install from before the per-component roles: postgres-secret with the superuser only, every URL
+// the superuser's. One run adds the role passwords and moves exactly the three URLs to their roles;
+// the second run changes nothing.
+func TestSingleSuperuserInstallMovesToRoles(t *testing.T) {
+	ns := srv.CreateNamespace(t, "upgrade")
+	oc := "oc-" + ns
+	createOAuthClient(t, oc, callbackURL)
+	const password = "OldSuperuserPassword0123456789ab"
+	legacy := func(db string) string { return "postgresql://litemaas_admin:" + password + "@postgres:5432/" + db }
+	createSecret(t, ns, secrets.PostgresSecret, "POSTGRES_USER", "litemaas_admin", "POSTGRES_PASSWORD", password)
+	createSecret(t, ns, secrets.LiteLLMSecret, "LITELLM_MASTER_KEY", "sk-ExistingMasterKeyExistingMaster01",
+		"LITELLM_SALT_KEY", "ExistingSaltKeyExistingSaltKey0123", "DATABASE_URL", legacy("litellm_db"))
+	createSecret(t, ns, secrets.BackendSecret, "DATABASE_URL", legacy("litemaas_db?sslmode=disable"), "JWT_SECRET", "ExistingJwtSecretExistingJwtSecret0123456789abcdef",
+		"OAUTH_CLIENT_SECRET", "ExistingOAuthSecret0123456789abc", "ADMIN_API_KEYS", "ltm_admin_ExistingAdminKey0123456789abcdefgh",
+		"LITELLM_API_KEY", "sk-ExistingMasterKeyExistingMaster01", "LITELLM_DATABASE_URL", legacy("litellm_db"))
+
+	r := adminRun(t, ns, oc)
+	require.NoError(t, r.err, r.logs)
+	assert.Equal(t, "secrets: filled postgres-secret(4 keys), updated litellm-secret(DATABASE_URL replaced), "+
+		"updated backend-secret(DATABASE_URL+LITELLM_DATABASE_URL replaced); oauthclient "+oc+" secret set\n", r.out)
+	checkShapes(t, ns)
+	pg := getSecret(t, ns, secrets.PostgresSecret)
+	assert.Equal(t, password, string(pg.Data["POSTGRES_PASSWORD"]), "the superuser keeps its password")
+	assert.Equal(t, "ExistingSaltKeyExistingSaltKey0123", string(getSecret(t, ns, secrets.LiteLLMSecret).Data["LITELLM_SALT_KEY"]))
+	assertNoSecretValues(t, ns, []string{password}, r.out, r.logs)
+
+	before := versions(t, ns)
+	r2 := adminRun(t, ns, oc)
+	require.NoError(t, r2.err)
+	assert.Equal(t, before, versions(t, ns), "the second run writes nothing")
+}
