@@ -204,7 +204,9 @@ func TestRolesUpgradeSingleSuperuserInstall(t *testing.T) {
 	runRoles(t, s) // every start runs it again
 
 	for db, want := range map[string]string{"litemaas_db": roleBackend, "litellm_db": roleLiteLLM} {
-		assert.Equal(t, before[db], rowCounts(t, s, db), "%s: every row kept", db)
+		after := rowCounts(t, s, db)
+		t.Logf("%s rows before and after the upgrade: %v / %v", db, before[db], after)
+		assert.Equal(t, before[db], after, "%s: every row kept", db)
 		own := owners(t, s, db)
 		require.NotEmpty(t, own)
 		for what, owner := range own {
