@@ -191,7 +191,10 @@ func TestRolesUpgradeSingleSuperuserInstall(t *testing.T) {
 	s := roleServer(t)
 	// What an install from before the roles holds: everything created by the superuser.
 	execAs(t, s, "litemaas_db", legacySuperuser, "CREATE EXTENSION IF NOT EXISTS pgcrypto", pgtest.SchemaSQL, pgtest.RunbookSQL,
-		`INSERT INTO users (username, email, oauth_provider, oauth_id) VALUES ('alice', 'alice@example.com', 'openshift', 'u-1'), ('bob', 'bob@example.com', 'openshift', 'u-2')`)
+		`INSERT INTO users (username, email, oauth_provider, oauth_id) VALUES ('alice', 'alice@example.com', 'openshift', 'u-1'), ('bob', 'bob@example.com', 'openshift', 'u-2')`,
+		`INSERT INTO subscriptions (user_id, model_id) SELECT id, 'mistral-3-int4' FROM users`,
+		`INSERT INTO api_keys (user_id, name, key_hash) SELECT id, 'laptop', 'hash-' || username FROM users`,
+		`INSERT INTO api_key_models (api_key_id, model_id) SELECT id, 'mistral-3-int4' FROM api_keys`)
 	execAs(t, s, "litellm_db", legacySuperuser, liteLLMSchema,
 		`INSERT INTO "LiteLLM_ProxyModelTable" VALUES ('m1', 'granite-8b-agent', '{}'), ('m2', 'mistral-3-int4', '{}')`,
 		`INSERT INTO "LiteLLM_VerificationToken" VALUES ('hashed-key-1', 1.5, 'ACTIVE')`,
