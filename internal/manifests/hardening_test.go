@@ -236,7 +236,7 @@ func checkTLSVerification(objs []*unstructured.Unstructured) []string {
 }
 
 func TestHardening(t *testing.T) {
-	for _, dir := range appOverlays(t) {
+	for _, dir := range liteMaaSOverlays(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := rendered(t, dir)
 			report(t, "HSTS", checkHSTS(objs))
@@ -406,7 +406,7 @@ func checkDatabaseRoles(objs []*unstructured.Unstructured) []string {
 }
 
 func TestDatabaseRoles(t *testing.T) {
-	for _, dir := range appOverlays(t) {
+	for _, dir := range liteMaaSOverlays(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			report(t, "database roles", checkDatabaseRoles(rendered(t, dir)))
 		})

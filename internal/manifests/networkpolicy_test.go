@@ -82,7 +82,7 @@ var allowedRoles = map[string][]string{
 	"backend":  {"frontend"},
 	"litellm":  {"backend", "job"},
 	"postgres": {"backend", "litellm", "job", "backup"},
-	"redis":    {"litellm"},
+	"redis":    {"litellm", "backend"}, // LiteLLM's cache; the backend flushes it after model changes
 }
 
 func stringLabels(m map[string]any) map[string]string {
@@ -280,9 +280,9 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 	return b.String(), p
 }
 
-// appOverlays discovers the LiteMaaS overlays under gitops/overlays: every kustomization there that
+// liteMaaSOverlays discovers the LiteMaaS overlays under gitops/overlays: every kustomization there that
 // is not a Component and renders the backend (the cluster-admin parts do not).
-func appOverlays(t *testing.T) []string {
+func liteMaaSOverlays(t *testing.T) []string {
 	t.Helper()
 	ks, err := Kustomizations(repoRoot(t))
 	require.NoError(t, err)
@@ -300,7 +300,7 @@ func appOverlays(t *testing.T) []string {
 }
 
 func TestNetworkPolicyTruthTable(t *testing.T) {
-	for _, dir := range appOverlays(t) {
+	for _, dir := range liteMaaSOverlays(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			table, ps := truthTable(rendered(t, dir))
 			t.Logf("%s (rows: source; columns: service:port; ! = differs from what LiteMaaS needs):\n%s", dir, table)

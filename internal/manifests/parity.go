@@ -15,9 +15,13 @@ import (
 	"strconv"
 	"strings"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/netpol"
 )
 
 const (
@@ -156,6 +160,9 @@ func (r parityRow) expected(components map[string]bool, settings map[string]stri
 		return "unset", nil
 	}
 	v := alt.value
+	if v == "emptyDir" {
+		return v, nil
+	}
 	for _, prefix := range []string{"secret ", "pvc ", "configMap "} {
 		if strings.HasPrefix(v, prefix) {
 			return v, nil
@@ -177,7 +184,7 @@ func (r parityRow) expected(components map[string]bool, settings map[string]stri
 }
 
 // renderedSetting returns what the overlay renders for a setting: "value V", "secret NAME/KEY",
-// "pvc NAME SIZE", "configMap NAME" (a generated name without its hash), "valueFrom" for any other
+// "pvc NAME SIZE", "configMap NAME" (a generated name without its hash), "emptyDir", "valueFrom" for any other
 // source, or "unset".
 func renderedSetting(objs []*unstructured.Unstructured, workload string, init, volume bool, setting string) string {
 	d := Find(objs, "Deployment", workload)
@@ -234,6 +241,9 @@ func volumeForm(objs []*unstructured.Unstructured, spec map[string]any, name str
 				cm = hashSuffix.ReplaceAllString(cm, "")
 			}
 			return "configMap " + cm
+		}
+		if has(v, "emptyDir") {
+			return "emptyDir"
 		}
 		return "volume " + name + " of another kind"
 	}
@@ -454,43 +464,71 @@ func checkRedisWiring(objs []*unstructured.Unstructured) []string {
 	if litellmHost != host {
 		p.addf("Deployment/backend REDIS_HOST %q differs from LiteLLM's %q: the flush would miss LiteLLM's cache", host, litellmHost)
 	}
-	backendLabels := mapAt(backend.Object, "spec", "template", "metadata", "labels")
-	redisLabels := mapAt(redis.Object, "spec", "template", "metadata", "labels")
-	for _, np := range objs {
-		if np.GetKind() != "NetworkPolicy" || !selects(mapAt(np.Object, "spec", "podSelector"), redisLabels) || !slices.Contains(listAt(np.Object, "spec", "policyTypes"), any("Ingress")) {
-			continue
-		}
-		admitted := false
-		for _, rule := range maps(listAt(np.Object, "spec", "ingress")) {
-			from := maps(listAt(rule, "from"))
-			if len(from) == 0 {
-				admitted = true
-			}
-			for _, f := range from {
-				if sel := mapAt(f, "podSelector"); sel != nil && !has(f, "namespaceSelector") && selects(sel, backendLabels) {
-					admitted = true
-				}
-			}
-		}
-		if !admitted {
-			p.addf("NetworkPolicy/%s: selects Redis but admits no backend pod: the backend's cache flush is blocked", np.GetName())
-		}
+	// The NetworkPolicies together (they add up) must admit the backend's pods to Redis.
+	if why := admitsBackendToRedis(objs, backend, redis, svc, port); why != "" {
+		p.addf("%s: the backend's cache flush is blocked", why)
 	}
 	return p
 }
 
-// selects reports whether a label selector (matchLabels only; matchExpressions count as no match)
-// selects pods with these labels.
-func selects(sel, labels map[string]any) bool {
-	if sel == nil || has(sel, "matchExpressions") {
-		return false
+// admitsBackendToRedis evaluates the overlay's NetworkPolicies (internal/netpol, the Kubernetes ingress
+// semantics) for a connection from the backend's pods to Redis's pods on the port behind the Service
+// port; it returns why not, or "".
+func admitsBackendToRedis(objs []*unstructured.Unstructured, backend, redis, svc *unstructured.Unstructured, port string) string {
+	var policies []networkingv1.NetworkPolicy
+	for _, o := range objs {
+		if o.GetKind() != "NetworkPolicy" {
+			continue
+		}
+		var np networkingv1.NetworkPolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &np); err != nil {
+			return fmt.Sprintf("NetworkPolicy/%s: %v", o.GetName(), err)
+		}
+		if np.Namespace == "" {
+			np.Namespace = backend.GetNamespace()
+		}
+		policies = append(policies, np)
 	}
-	for k, v := range mapAt(sel, "matchLabels") {
-		if labels[k] != v {
-			return false
+	pod := func(d *unstructured.Unstructured) netpol.Pod {
+		labels := map[string]string{}
+		for k, v := range mapAt(d.Object, "spec", "template", "metadata", "labels") {
+			labels[k], _ = v.(string)
+		}
+		return netpol.Pod{Namespace: d.GetNamespace(), NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": d.GetNamespace()}, Labels: labels}
+	}
+	// The Service port's target: a number, or the name of a Redis container port.
+	target := 0
+	for _, sp := range maps(listAt(svc.Object, "spec", "ports")) {
+		if fmt.Sprint(sp["port"]) != port {
+			continue
+		}
+		switch tp := sp["targetPort"].(type) {
+		case int64:
+			target = int(tp)
+		case string:
+			for _, c := range maps(listAt(redis.Object, "spec", "template", "spec", "containers")) {
+				for _, cp := range maps(listAt(c, "ports")) {
+					if cp["name"] == tp {
+						n, _ := cp["containerPort"].(int64)
+						target = int(n)
+					}
+				}
+			}
+		default:
+			target, _ = strconv.Atoi(port)
 		}
 	}
-	return true
+	if target == 0 {
+		return fmt.Sprintf("Service/%s: port %s has no target port on the Redis pods", svc.GetName(), port)
+	}
+	v, err := netpol.Ingress(policies, pod(backend), pod(redis), netpol.Port{Number: int32(target)})
+	switch {
+	case err != nil:
+		return "NetworkPolicies: " + err.Error()
+	case !v.Allowed:
+		return fmt.Sprintf("the NetworkPolicies admit no backend pod to Redis on %d", target)
+	}
+	return ""
 }
 
 // checkSchemaUpdate: LiteLLM's DISABLE_SCHEMA_UPDATE is set, and to false (LiteLLM creates its tables).

@@ -260,7 +260,7 @@ func TestParityChecksRejectBrokenObjects(t *testing.T) {
 			rule := maps(listAt(np.Object, "spec", "ingress"))[0]
 			rule["from"] = listAt(rule, "from")[:1]
 			return o
-		}, "NetworkPolicy/redis: selects Redis but admits no backend pod"},
+		}, "the NetworkPolicies admit no backend pod to Redis on 6379"},
 		{"schema update: left to the image", checkSchemaUpdate, func(o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			removeEnv(t, o, "Deployment", "litellm", "litellm", "DISABLE_SCHEMA_UPDATE")
 			return o

@@ -52,7 +52,7 @@ func TestOIDCMode(t *testing.T) {
 	r := runOnce()
 	require.NoError(t, r.err, r.logs)
 	assert.Equal(t, job.ExitOK, job.Code(r.err))
-	assert.Equal(t, "secrets: created postgres-secret(2 keys), created litellm-secret(3 keys), created backend-secret(7 keys); "+
+	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(7 keys); "+
 		"oidc oidc-client OAUTH_CLIENT_ID copied, OAUTH_CLIENT_SECRET copied\n", r.out)
 	checkShapes(t, ns)
 	be := getSecret(t, ns, secrets.BackendSecret)
