@@ -246,8 +246,11 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 		p.addf("no default-deny policy (empty podSelector, policyTypes [Ingress], no rules): a pod without a policy of its own accepts every connection")
 	}
 	var b strings.Builder
-	w := 16
-	fmt.Fprintf(&b, "%-16s", "from \\ to")
+	w := len("from \\ to")
+	for _, src := range m.parties {
+		w = max(w, len(src.name))
+	}
+	fmt.Fprintf(&b, "%-*s", w, "from \\ to")
 	for _, e := range m.endpoints {
 		fmt.Fprintf(&b, " %-*s", max(len(e.name), 6), e.name)
 	}
