@@ -107,6 +107,10 @@ func TestVerifyChat(t *testing.T) {
 			proxy.ServeHTTP(w, r)
 			return
 		}
+		if r.URL.Path == advisoryProbePath {
+			bypassStandIn(false).ServeHTTP(w, r) // a backend with the fix for litemaas#137
+			return
+		}
 		_, _ = w.Write([]byte("ok"))
 	}))
 	t.Cleanup(router.Close)
