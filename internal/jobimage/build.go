@@ -92,17 +92,17 @@ const description = "Argo CD PostSync job of litemaas-gitops: waits for the stac
 // Labels are the image's labels: the Containerfile's fixed ones and the OCI ones of this build.
 func Labels(m Metadata) map[string]string {
 	return map[string]string{
-		"name":                                   Title,
-		"summary":                                "Registers the LiteMaaS models catalog in LiteLLM and the LiteMaaS database",
-		"description":                            description,
-		"io.k8s.display-name":                    Title,
-		"io.k8s.description":                     "Reconciles the LiteMaaS models catalog into LiteLLM and PostgreSQL",
-		"io.openshift.tags":                      "litemaas,litellm,gitops",
-		"org.opencontainers.image.title":         Title,
-		"org.opencontainers.image.description":   description,
-		"org.opencontainers.image.source":        m.Source,
-		"org.opencontainers.image.revision":      m.Revision,
-		"org.opencontainers.image.version":       m.Version,
+		"name":                                 Title,
+		"summary":                              "Registers the LiteMaaS models catalog in LiteLLM and the LiteMaaS database",
+		"description":                          description,
+		"io.k8s.display-name":                  Title,
+		"io.k8s.description":                   "Reconciles the LiteMaaS models catalog into LiteLLM and PostgreSQL",
+		"io.openshift.tags":                    "litemaas,litellm,gitops",
+		"org.opencontainers.image.title":       Title,
+		"org.opencontainers.image.description": description,
+		"org.opencontainers.image.source":      m.Source,
+		"org.opencontainers.image.revision":    m.Revision,
+		"org.opencontainers.image.version":     m.Version,
 	}
 }
 

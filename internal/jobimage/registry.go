@@ -313,7 +313,7 @@ func fromConfigFile(cf *configfile.ConfigFile, target authn.Resource) (authn.Aut
 	if err != nil {
 		return nil, fmt.Errorf("registry credentials for %s: %w", key, err)
 	}
-	if (cfg.Username == "" && cfg.Password == "" && cfg.Auth == "" && cfg.IdentityToken == "" && cfg.RegistryToken == "") {
+	if cfg.Username == "" && cfg.Password == "" && cfg.Auth == "" && cfg.IdentityToken == "" && cfg.RegistryToken == "" {
 		return authn.Anonymous, nil
 	}
 	return authn.FromConfig(authn.AuthConfig{
