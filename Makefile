@@ -88,7 +88,7 @@ restore: ops-binary ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOS
 
 .PHONY: image image-push
 image: ## Build the job image for linux/amd64 and linux/arm64 into the OCI layout _output/image (no container engine needed)
-	$(GO) run ./hack/image build --out _output/image --image $(IMAGE)
+	$(GO) run ./hack/image build --out _output/image --image $(IMAGE) $(if $(SOURCE),--source $(SOURCE))
 
 image-push: ## Push the image `make image` built: IMAGE=<registry>/<repo>:<tag>; prints the digest and the overlay's images: entry
 	@if [ "$(origin IMAGE)" = "file" ]; then echo "usage: make image-push IMAGE=<registry>/<repository>:<tag> (e.g. ghcr.io/<you>/litemaas-sync:0.1.0)"; exit 2; fi
