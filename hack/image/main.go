@@ -96,7 +96,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "pushed %s (built as %s)\ndigest: %s\n\n", *image, built, pushed.DigestStr())
-		fmt.Fprintf(out, "Pin it in your overlay, gitops/overlays/<cluster>/kustomization.yaml (replace the %s entry):\n\n%s", jobimage.DefaultName, jobimage.KustomizeEntry(pushed))
+		fmt.Fprintf(out, "Pin it in your overlay, gitops/overlays/<cluster>/kustomization.yaml (replace the %s entry):\n\n%s\n", jobimage.DefaultName, jobimage.KustomizeEntry(pushed))
+		fmt.Fprintf(out, "and list it in images/images.yaml, under mirror.additionalImages:\n\n    - name: %s\n", pushed.Name())
 		return nil
 
 	default:

@@ -153,12 +153,16 @@ func Lookup(ctx context.Context, ref string, o RegistryOptions) (v1.Hash, error)
 		return v1.Hash{}, &CheckError{Ref: ref, Kind: NotFound, Err: err}
 	}
 	desc, err := remote.Head(r, o.remote(ctx)...)
-	if err != nil {
-		// Some registries answer HEAD without the error body that tells "unknown" from "denied".
+	var te *transport.Error
+	if errors.As(err, &te) {
+		// A HEAD answer has no body, which is what tells "unknown" from "denied": ask again with GET.
 		var d *remote.Descriptor
 		if d, err = remote.Get(r, o.remote(ctx)...); err == nil {
 			return d.Digest, nil
 		}
+		return v1.Hash{}, &CheckError{Ref: ref, Kind: classify(err), Err: err}
+	}
+	if err != nil {
 		return v1.Hash{}, &CheckError{Ref: ref, Kind: classify(err), Err: err}
 	}
 	return desc.Digest, nil
