@@ -187,7 +187,7 @@ func TestContainerfileAndGoBuildDescribeTheSameImage(t *testing.T) {
 	assert.Equal(t, jobimage.Labels(meta), ci.Labels)
 
 	// The files as the Go build lays them out.
-	_, idx := buildLayout(t, meta)
+	_, idx := sharedLayout(t)
 	im, err := idx.IndexManifest()
 	require.NoError(t, err)
 	img, err := idx.Image(im.Manifests[0].Digest)

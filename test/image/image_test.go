@@ -88,7 +88,8 @@ func compiled(t *testing.T) (map[string][]byte, []byte) {
 	return binaries, caBundle
 }
 
-// buildLayout builds the index from the compiled binaries and writes it as `make image` does.
+// buildLayout builds the index from the compiled binaries and writes it as `make image` does, into a
+// fresh directory.
 func buildLayout(t *testing.T, m jobimage.Metadata) (string, v1.ImageIndex) {
 	t.Helper()
 	bins, ca := compiled(t)
@@ -97,6 +98,33 @@ func buildLayout(t *testing.T, m jobimage.Metadata) (string, v1.ImageIndex) {
 	dir := filepath.Join(t.TempDir(), "image")
 	require.NoError(t, jobimage.WriteLayout(dir, jobimage.DefaultName+":test", idx))
 	return dir, idx
+}
+
+// The layout of meta, shared by the tests that only read it (compressing the layers takes seconds).
+var (
+	sharedOnce  sync.Once
+	sharedDir   string
+	sharedIndex v1.ImageIndex
+	sharedErr   error
+)
+
+func sharedLayout(t *testing.T) (string, v1.ImageIndex) {
+	t.Helper()
+	bins, ca := compiled(t)
+	sharedOnce.Do(func() {
+		var idx v1.ImageIndex
+		if idx, sharedErr = jobimage.Index(bins, ca, meta); sharedErr != nil {
+			return
+		}
+		sharedDir = filepath.Join(work, "layout")
+		if sharedErr = jobimage.WriteLayout(sharedDir, jobimage.DefaultName+":test", idx); sharedErr != nil {
+			return
+		}
+		// Read back, as push does: the tests see what is on disk.
+		sharedIndex, _, sharedErr = jobimage.ReadLayout(sharedDir)
+	})
+	require.NoError(t, sharedErr)
+	return sharedDir, sharedIndex
 }
 
 // file is one entry of an image's filesystem.
@@ -129,7 +157,7 @@ func filesOf(t *testing.T, img v1.Image) map[string]file {
 }
 
 func TestLayoutHoldsOneIndexForBothPlatforms(t *testing.T) {
-	dir, _ := buildLayout(t, meta)
+	dir, _ := sharedLayout(t)
 
 	// Open it with the library, as a registry client would read it.
 	p, err := layout.FromPath(dir)
@@ -243,7 +271,7 @@ func TestTwoBuildsOfOneCommitGiveOneDigest(t *testing.T) {
 // binaryFromImage writes the amd64 image's /litemaas-sync to a directory the arbitrary UID can read.
 func binaryFromImage(t *testing.T) string {
 	t.Helper()
-	_, idx := buildLayout(t, meta)
+	_, idx := sharedLayout(t)
 	im, err := idx.IndexManifest()
 	require.NoError(t, err)
 	var img v1.Image

@@ -25,7 +25,7 @@ func TestPushThenPullByDigest(t *testing.T) {
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
 
-	dir, _ := buildLayout(t, meta)
+	dir, _ := sharedLayout(t)
 	built, builtAs, err := jobimage.ReadLayout(dir)
 	require.NoError(t, err)
 	assert.Equal(t, jobimage.DefaultName+":test", builtAs)
