@@ -165,7 +165,7 @@ func checkJobImage(ctx context.Context, c *Cluster, h *hookImage, overlayRel str
 	}
 	detail += "). Either the image is not published yet: " + publish + ". Or it is private:"
 	if reg == "ghcr.io" {
-		detail += " a package pushed to ghcr.io is private at first; make it public (GitHub: the package's Package settings, Change visibility, Public),"
+		detail += " a new package on ghcr.io is usually private; make it public (GitHub: the package's Package settings, Change visibility, Public),"
 	} else {
 		detail += " make it public in " + reg + ","
 	}
