@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,7 +38,7 @@ const (
 const jobImagePullSecret = "litemaas-job-image-pull"
 
 // registryTransport carries deploy's registry lookups (always wrapped by jobimage.LoopbackHTTPOnly).
-var registryTransport http.RoundTripper = http.DefaultTransport
+var registryTransport http.RoundTripper = remote.DefaultTransport
 
 // registryTimeout bounds the lookup of one image.
 const registryTimeout = 30 * time.Second
