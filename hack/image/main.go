@@ -2,6 +2,7 @@
 //
 //	go run ./hack/image build [--out _output/image] [--image NAME:TAG] [--ca-bundle FILE]
 //	go run ./hack/image push  [--layout _output/image] --image REGISTRY/REPOSITORY:TAG
+//	go run ./hack/image inspect [--layout _output/image]
 //
 // build writes an OCI image layout with one index for linux/amd64 and linux/arm64. The labels and
 // timestamps come from git (revision, `git describe`, the commit time) unless SOURCE_DATE_EPOCH,
@@ -10,6 +11,7 @@
 package main
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"flag"
@@ -22,12 +24,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 )
 
 const usage = `usage:
   image build [--out DIR] [--image NAME:TAG] [--ca-bundle FILE] [--source URL] [--revision SHA] [--version V]
   image push  [--layout DIR] --image REGISTRY/REPOSITORY:TAG
+  image inspect [--layout DIR]
 `
 
 func main() {
@@ -100,9 +105,64 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "and list it in images/images.yaml, under mirror.additionalImages:\n\n    - name: %s\n", pushed.Name())
 		return nil
 
+	case "inspect":
+		dir := fs.String("layout", "_output/image", "directory of the OCI image layout `image build` wrote")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return inspect(out, *dir)
+
 	default:
 		return errors.New(usage)
 	}
+}
+
+// inspect prints what the layout holds: the index, and per platform its manifest, how it runs and its files.
+func inspect(out io.Writer, dir string) error {
+	idx, built, err := jobimage.ReadLayout(dir)
+	if err != nil {
+		return err
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s\nindex %s\n", built, d)
+	for _, desc := range im.Manifests {
+		img, err := idx.Image(desc.Digest)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n%s  manifest %s\n  user %s, entrypoint %v, cmd %v, created %s\n", desc.Platform, desc.Digest,
+			cf.Config.User, cf.Config.Entrypoint, cf.Config.Cmd, cf.Created.UTC().Format(time.RFC3339))
+		rc := mutate.Extract(img)
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return err
+			}
+			kind := "file"
+			if h.Typeflag == tar.TypeDir {
+				kind = "dir "
+			}
+			fmt.Fprintf(out, "  %s %04o %d:%d %10d /%s\n", kind, h.Mode, h.Uid, h.Gid, h.Size, h.Name)
+		}
+		rc.Close()
+	}
+	return nil
 }
 
 // metadata fills what the flags leave empty from git and SOURCE_DATE_EPOCH.
