@@ -329,3 +329,22 @@ func TestJobImageFlagNeedsInitOverlay(t *testing.T) {
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, stderr.String(), "--job-image goes with --init-overlay")
 }
+
+// TestInitOverlayWithoutClusterChecksTheJobImage: --init-overlay --domain needs no cluster; the job
+// image is still looked up, without the cluster's pull secrets.
+func TestInitOverlayWithoutClusterChecksTheJobImage(t *testing.T) {
+	reg := newTestRegistry(t, "puller", "s3cret")
+	reg.push(t, "my-org/litemaas-sync:0.1.0")
+	root := repoCopy(t)
+	ref := reg.host + "/my-org/litemaas-sync:0.1.0"
+	var out bytes.Buffer
+	o := DeployOptions{Root: root, InitOverlay: "offline", Domain: "apps.offline.example.com", JobImage: ref, Out: &out}
+	require.NoError(t, runInitOverlay(context.Background(), nil, o, &deployment{domain: o.Domain}, nil))
+	t.Logf("deploy --init-overlay offline --domain ... --job-image %s:\n%s", ref, out.String())
+	o2 := squeeze(out.String())
+	assert.Contains(t, o2, "job image pull (Jobs litemaas-secrets, litemaas-sync) FAIL "+ref+": the registry asks for credentials (anonymous: UNAUTHORIZED: authentication required; the cluster's pull secrets: not read (no cluster connection))")
+	assert.Contains(t, o2, "Fix these first:")
+	k, err := os.ReadFile(filepath.Join(root, "gitops/overlays/offline/kustomization.yaml"))
+	require.NoError(t, err)
+	assert.Contains(t, string(k), "newName: "+reg.host+"/my-org/litemaas-sync\n    newTag: 0.1.0\n")
+}
