@@ -6,7 +6,6 @@ SHELL := /usr/bin/env bash
 GO        ?= go
 BIN       ?= bin
 IMAGE     ?= ghcr.io/litemaas-gitops/litemaas-sync:0.1.0
-ENGINE    ?= $(shell command -v podman 2>/dev/null || command -v buildah 2>/dev/null || command -v docker 2>/dev/null)
 # Test timeout for the whole suite; it normally takes a few minutes.
 TEST_TIMEOUT ?= 20m
 export CGO_ENABLED ?= 0
@@ -87,10 +86,13 @@ restore: ops-binary ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOS
 	@if [ -z "$(FROM)" ] || [ -z "$(TO_URL)" ]; then echo "usage: make restore FROM=<backup dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]"; exit 2; fi
 	$(BIN)/litemaas-ops restore --from "$(FROM)" --to-url "$(TO_URL)" $(ARGS)
 
-.PHONY: image
-image: ## Build the job's container image (needs podman, buildah or docker with an engine)
-	@if [ -z "$(ENGINE)" ]; then echo "no container engine found: install podman (or buildah) to build $(IMAGE)"; exit 1; fi
-	$(ENGINE) build -f Containerfile -t $(IMAGE) .
+.PHONY: image image-push
+image: ## Build the job image for linux/amd64 and linux/arm64 into the OCI layout _output/image (no container engine needed)
+	$(GO) run ./hack/image build --out _output/image --image $(IMAGE) $(if $(SOURCE),--source $(SOURCE))
+
+image-push: ## Push the image `make image` built: IMAGE=<registry>/<repo>:<tag>; prints the digest and the overlay's images: entry
+	@if [ "$(origin IMAGE)" = "file" ]; then echo "usage: make image-push IMAGE=<registry>/<repository>:<tag> (e.g. ghcr.io/<you>/litemaas-sync:0.1.0)"; exit 2; fi
+	$(GO) run ./hack/image push --layout _output/image --image $(IMAGE)
 
 .PHONY: clean
 clean: ## Remove build output

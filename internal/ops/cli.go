@@ -49,10 +49,10 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 				},
 			},
 			{
-				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN]]",
+				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF]]",
 				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
 				Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
-					"--domain too, it needs no cluster.",
+					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image).",
 				New: func(fs *flag.FlagSet) cli.Runner {
 					c := &DeployCommand{Connection: Connection{Log: stderr}}
 					c.In = stdin
@@ -62,6 +62,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
 					fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
 					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
+					fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
 					c.Connection.bind(fs)
 					return c
 				},
@@ -170,9 +171,12 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	o := c.DeployOptions
+	if o.JobImage != "" && o.InitOverlay == "" {
+		return cli.Usagef("--job-image goes with --init-overlay; for an existing overlay, set the job image in its images: entry (kustomization.yaml) and push")
+	}
 	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
 	if o.InitOverlay != "" && o.Domain != "" {
-		return runInitOverlay(o, &deployment{domain: o.Domain}, nil)
+		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
 	}
 	cl, err := c.cluster()
 	if err != nil {

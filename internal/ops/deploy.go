@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 )
 
@@ -39,6 +40,8 @@ type DeployOptions struct {
 	InitOverlay string
 	// Domain is the apps domain for InitOverlay when the cluster does not publish one.
 	Domain string
+	// JobImage is the job image InitOverlay's overlay runs; empty asks (or, with Yes, keeps the template's).
+	JobImage string
 	// Timeout bounds the wait for the Application to be synced and healthy.
 	Timeout time.Duration
 	// Yes skips the confirmation.
@@ -80,7 +83,7 @@ func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
 	fmt.Fprintln(out)
 
 	if o.InitOverlay != "" {
-		return runInitOverlay(o, d, rows)
+		return runInitOverlay(ctx, c, o, d, rows)
 	}
 	if n := countStatus(rows, statusFail); n > 0 {
 		return &ProblemsError{What: "preflight", Count: n}
@@ -309,6 +312,9 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 			add("git", "overlay domain", statusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
 				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, settingsFile, suggestion))
 		}
+		if o.InitOverlay == "" {
+			rows = append(rows, checkJobImages(ctx, c, d.overlayDir, d.overlayRel)...)
+		}
 	}
 	// --init-overlay writes the cluster's domain; the access URLs fall back to it when no overlay renders.
 	if clusterDomain != "" && (d.domain == "" || o.InitOverlay != "") {
@@ -408,18 +414,38 @@ func applyClusterObject(ctx context.Context, c *Cluster, obj *unstructured.Unstr
 
 // runInitOverlay creates the overlay for this cluster and says what to do next; nothing is applied,
 // since Argo CD reads the overlay from git.
-func runInitOverlay(o DeployOptions, d *deployment, rows []row) error {
+func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deployment, rows []row) error {
 	if d.domain == "" {
 		return errors.New("--init-overlay needs the cluster's apps domain, which is unknown: pass it with --domain apps.<cluster>.<base domain>")
+	}
+	if o.JobImage == "" && !o.Yes {
+		o.JobImage = askJobImage(o.In, o.Out, templateJobImage(o.Root))
+	}
+	if o.JobImage != "" {
+		if _, err := jobimage.ParseReference(o.JobImage); err != nil {
+			return fmt.Errorf("--job-image: %w", err)
+		}
 	}
 	rel, err := initOverlay(o.Root, o.InitOverlay, d.domain)
 	if err != nil {
 		return err
 	}
 	out := o.Out
-	fmt.Fprintf(out, "Created %s for apps domain %s (a copy of %s; only appsDomain in %s differs).\n\n", rel, d.domain, templateOverlay, settingsFile)
+	differs := "only appsDomain in " + settingsFile + " differs"
+	if o.JobImage != "" {
+		if err := setOverlayJobImage(o.Root, rel, o.JobImage); err != nil {
+			_ = os.RemoveAll(filepath.Join(o.Root, filepath.FromSlash(rel)))
+			return fmt.Errorf("setting the job image of %s: %w", rel, err)
+		}
+		differs = "appsDomain in " + settingsFile + " and the job image " + o.JobImage + " differ; images/images.yaml lists it"
+	}
+	fmt.Fprintf(out, "Created %s for apps domain %s (a copy of %s; %s).\n\n", rel, d.domain, templateOverlay, differs)
+	images := checkJobImages(ctx, c, filepath.Join(o.Root, filepath.FromSlash(rel)), rel)
+	printChecks(out, images)
+	fmt.Fprintln(out)
+	rows = append(rows, images...)
 	fmt.Fprintf(out, "Argo CD syncs your fork, not this checkout. Next:\n")
-	fmt.Fprintf(out, "  git add %s && git commit -m \"Add overlay %s\" && git push\n", rel, o.InitOverlay)
+	fmt.Fprintf(out, "  git add %s images/images.yaml && git commit -m \"Add overlay %s\" && git push\n", rel, o.InitOverlay)
 	fmt.Fprintf(out, "  make deploy OVERLAY=%s\n", rel)
 	var blocking []string
 	for _, r := range rows {

@@ -98,6 +98,11 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 			return err
 		}
 		rows = append(rows, backups...)
+		ran, err := checkJobImagesRan(ctx, c, o.Namespace)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, ran...)
 		if !o.SkipRoutes {
 			client := o.HTTPClient
 			if client == nil {
