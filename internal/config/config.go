@@ -240,6 +240,9 @@ type Secrets struct {
 	BackendDatabase string `env:"BACKEND_DATABASE, default=litemaas_db" help:"the backend's database"`
 	LiteLLMDatabase string `env:"LITELLM_DATABASE, default=litellm_db" help:"LiteLLM's database"`
 	LogFormat       string `env:"LOG_FORMAT, default=auto" help:"json, text, or auto (text on a terminal)"`
+	// DatabaseRoles: also generate the login Secrets of the CloudNativePG managed roles
+	// (gitops/components/ha), with URLs pointing at POSTGRES_HOST.
+	DatabaseRoles bool `env:"DATABASE_ROLES, default=false" help:"true: also generate the CloudNativePG roles' basic-auth Secrets (production profile)"`
 }
 
 // LoadSecrets reads the environment of `litemaas-sync secrets`.

@@ -292,6 +292,13 @@ func (s *Stack) Close() {
 func (s *Stack) createDatabase(ctx context.Context) error {
 	s.dbName = "litemaas_db_" + randomHex(4)
 	create := "CREATE DATABASE " + pgx.Identifier{s.dbName}.Sanitize()
+	if c := s.cnpgCluster(); c != nil {
+		owner, err := s.createCNPGRoles(ctx, c)
+		if err != nil {
+			return err
+		}
+		s.dbUser = owner
+	}
 	if s.dbUser != "" {
 		// The backend creates its tables as the user of its DATABASE_URL, so that user owns them and
 		// may ALTER users.oauth_id: the local stand-in does the same.
@@ -345,6 +352,14 @@ func (s *Stack) applyAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The production profile's CloudNativePG and monitoring objects need their operators' CRDs.
+	if s.cnpgCluster() != nil {
+		upstream, err := manifests.UpstreamCRDs()
+		if err != nil {
+			return err
+		}
+		objs = append(objs, upstream...)
+	}
 	for _, o := range s.Objects {
 		if o.GetKind() == "Job" {
 			continue
@@ -395,6 +410,10 @@ func (s *Stack) MarkReady(ctx context.Context) error {
 			d.Status = kapitest.RolledOutDeploymentStatus(d)
 			if _, err := cs.AppsV1().Deployments(s.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
 				return fmt.Errorf("marking deployment/%s ready: %w", o.GetName(), err)
+			}
+		case "Cluster":
+			if err := s.markCNPGClusterReady(ctx, o); err != nil {
+				return err
 			}
 		case "StatefulSet":
 			st, err := cs.AppsV1().StatefulSets(s.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
@@ -480,6 +499,9 @@ func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) 
 	services := map[string]string{
 		"http://litellm:4000": s.LiteLLM.URL(),
 		"@postgres:5432/":     "@" + pgURL.Host + "/",
+	}
+	if c := s.cnpgCluster(); c != nil {
+		services["@"+c.GetName()+"-rw:5432/"] = "@" + pgURL.Host + "/"
 	}
 	if s.dbName != "" {
 		services["/litemaas_db?"] = "/" + s.dbName + "?"

@@ -58,6 +58,7 @@ func TestReconcileRefusesBadInputBeforeConnecting(t *testing.T) {
 	}{
 		{"missing API key variable", nil, "model a: field apiKeyEnv: environment variable A_KEY is not set"},
 		{"bad WAIT_FOR", map[string]string{"A_KEY": "k", "WAIT_FOR": "pod/x"}, "WAIT_FOR"},
+		{"bad CloudNativePG Cluster in WAIT_FOR", map[string]string{"A_KEY": "k", "WAIT_FOR": "cluster.postgresql.cnpg.io/Bad_Name,deployment/litellm"}, `WAIT_FOR: workload "cluster.postgresql.cnpg.io/Bad_Name": invalid Cluster name`},
 		{"master key without sk-", map[string]string{"A_KEY": "k", "LITELLM_MASTER_KEY": "secret-master"}, "LITELLM_MASTER_KEY must start with sk-"},
 	}
 	for _, tt := range tests {

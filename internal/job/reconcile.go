@@ -63,13 +63,19 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if namespace == "" {
 		namespace = kube.DefaultNamespace()
 	}
-	workloads, err := rollout.ParseWorkloads(cfg.WaitFor)
+	// CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) are waited for through their status;
+	// the other entries are workloads.
+	clusters, rest, err := readiness.SplitCNPGClusters(cfg.WaitFor)
+	if err != nil {
+		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
+	}
+	workloads, err := rollout.ParseWorkloads(rest)
 	if err != nil {
 		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
 	}
 	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it.
 	kc, dc := o.Kube, o.Dynamic
-	if kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "") {
+	if (kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "")) || (dc == nil && len(clusters) > 0) {
 		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
 		}
@@ -104,8 +110,15 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			{Name: "litellm", Check: func(ctx context.Context) error { return litellmReady(ctx, llm) }},
 		},
 	}
+	var waits readiness.AllWorkloads
 	if len(workloads) > 0 {
-		w.Workloads = &rollout.Waiter{Client: kc, Namespace: namespace, Workloads: workloads, Logger: log}
+		waits = append(waits, &rollout.Waiter{Client: kc, Namespace: namespace, Workloads: workloads, Logger: log})
+	}
+	if len(clusters) > 0 {
+		waits = append(waits, &readiness.CNPGWaiter{Client: dc, Namespace: namespace, Names: clusters, Logger: log})
+	}
+	if len(waits) > 0 {
+		w.Workloads = waits
 	}
 	log.Info("waiting for the stack", "namespace", namespace, "workloads", cfg.WaitFor, "timeout", cfg.WaitTimeout.String())
 	start := time.Now()
@@ -240,6 +253,7 @@ func verifyWiring(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Inte
 }
 
 func workloadsOf(cfg *config.Reconcile) []rollout.Workload {
-	w, _ := rollout.ParseWorkloads(cfg.WaitFor)
+	_, rest, _ := readiness.SplitCNPGClusters(cfg.WaitFor)
+	w, _ := rollout.ParseWorkloads(rest)
 	return w
 }

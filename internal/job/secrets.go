@@ -92,6 +92,9 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		summary = res.Summary()
 		fmt.Fprintln(out, summary)
 	}
+	if err == nil && cfg.DatabaseRoles {
+		err = syncRoleSecrets(ctx, kc, namespace, opts.Settings, log, out, &summary)
+	}
 	var verr *secrets.ValidationError
 	var oerr *secrets.OIDCClientError
 	switch {

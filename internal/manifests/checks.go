@@ -343,6 +343,12 @@ func imagesOf(objs []*unstructured.Unstructured) []string {
 			set[stringAt(c.spec, "image")] = true
 		}
 	}
+	// A CloudNativePG Cluster names the image its operator runs.
+	for _, o := range objs {
+		if o.GetKind() == "Cluster" && o.GroupVersionKind().Group == "postgresql.cnpg.io" {
+			set[stringAt(o.Object, "spec", "imageName")] = true
+		}
+	}
 	out := make([]string, 0, len(set))
 	for img := range set {
 		out = append(out, img)
@@ -462,6 +468,11 @@ func checkNoSecretData(objs []*unstructured.Unstructured) []string {
 // checkSecretRefs: every secretKeyRef / secretRef names a Secret and key of the contract, except the
 // API keys the catalog's models name in apiKeyEnv, which the sync Job reads from the user's own Secrets.
 func checkSecretRefs(objs []*unstructured.Unstructured) []string {
+	return checkSecretRefsIn(objs, secretContract)
+}
+
+// checkSecretRefsIn is checkSecretRefs against a given contract (the ha profile adds its role Secrets).
+func checkSecretRefsIn(objs []*unstructured.Unstructured, secretContract map[string][]string) []string {
 	var p problems
 	keyEnvs := apiKeyEnvs(objs)
 	for _, pt := range podTemplates(objs) {
@@ -791,8 +802,25 @@ func modelsConfigMap(objs []*unstructured.Unstructured) *unstructured.Unstructur
 	return nil
 }
 
+// syncJobProfile is what differs between profiles in the litemaas-sync Job: what it waits for and
+// which Secret holds its database URL.
+type syncJobProfile struct {
+	waitFor     string
+	databaseURL [2]string // Secret, key
+}
+
+// singleInstanceSyncJob: PostgreSQL as the StatefulSet of gitops/base.
+var singleInstanceSyncJob = syncJobProfile{
+	waitFor:     "statefulset/postgres,deployment/litellm,deployment/backend,deployment/frontend",
+	databaseURL: [2]string{"backend-secret", "DATABASE_URL"},
+}
+
 // checkSyncJob: the litemaas-sync Job as its program and Argo CD need it.
 func checkSyncJob(objs []*unstructured.Unstructured) []string {
+	return checkSyncJobWith(objs, singleInstanceSyncJob)
+}
+
+func checkSyncJobWith(objs []*unstructured.Unstructured, profile syncJobProfile) []string {
 	var p problems
 	job := Find(objs, "Job", syncJobName)
 	if job == nil {
@@ -860,7 +888,7 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 	}
 	literal := map[string]string{
 		"LITELLM_URL": "http://litellm:4000", "WAIT_TIMEOUT": "10m",
-		"WAIT_FOR":   "statefulset/postgres,deployment/litellm,deployment/backend,deployment/frontend",
+		"WAIT_FOR":   profile.waitFor,
 		"LOG_FORMAT": "json", "DRY_RUN": "false", "PRUNE": "false", "GOMEMLIMIT": "48MiB",
 	}
 	for name, v := range literal {
@@ -869,7 +897,7 @@ func checkSyncJob(objs []*unstructured.Unstructured) []string {
 		}
 	}
 	for name, src := range map[string][2]string{
-		"DATABASE_URL":            {"backend-secret", "DATABASE_URL"},
+		"DATABASE_URL":            profile.databaseURL,
 		"LITELLM_MASTER_KEY":      {"litellm-secret", "LITELLM_MASTER_KEY"},
 		"BACKEND_LITELLM_API_KEY": {"backend-secret", "LITELLM_API_KEY"},
 		"BACKEND_ADMIN_API_KEYS":  {"backend-secret", "ADMIN_API_KEYS"},
@@ -999,6 +1027,11 @@ func checkSyncRBAC(objs []*unstructured.Unstructured) []string {
 				}
 				if cm == nil || !slices.Equal(names, []string{cm.GetName()}) {
 					p.addf("Role/%s: configmaps resourceNames %v, want the generated models ConfigMap", syncJobName, names)
+				}
+			case slices.Equal(groups, []string{"postgresql.cnpg.io"}):
+				// The ha profile: the job waits for its CloudNativePG Cluster, by name.
+				if !slices.Equal(resources, []string{"clusters"}) || !sameSet(verbs, []string{"get", "list", "watch"}) || len(names) != 1 {
+					p.addf("Role/%s: cnpg rule %v %v %v, want get/list/watch on one named Cluster", syncJobName, resources, verbs, names)
 				}
 			case slices.Equal(groups, []string{"route.openshift.io"}):
 				// Read to check the backend's URLs against the routes' hosts.
@@ -1194,6 +1227,14 @@ func checkCRDCoverage(objs, crds []*unstructured.Unstructured) []string {
 		for _, v := range maps(listAt(c.Object, "spec", "versions")) {
 			have[group+"/"+stringAt(v, "name")+"/"+kind] = true
 		}
+	}
+	// The operators' own CRDs (upstream-crds.yaml), which the dry run installs from their modules.
+	kinds, err := UpstreamKinds()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	for _, k := range kinds {
+		have[k] = true
 	}
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()

@@ -60,7 +60,7 @@ func TestJobDeadlinesLetTheProgramEndFirst(t *testing.T) {
 	waitName, waitDefault := envDefault(t, "WaitTimeout")
 	retryName, retryDefault := envDefault(t, "RetryTimeout")
 	for _, tg := range targets {
-		if tg.kind != appTarget {
+		if tg.kind != appTarget && tg.kind != haTarget {
 			continue
 		}
 		t.Run(tg.dir, func(t *testing.T) {

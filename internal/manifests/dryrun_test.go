@@ -44,8 +44,10 @@ func newDryRunner(t *testing.T) *dryRunner {
 	// first: a dry run cannot create a kind or a namespace that later objects of the same run need.
 	crds, err := Render(filepath.Join(root, "gitops", "test", "crds"))
 	require.NoError(t, err)
+	// The operators' own CRDs (CloudNativePG, OLM, Prometheus operator, ApplicationSet) from their Go modules.
+	crds = append(crds, upstreamCRDs(t)...)
 	var nss []*unstructured.Unstructured
-	for _, name := range []string{"litemaas", "openshift-gitops"} {
+	for _, name := range []string{"litemaas", "openshift-gitops", "openshift-operators"} {
 		ns := &unstructured.Unstructured{}
 		ns.SetAPIVersion("v1")
 		ns.SetKind("Namespace")

@@ -105,6 +105,13 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("parity", c.checkParity(t, objs))
+	case HATarget:
+		for _, ac := range haChecks {
+			add(ac.rule, ac.check(objs))
+		}
+		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
+		add("apps domain", c.checkDomain(t, objs))
+		add("ha profile", c.checkHA(t, objs))
 	case ClusterTarget:
 		add("labels", checkLabels(objs))
 		add("cluster part", checkClusterPart(objs))
@@ -199,7 +206,8 @@ func (c *Checker) checkDomain(t Target, objs []*unstructured.Unstructured) []str
 func checkClusterPart(objs []*unstructured.Unstructured) []string {
 	var p problems
 	for _, o := range objs {
-		if o.GetNamespace() != "" {
+		// The one exception: OLM's Subscription (ha/cnpg-operator) lives in the operators' namespace.
+		if o.GetNamespace() != "" && (o.GetKind() != "Subscription" || o.GetNamespace() != "openshift-operators") {
 			p.addf("%s: the cluster part holds cluster-scoped objects only, got namespace %q", ref(o), o.GetNamespace())
 		}
 	}
@@ -218,7 +226,7 @@ func checkClusterPart(objs []*unstructured.Unstructured) []string {
 func appOverlays(all []Target) []string {
 	var out []string
 	for _, t := range all {
-		if t.Kind == AppTarget {
+		if t.Kind == AppTarget || t.Kind == HATarget {
 			out = append(out, t.Dir)
 		}
 	}

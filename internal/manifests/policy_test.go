@@ -19,6 +19,7 @@ const (
 	clusterTarget = ClusterTarget // the cluster-admin part of an overlay (OAuthClient, Groups)
 	argocdTarget  = ArgoCDTarget  // Argo CD Applications
 	crdTarget     = CRDTarget     // test fixtures: CRDs for the server-side dry run
+	haTarget      = HATarget      // an overlay of the production profile (gitops/components/ha)
 )
 
 type target struct {

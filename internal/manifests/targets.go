@@ -29,6 +29,9 @@ const (
 	CRDTarget
 	// OtherTarget builds on neither base: only the checks that hold for any object apply.
 	OtherTarget
+	// HATarget is an overlay of the production profile: it builds on gitops/base and uses
+	// gitops/components/ha (PostgreSQL on CloudNativePG, the roles' Secrets).
+	HATarget
 )
 
 func (k TargetKind) String() string {
@@ -41,6 +44,8 @@ func (k TargetKind) String() string {
 		return "Argo CD Applications"
 	case CRDTarget:
 		return "test CRDs"
+	case HATarget:
+		return "production overlay"
 	}
 	return "kustomization"
 }
@@ -48,6 +53,7 @@ func (k TargetKind) String() string {
 // The bases the kinds are recognised by, and the names that tie an overlay's parts together.
 const (
 	appBase             = "gitops/base"
+	haComponent         = "gitops/components/ha"
 	clusterBase         = "gitops/cluster"
 	clusterSettingsName = "cluster-settings"
 	modelsGeneratorName = "litemaas-models"
@@ -86,7 +92,7 @@ func Targets(root string) ([]Target, error) {
 	var out []Target
 	for _, dir := range dirs {
 		t := Target{Dir: dir, Kind: g.kind(dir)}
-		if t.Kind == AppTarget {
+		if t.Kind == AppTarget || t.Kind == HATarget {
 			t.Cluster = g.clusterPart(dir, map[string]bool{})
 			if t.Settings, err = g.settings(dir); err != nil {
 				return nil, err
@@ -118,7 +124,7 @@ func FindTarget(root, dir string) (Target, error) {
 		if t.Dir == rel {
 			return t, nil
 		}
-		if t.Kind == AppTarget {
+		if t.Kind == AppTarget || t.Kind == HATarget {
 			names = append(names, t.Dir)
 		}
 	}
@@ -171,6 +177,8 @@ func (g graph) kind(dir string) TargetKind {
 		return ArgoCDTarget
 	case strings.HasPrefix(dir, "gitops/test/"):
 		return CRDTarget
+	case g.reaches(dir, appBase, map[string]bool{}) && g.reaches(dir, haComponent, map[string]bool{}):
+		return HATarget
 	case g.reaches(dir, appBase, map[string]bool{}):
 		return AppTarget
 	case g.reaches(dir, clusterBase, map[string]bool{}):

@@ -161,7 +161,7 @@ func assertNoSecretValues(t *testing.T, ns string, extra []string, texts ...stri
 	values := slices.Clone(extra)
 	for _, s := range list.Items {
 		for k, v := range s.Data {
-			if k == secrets.KeyPostgresUser {
+			if k == secrets.KeyPostgresUser || k == secrets.KeyRoleUsername {
 				continue // a user name, not a secret
 			}
 			values = append(values, string(v))

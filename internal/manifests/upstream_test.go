@@ -1,0 +1,73 @@
+package manifests
+
+import (
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// upstreamCRDs returns the CRDs of upstream-crds.yaml (the operators' own, from their Go modules).
+func upstreamCRDs(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := UpstreamCRDs()
+	if err != nil {
+		t.Fatalf("upstream CRDs: %v", err)
+	}
+	return objs
+}
+
+// upstreamModuleDir returns the module cache directory of a module of upstream-crds.yaml.
+func upstreamModuleDir(t *testing.T, module string) string {
+	t.Helper()
+	dir, err := UpstreamModuleDir(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// allTestCRDs is every CRD the dry run installs: the tree's minimal ones and the upstream ones.
+func allTestCRDs(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	return append(rendered(t, "gitops/test/crds"), upstreamCRDs(t)...)
+}
+
+// Every upstream file is a CRD and names what it serves: a wrong path or version fails here.
+func TestUpstreamCRDs(t *testing.T) {
+	want := map[string]bool{
+		"clusters.postgresql.cnpg.io": true, "databases.postgresql.cnpg.io": true, "scheduledbackups.postgresql.cnpg.io": true,
+		"backups.postgresql.cnpg.io": true, "subscriptions.operators.coreos.com": true, "prometheusrules.monitoring.coreos.com": true,
+		"podmonitors.monitoring.coreos.com": true, "applicationsets.argoproj.io": true,
+	}
+	for _, o := range upstreamCRDs(t) {
+		if o.GetKind() != "CustomResourceDefinition" {
+			t.Errorf("%s: not a CRD", ref(o))
+		}
+		if !want[o.GetName()] {
+			t.Errorf("unexpected CRD %s", o.GetName())
+		}
+		delete(want, o.GetName())
+	}
+	for name := range want {
+		t.Errorf("CRD %s missing", name)
+	}
+	// The kinds upstream-crds.yaml declares are exactly what the files serve.
+	var served []string
+	for _, o := range upstreamCRDs(t) {
+		for _, v := range maps(listAt(o.Object, "spec", "versions")) {
+			if isTrue(v, "served") {
+				served = append(served, stringAt(o.Object, "spec", "group")+"/"+stringAt(v, "name")+"/"+stringAt(o.Object, "spec", "names", "kind"))
+			}
+		}
+	}
+	declared, err := UpstreamKinds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range declared {
+		if !slices.Contains(served, k) {
+			t.Errorf("upstream-crds.yaml declares %s, which its files do not serve", k)
+		}
+	}
+}
