@@ -108,6 +108,62 @@ func checkHAProfile(objs []*unstructured.Unstructured) []string {
 	p = append(p, checkDatabaseURLs(objs)...)
 	p = append(p, checkWaitFor(objs)...)
 	p = append(p, checkRoleSecretsJob(objs)...)
+	p = append(p, checkHANetworkPolicy(objs)...)
+	return p
+}
+
+// checkHANetworkPolicy: under the base's default-deny-ingress, the Cluster's instances admit their
+// clients, each other (replication, instance manager) and the operator. (The truth table of
+// networkpolicy_test.go only sees rendered Services; the operator creates litemaas-db-rw.)
+func checkHANetworkPolicy(objs []*unstructured.Unstructured) []string {
+	var p problems
+	var policy *unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "NetworkPolicy" && stringAt(o.Object, "spec", "podSelector", "matchLabels", "cnpg.io/cluster") == haCluster {
+			policy = o
+		}
+	}
+	if policy == nil {
+		return []string{"no NetworkPolicy admits traffic to the Cluster's instances (cnpg.io/cluster=" + haCluster + "): default-deny-ingress blocks clients, replication and the operator"}
+	}
+	admits := func(match func(from map[string]any) bool, port int64) bool {
+		for _, rule := range maps(listAt(policy.Object, "spec", "ingress")) {
+			portOK := false
+			for _, pt := range maps(listAt(rule, "ports")) {
+				if v, ok := pt["port"].(int64); ok && v == port {
+					portOK = true
+				}
+			}
+			if !portOK {
+				continue
+			}
+			for _, from := range maps(listAt(rule, "from")) {
+				if match(from) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	pod := func(key, value string) func(map[string]any) bool {
+		return func(from map[string]any) bool { return stringAt(from, "podSelector", "matchLabels", key) == value }
+	}
+	for _, want := range []struct {
+		what  string
+		match func(map[string]any) bool
+		port  int64
+	}{
+		{"the backend", pod("app.kubernetes.io/name", "backend"), 5432},
+		{"LiteLLM", pod("app.kubernetes.io/name", "litellm"), 5432},
+		{"the job's pods", pod("litemaas.io/network", "job"), 5432},
+		{"the other instances (replication)", pod("cnpg.io/cluster", haCluster), 5432},
+		{"the other instances (instance manager)", pod("cnpg.io/cluster", haCluster), 8000},
+		{"the operator's namespace", func(from map[string]any) bool { return has(from, "namespaceSelector") }, 8000},
+	} {
+		if !admits(want.match, want.port) {
+			p.addf("%s: does not admit %s on port %d", ref(policy), want.what, want.port)
+		}
+	}
 	return p
 }
 

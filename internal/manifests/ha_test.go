@@ -104,6 +104,13 @@ func TestHAChecksReject(t *testing.T) {
 			c := maps(listAt(d.Object, "spec", "template", "spec", "initContainers"))[0]
 			c["command"] = []any{"/bin/sh", "-c", "until pg_isready -h postgres -p 5432; do sleep 2; done"}
 		}, "want the Cluster's read-write Service"},
+		{"no NetworkPolicy for the instances", func(objs []*unstructured.Unstructured) {
+			set("NetworkPolicy", "litemaas-db", "other", "spec", "podSelector", "matchLabels", "cnpg.io/cluster")(objs)
+		}, "default-deny-ingress blocks"},
+		{"the operator shut out", func(objs []*unstructured.Unstructured) {
+			rules := listAt(Find(objs, "NetworkPolicy", "litemaas-db").Object, "spec", "ingress")
+			require.NoError(t, unstructured.SetNestedSlice(Find(objs, "NetworkPolicy", "litemaas-db").Object, rules[:2], "spec", "ingress"))
+		}, "the operator's namespace on port 8000"},
 		{"a StatefulSet again", func(objs []*unstructured.Unstructured) {
 			objs[0].SetKind("StatefulSet")
 		}, "no single-instance PostgreSQL"},
