@@ -13,6 +13,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/readiness"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/rollout"
 )
 
@@ -87,7 +88,10 @@ func (c *Reconcile) validate(failed map[string]bool) []error {
 	check("WAIT_TIMEOUT", c.WaitTimeout <= 0, "WAIT_TIMEOUT must be positive, e.g. 10m")
 	check("RETRY_TIMEOUT", c.RetryTimeout <= 0, "RETRY_TIMEOUT must be positive, e.g. 5m")
 	check("LITELLM_CONCURRENCY", c.Concurrency < 1 || c.Concurrency > 64, "LITELLM_CONCURRENCY must be between 1 and 64")
-	if _, err := rollout.ParseWorkloads(c.WaitFor); err != nil && !failed["WAIT_FOR"] {
+	// CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) first, then the workloads.
+	if _, rest, err := readiness.SplitCNPGClusters(c.WaitFor); err != nil && !failed["WAIT_FOR"] {
+		errs = append(errs, fmt.Errorf("WAIT_FOR: %w", err))
+	} else if _, err := rollout.ParseWorkloads(rest); err != nil && !failed["WAIT_FOR"] {
 		errs = append(errs, fmt.Errorf("WAIT_FOR: %w", err))
 	}
 	if err := checkLogFormat(c.LogFormat); err != nil && !failed["LOG_FORMAT"] {
