@@ -11,19 +11,31 @@ import (
 )
 
 // OAuthIDNotNull reports whether users.oauth_id is still NOT NULL, i.e. whether MigrateOAuthID would
-// alter it. A dry run uses it to report the migration without making it.
+// alter it. A dry run uses it to report the migration without making it. It reads pg_catalog, not
+// information_schema: the latter hides columns the role has no privilege on, which would turn "this
+// role may not alter users" into "the column does not exist". While the column is NOT NULL, the role
+// must own the table (directly or through membership), since only the owner may ALTER it.
 func (s *Store) OAuthIDNotNull(ctx context.Context) (notNull bool, err error) {
 	defer func() { err = redactError(err, s.password) }()
-	var nullable string
-	err = s.pool.QueryRow(ctx, `SELECT is_nullable FROM information_schema.columns
-		WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'oauth_id'`).Scan(&nullable)
+	var (
+		ownerRole   bool
+		user, owner string
+	)
+	err = s.pool.QueryRow(ctx, `SELECT a.attnotnull, current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')
+		FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+		WHERE c.oid = to_regclass('public.users') AND a.attname = 'oauth_id' AND NOT a.attisdropped`).
+		Scan(&notNull, &user, &owner, &ownerRole)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, errors.New("column public.users.oauth_id does not exist: is the LiteMaaS backend's schema set up?")
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
 	}
-	return nullable == "NO", nil
+	if notNull && !ownerRole {
+		return true, fmt.Errorf("users.oauth_id is NOT NULL and only the owner of public.users (%s) may change that, "+
+			"but the job connects as %s: give DATABASE_URL the backend's database role (the owner of its tables)", owner, user)
+	}
+	return notNull, nil
 }
 
 // IsTransient reports whether a database error may go away by itself: the server restarting or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
@@ -279,6 +280,47 @@ func TestMigrateOAuthIDWithoutSchema(t *testing.T) {
 	t.Parallel()
 	_, err := openStore(t, srv.NewDatabase(t, false)).MigrateOAuthID(testContext(t))
 	require.ErrorContains(t, err, "column public.users.oauth_id does not exist")
+}
+
+// A role that does not own users cannot make oauth_id nullable: the error says so, whether or not the
+// role may read the table (information_schema would hide the column from a role without privileges).
+func TestMigrateOAuthIDNeedsTheTablesOwner(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	url := srv.NewDatabase(t, true)
+	admin := connect(t, url)
+	for _, tc := range []struct {
+		name, grant string
+	}{
+		{"no privilege on users", ""},
+		{"may read users", "GRANT SELECT ON public.users TO %s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := neturl.Parse(url)
+			require.NoError(t, err)
+			// Roles are per server: name them after this test's database, so that re-runs against a
+			// kept server (TEST_DATABASE_URL) do not collide.
+			db := strings.TrimPrefix(u.Path, "/")
+			role := "not_owner_" + db[strings.LastIndex(db, "_")+1:] + "_" + strings.ReplaceAll(tc.name, " ", "_")
+			t.Cleanup(func() {
+				_, _ = admin.Exec(context.Background(), fmt.Sprintf("REVOKE ALL ON public.users FROM %s", role))
+				_, _ = admin.Exec(context.Background(), fmt.Sprintf("DROP ROLE IF EXISTS %s", role))
+			})
+			_, err = admin.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD 'not-owner-pw'", role))
+			require.NoError(t, err)
+			if tc.grant != "" {
+				_, err = admin.Exec(ctx, fmt.Sprintf(tc.grant, role))
+				require.NoError(t, err)
+			}
+			u.User = neturl.UserPassword(role, "not-owner-pw")
+			changed, err := openStore(t, u.String()).MigrateOAuthID(ctx)
+			require.Error(t, err)
+			assert.False(t, changed)
+			assert.Contains(t, err.Error(), "only the owner of public.users")
+			assert.Contains(t, err.Error(), "the job connects as "+role)
+			assert.NotContains(t, err.Error(), "not-owner-pw")
+		})
+	}
 }
 
 func TestApplyCreateUpdateNoop(t *testing.T) {
