@@ -1,90 +1,25 @@
 package manifests
 
 import (
-	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
 )
 
-// The program's own deadlines, above which only the Job's backstop remains: the status ConfigMap is
-// written with at most this timeout after the reconcile, and the process needs a moment to start
-// (catalog, database pool) and to exit.
-const (
-	statusPublishTimeout = 10 * time.Second
-	startAndExitSlack    = 20 * time.Second
-)
+// The Job deadlines of deadlines.go over every overlay, the arithmetic, and the cases that must break it.
 
-// envDefault is the default of a config.Reconcile field's variable, from its struct tag, so that the
-// arithmetic follows the code.
-func envDefault(t *testing.T, field string) (name string, def time.Duration) {
-	t.Helper()
-	f, ok := reflect.TypeOf(config.Reconcile{}).FieldByName(field)
-	require.True(t, ok, "config.Reconcile.%s", field)
-	parts := strings.Split(f.Tag.Get("env"), ",")
-	name = strings.TrimSpace(parts[0])
-	for _, p := range parts[1:] {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(p), "default="); ok {
-			d, err := time.ParseDuration(v)
-			require.NoError(t, err, "default of %s", name)
-			return name, d
-		}
-	}
-	t.Fatalf("%s has no default", name)
-	return "", 0
-}
-
-// jobSpecs are the specs of the Jobs that run the reconcile: the PostSync hook and the drift
-// CronJob's template.
-func jobSpecs(objs []*unstructured.Unstructured) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	if j := Find(objs, "Job", syncJobName); j != nil {
-		out["Job/"+syncJobName] = mapAt(j.Object, "spec")
-	}
-	if c := Find(objs, "CronJob", driftCronJobName); c != nil {
-		out["CronJob/"+driftCronJobName] = mapAt(c.Object, "spec", "jobTemplate", "spec")
-	}
-	return out
-}
-
-// Every Job running the reconcile ends by itself before Kubernetes kills it: its
-// activeDeadlineSeconds is above WAIT_TIMEOUT + RETRY_TIMEOUT (one deadline for the whole reconcile)
-// + the status write + start and exit, so the user always reads the program's own outcome.
 func TestJobDeadlinesLetTheProgramEndFirst(t *testing.T) {
-	waitName, waitDefault := envDefault(t, "WaitTimeout")
-	retryName, retryDefault := envDefault(t, "RetryTimeout")
 	for _, tg := range targets {
 		if tg.kind != appTarget && tg.kind != haTarget {
 			continue
 		}
 		t.Run(tg.dir, func(t *testing.T) {
-			specs := jobSpecs(rendered(t, tg.dir))
-			require.Len(t, specs, 2, "the hook Job and the drift CronJob")
-			for owner, spec := range specs {
-				c := containerNamed(mapAt(spec, "template", "spec"), syncJobName)
-				require.NotNil(t, c, "%s: container %s", owner, syncJobName)
-				env := envOf(c)
-				value := func(name string, def time.Duration) time.Duration {
-					e, ok := env[name]
-					if !ok {
-						return def
-					}
-					d, err := time.ParseDuration(stringAt(e, "value"))
-					require.NoError(t, err, "%s: env %s", owner, name)
-					return d
-				}
-				budget := value(waitName, waitDefault) + value(retryName, retryDefault) + statusPublishTimeout + startAndExitSlack
-				deadline, ok, _ := unstructured.NestedInt64(spec, "activeDeadlineSeconds")
-				require.True(t, ok, "%s: activeDeadlineSeconds", owner)
-				assert.Greater(t, time.Duration(deadline)*time.Second, budget,
-					"%s: activeDeadlineSeconds %d must be above %s = %s + %s + status write + start/exit", owner, deadline, budget, waitName, retryName)
-			}
+			objs := rendered(t, tg.dir)
+			require.Len(t, jobSpecs(objs), 2, "the hook Job and the drift CronJob")
+			report(t, "Job deadlines", checkJobDeadlines(objs))
 		})
 	}
 }
@@ -99,12 +34,68 @@ func TestDeadlineArithmetic(t *testing.T) {
 		{"no room for the status write", 905, false},
 		{"a minute above", 960, true},
 	}
-	_, wait := envDefault(t, "WaitTimeout")
-	_, retry := envDefault(t, "RetryTimeout")
+	wait, retry, err := reconcileTimeouts()
+	require.NoError(t, err)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			budget := wait + retry + statusPublishTimeout + startAndExitSlack
-			assert.Equal(t, tc.ok, time.Duration(tc.deadline)*time.Second > budget)
+			// No env: the program's defaults apply.
+			spec := map[string]any{
+				"activeDeadlineSeconds": tc.deadline,
+				"template":              map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": syncJobName}}}},
+			}
+			ps := checkJobDeadline("Job/"+syncJobName, spec, wait, retry)
+			assert.Equal(t, tc.ok, len(ps) == 0, "%v", ps)
 		})
 	}
+}
+
+// The check reads the timeouts the Job sets, and fails on a deadline missing, too short or a Job gone.
+func TestJobDeadlinesRejectBrokenJobs(t *testing.T) {
+	const overlay = "gitops/overlays/example"
+	driftSpec := func(t *testing.T, o []*unstructured.Unstructured) map[string]any {
+		return mapAt(mustFind(t, o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec")
+	}
+	tests := []struct {
+		name    string
+		breakIt func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured
+		want    string
+	}{
+		{"the drift CronJob at WAIT_TIMEOUT + RETRY_TIMEOUT", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			set(t, driftSpec(t, o), int64(900), "activeDeadlineSeconds")
+			return o
+		}, "CronJob/" + driftCronJobName + ": activeDeadlineSeconds 900 must be above 15m30s = WAIT_TIMEOUT + RETRY_TIMEOUT"},
+		{"the hook Job without a deadline", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			unstructured.RemoveNestedField(mustFind(t, o, "Job", syncJobName).Object, "spec", "activeDeadlineSeconds")
+			return o
+		}, "Job/" + syncJobName + ": no activeDeadlineSeconds"},
+		{"a longer wait set on the Job", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			setEnv(t, o, "Job", syncJobName, syncJobName, "WAIT_TIMEOUT", "30m")
+			return o
+		}, "Job/" + syncJobName + ": activeDeadlineSeconds 960 must be above 35m30s"},
+		{"an unreadable retry timeout", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			setEnv(t, o, "Job", syncJobName, syncJobName, "RETRY_TIMEOUT", "five minutes")
+			return o
+		}, "Job/" + syncJobName + ": env RETRY_TIMEOUT: "},
+		{"the drift CronJob gone", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			mustFind(t, o, "CronJob", driftCronJobName)
+			return deleteObject(o, "CronJob", driftCronJobName)
+		}, "CronJob/" + driftCronJobName + " is missing"},
+	}
+	require.Empty(t, checkJobDeadlines(rendered(t, overlay)), "the unbroken overlay passes")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := tt.breakIt(t, rendered(t, overlay))
+			assert.Contains(t, strings.Join(checkJobDeadlines(objs), "\n"), tt.want)
+		})
+	}
+}
+
+func deleteObject(objs []*unstructured.Unstructured, kind, name string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() != kind || o.GetName() != name {
+			out = append(out, o)
+		}
+	}
+	return out
 }

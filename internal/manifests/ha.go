@@ -38,6 +38,13 @@ var haChecks = []struct {
 	{"Redis", checkRedisWiring},
 	{"schema update", checkSchemaUpdate},
 	{"drift CronJob", checkDriftCronJob},
+	{"NetworkPolicy", checkNetworkPolicies},
+	{"HSTS", checkHSTS},
+	{"service account tokens", checkServiceAccountTokens},
+	{"read-only root", checkReadOnlyRoot},
+	{"login TLS", checkLoginTLS},
+	{"TLS verification", checkTLSVerification},
+	{"Job deadlines", checkJobDeadlines},
 	{"ha profile", checkHAProfile},
 }
 
@@ -114,7 +121,7 @@ func checkHAProfile(objs []*unstructured.Unstructured) []string {
 
 // checkHANetworkPolicy: under the base's default-deny-ingress, the Cluster's instances admit their
 // clients, each other (replication, instance manager) and the operator. (The truth table of
-// networkpolicy_test.go only sees rendered Services; the operator creates litemaas-db-rw.)
+// networkpolicy.go only sees rendered Services; the operator creates litemaas-db-rw.)
 func checkHANetworkPolicy(objs []*unstructured.Unstructured) []string {
 	var p problems
 	var policy *unstructured.Unstructured

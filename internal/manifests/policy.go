@@ -154,6 +154,14 @@ var appChecks = []struct {
 	{"Redis", checkRedisWiring},
 	{"schema update", checkSchemaUpdate},
 	{"drift CronJob", checkDriftCronJob},
+	{"NetworkPolicy", checkNetworkPolicies},
+	{"HSTS", checkHSTS},
+	{"service account tokens", checkServiceAccountTokens},
+	{"read-only root", checkReadOnlyRoot},
+	{"login TLS", checkLoginTLS},
+	{"TLS verification", checkTLSVerification},
+	{"Job deadlines", checkJobDeadlines},
+	{"database roles", checkDatabaseRoles},
 }
 
 // checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
