@@ -1,0 +1,230 @@
+package argocdtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+)
+
+// Services plays what the stack's own pods do when they start, so that the hooks meet real servers:
+//   - a `postgres` container creates its POSTGRES_USER (with POSTGRES_PASSWORD) and POSTGRES_DB in a
+//     throwaway PostgreSQL, as the image's entrypoint does on an empty volume;
+//   - a `backend` container creates the backend's tables in the database of its DATABASE_URL (the
+//     LiteMaaS schema fixture), as the backend does at start-up;
+//   - a `litellm` container starts the LiteLLM double with its LITELLM_MASTER_KEY.
+//
+// Rewrite points the in-cluster addresses of these services (http://litellm:4000,
+// @postgres:5432/<db>, also in their .<namespace>.svc forms) at the local servers. Each namespace
+// gets its own databases (named with a per-harness prefix) and its own double.
+type Services struct {
+	PG     *pgtest.Server
+	prefix string
+
+	mu      sync.Mutex
+	litellm map[string]*liteLLM
+	dbs     map[string]bool
+}
+
+type liteLLM struct {
+	key    string
+	server *litellmtest.Server
+}
+
+// NewServices returns the stand-ins, backed by pg.
+func NewServices(pg *pgtest.Server) *Services {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return &Services{PG: pg, prefix: "argocd_" + hex.EncodeToString(b), litellm: map[string]*liteLLM{}, dbs: map[string]bool{}}
+}
+
+// Start is a KubeletOptions.Start.
+func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env map[string]string) error {
+	image := imageName(c.Image)
+	switch {
+	case c.Name == "postgres" && strings.Contains(image, "postgres"):
+		return s.startPostgres(ctx, pod.Namespace, env)
+	case c.Name == "backend":
+		return s.startBackend(ctx, pod.Namespace, env)
+	case c.Name == "litellm":
+		return s.startLiteLLM(pod.Namespace, env)
+	}
+	return nil
+}
+
+// Database is the local name of database db of namespace ns.
+func (s *Services) Database(ns, db string) string {
+	name := s.prefix + "_" + strings.NewReplacer("-", "_", ".", "_").Replace(ns) + "_" + db
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+// DatabaseURL is the superuser URL of database db of namespace ns.
+func (s *Services) DatabaseURL(ns, db string) string { return s.PG.URL(s.Database(ns, db)) }
+
+// LiteLLM is the double serving namespace ns, nil before its litellm pod started.
+func (s *Services) LiteLLM(ns string) *litellmtest.Proxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.litellm[ns]; l != nil {
+		return l.server.Proxy()
+	}
+	return nil
+}
+
+// LiteLLMURL is the URL of the double serving namespace ns, "" before its litellm pod started.
+func (s *Services) LiteLLMURL(ns string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.litellm[ns]; l != nil {
+		return l.server.URL()
+	}
+	return ""
+}
+
+func (s *Services) pgHost() string {
+	u, err := url.Parse(s.PG.URL("postgres"))
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+var (
+	litellmAddr  = regexp.MustCompile(`https?://litellm((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:4000`)
+	postgresAddr = regexp.MustCompile(`@postgres((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:5432/([A-Za-z0-9_]+)`)
+)
+
+// Rewrite is a KubeletOptions.Rewrite.
+func (s *Services) Rewrite(ns, v string) string {
+	if u := s.LiteLLMURL(ns); u != "" {
+		v = litellmAddr.ReplaceAllStringFunc(v, func(m string) string {
+			if sub := litellmAddr.FindStringSubmatch(m); sub[2] != "" && sub[2] != "."+ns {
+				return m
+			}
+			return u
+		})
+	}
+	host := s.pgHost()
+	return postgresAddr.ReplaceAllStringFunc(v, func(m string) string {
+		sub := postgresAddr.FindStringSubmatch(m)
+		if sub[2] != "" && sub[2] != "."+ns {
+			return m
+		}
+		return "@" + host + "/" + s.Database(ns, sub[5])
+	})
+}
+
+func (s *Services) admin(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.PG.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func literal(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+func (s *Services) startPostgres(ctx context.Context, ns string, env map[string]string) error {
+	user := env["POSTGRES_USER"]
+	if user == "" {
+		user = "postgres"
+	}
+	db := env["POSTGRES_DB"]
+	if db == "" {
+		db = user
+	}
+	role := pgx.Identifier{user}.Sanitize()
+	if err := s.admin(ctx, fmt.Sprintf(`DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %[1]s) THEN CREATE ROLE %[2]s LOGIN CREATEDB PASSWORD %[3]s;
+  ELSE ALTER ROLE %[2]s PASSWORD %[3]s; END IF; END $$`, literal(user), role, literal(env["POSTGRES_PASSWORD"]))); err != nil {
+		return fmt.Errorf("postgres: creating role %s: %w", user, err)
+	}
+	name := s.Database(ns, db)
+	s.mu.Lock()
+	exists := s.dbs[name]
+	s.mu.Unlock()
+	if exists {
+		return nil
+	}
+	err := s.admin(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s", pgx.Identifier{name}.Sanitize(), role))
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("postgres: creating database %s: %w", db, err)
+	}
+	s.mu.Lock()
+	s.dbs[name] = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Services) startBackend(ctx context.Context, ns string, env map[string]string) error {
+	raw := env["DATABASE_URL"]
+	if raw == "" {
+		return fmt.Errorf("backend: DATABASE_URL is not set")
+	}
+	conn, err := pgx.Connect(ctx, s.Rewrite(ns, raw))
+	if err != nil {
+		// The database is not there yet: the backend crash-loops until it is.
+		return fmt.Errorf("backend: connecting to its database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.models') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, pgtest.SchemaSQL); err != nil {
+		return fmt.Errorf("backend: creating its tables: %w", err)
+	}
+	return nil
+}
+
+func (s *Services) startLiteLLM(ns string, env map[string]string) error {
+	key := env["LITELLM_MASTER_KEY"]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.litellm[ns]
+	if cur != nil && cur.key == key {
+		return nil
+	}
+	addr := "127.0.0.1:0"
+	if cur != nil {
+		// A new master key: the proxy restarts with it, on the same address.
+		addr = cur.server.Addr()
+		_ = cur.server.Stop()
+	}
+	srv := litellmtest.NewServer(litellmtest.New(litellmtest.Options{MasterKey: key}))
+	if err := srv.Start(addr); err != nil {
+		return fmt.Errorf("litellm: starting the double: %w", err)
+	}
+	s.litellm[ns] = &liteLLM{key: key, server: srv}
+	return nil
+}
+
+// Close stops the doubles and drops the databases.
+func (s *Services) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.litellm {
+		_ = l.server.Stop()
+	}
+	for name := range s.dbs {
+		_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+}
