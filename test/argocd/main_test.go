@@ -1,0 +1,209 @@
+// Package argocd runs the tree under a real Argo CD (internal/argocdtest): the root app-of-apps
+// synced from an empty cluster with both hooks running the project's binary, edits and a broken
+// catalog committed to git, self-heal, a quiet period, and every overlay.
+//
+// One Argo CD, one cluster and one PostgreSQL serve every scenario of the package, in order: each
+// scenario starts from the state the previous one left, as a cluster's life goes on.
+package argocd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+)
+
+const (
+	rootApp   = "litemaas-root"
+	childApp  = "step-06b-private-ai-litemaas"
+	namespace = "litemaas"
+	syncImage = "ghcr.io/litemaas-gitops/litemaas-sync"
+	// appResync is the controller's periodic comparison with git (Argo CD's default is 120 s): short,
+	// so that the quiet scenario sees several comparisons that must find nothing to do.
+	appResync = 15 * time.Second
+)
+
+type fixture struct {
+	root    string
+	dir     string
+	kube    *kapitest.Server
+	pg      *pgtest.Server
+	svc     *argocdtest.Services
+	h       *argocdtest.Harness
+	repo    *argocdtest.Repo
+	rec     *recorder
+	logPath string
+	cancel  context.CancelFunc
+	started time.Time
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix != nil {
+		fix.stop()
+	}
+	os.Exit(code)
+}
+
+// setup returns the shared fixture, started on first use. Without ARGOCD_BIN the scenarios are
+// skipped, except in CI, where missing binaries are a failure.
+func setup(t testing.TB) *fixture {
+	t.Helper()
+	bin := os.Getenv(argocdtest.EnvBin)
+	if bin == "" {
+		msg := "ARGOCD_BIN is unset: the Argo CD scenarios need Argo CD, kube-controller-manager and kustomize " +
+			"from hack/argocd/build.sh (`make test` builds and passes them; by hand: " +
+			"ARGOCD_BIN=$(hack/argocd/build.sh | tail -n 1) go test ./test/argocd/)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	fixOnce.Do(func() { fix, fixErr = start(bin) })
+	require.NoError(t, fixErr)
+	return fix
+}
+
+func start(bin string) (_ *fixture, err error) {
+	if err := argocdtest.CheckBinDir(bin); err != nil {
+		return nil, err
+	}
+	f := &fixture{started: time.Now()}
+	defer func() {
+		if err != nil {
+			f.stop()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	if f.root, err = manifests.RepoRoot(); err != nil {
+		return nil, err
+	}
+	if f.dir, err = os.MkdirTemp("", "litemaas-argocd-test-"); err != nil {
+		return nil, err
+	}
+	sync, err := buildSync(ctx, f.root, f.dir)
+	if err != nil {
+		return nil, err
+	}
+	if f.kube, err = kapitest.Start(); err != nil {
+		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
+	}
+	if f.pg, err = pgtest.Start(); err != nil {
+		return nil, fmt.Errorf("starting PostgreSQL: %w", err)
+	}
+	f.svc = argocdtest.NewServices(f.pg)
+	f.logPath = filepath.Join(f.dir, "stand-ins.log")
+	logFile, err := os.Create(f.logPath)
+	if err != nil {
+		return nil, err
+	}
+	if f.h, err = argocdtest.Start(ctx, argocdtest.Options{
+		BinDir: bin, Kube: f.kube, AppResync: appResync, Log: logFile,
+		Kubelet: argocdtest.KubeletOptions{
+			Run:     map[string]string{syncImage: sync},
+			Rewrite: f.svc.Rewrite,
+			Start:   f.svc.Start,
+		},
+	}); err != nil {
+		return nil, err
+	}
+	if f.rec, err = startRecorder(ctx, f.kube.Dynamic()); err != nil {
+		return nil, err
+	}
+	if f.repo, err = argocdtest.NewRepo(ctx, f.root, filepath.Join(f.dir, "git")); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fixture) stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	if f.h != nil {
+		f.h.Stop()
+	}
+	if f.svc != nil {
+		f.svc.Close()
+	}
+	if f.pg != nil {
+		_ = f.pg.Stop()
+	}
+	if f.kube != nil {
+		f.kube.Stop()
+	}
+	if f.dir != "" && os.Getenv("ARGOCDTEST_KEEP") == "" {
+		_ = os.RemoveAll(f.dir)
+	}
+}
+
+// buildSync builds the job's binary as the image does (static, trimmed).
+func buildSync(ctx context.Context, root, dir string) (string, error) {
+	out := filepath.Join(dir, "litemaas-sync")
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", out, "./cmd/litemaas-sync")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building litemaas-sync: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// diagnostics is what a failed scenario prints: the stand-ins' log and the processes' logs.
+func (f *fixture) diagnostics() string {
+	return "stand-ins:\n" + tailOf(f.logPath, 30) + "\n" + f.h.Logs(20)
+}
+
+func tailOf(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := splitLines(string(b))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := ""
+	for _, l := range lines {
+		out += l + "\n"
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var lines []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			lines = append(lines, s[start:i])
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		lines = append(lines, s[start:])
+	}
+	return lines
+}
