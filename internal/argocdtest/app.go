@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	watchtools "k8s.io/client-go/tools/watch"
 
@@ -186,8 +187,8 @@ func (h *Harness) WaitApp(ctx context.Context, name string, timeout time.Duratio
 		return cond(a), nil
 	})
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, watchtools.ErrWatchClosed) {
-			err = fmt.Errorf("after %s: %w", timeout, err)
+		if wait.Interrupted(err) || errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("not within %s: %w", timeout, context.DeadlineExceeded)
 		}
 		return last, fmt.Errorf("waiting for Application %s: %w; last seen: %s\n%s", name, err, last, h.Logs(15))
 	}

@@ -361,7 +361,7 @@ func (h *Harness) startArgoCD(ctx context.Context, kubeconfig string, resync tim
 		append(env, "ARGOCD_BINARY_NAME=argocd-repo-server"),
 		"--address", "127.0.0.1", "--port", strconv.Itoa(repoPort),
 		"--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(repoMetrics),
-		"--redis", h.redis.Addr(), "--disable-tls", "--loglevel", "info", "--logformat", "text",
+		"--redis", h.redis.Addr(), "--disable-tls", "--client-ca-path=", "--loglevel", "info", "--logformat", "text",
 	)
 	if err != nil {
 		return err

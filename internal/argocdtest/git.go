@@ -31,6 +31,9 @@ type Repo struct {
 func NewRepo(ctx context.Context, root, dir string) (*Repo, error) {
 	r := &Repo{Work: filepath.Join(dir, "work"), bare: filepath.Join(dir, "litemaas-gitops.git")}
 	r.URL = "file://" + r.bare
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	if _, err := r.git(ctx, dir, "init", "--quiet", "--bare", "-b", "main", r.bare); err != nil {
 		return nil, err
 	}

@@ -49,6 +49,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			summary = "failed: " + err.Error()
 		}
 		writeTerminationLog(o.TerminationLog, "litemaas-sync: "+summary)
+		recordOutcome(ctx, o.Env, o.Kube, "", "Reconcile", "litemaas-sync: "+summary, err != nil, nil)
 	}()
 	cfg, err := config.LoadReconcile(ctx, o.Env)
 	if err != nil {

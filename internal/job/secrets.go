@@ -45,6 +45,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			}
 		}
 		writeTerminationLog(o.TerminationLog, msg)
+		recordOutcome(ctx, o.Env, o.Kube, "", "GenerateSecrets", msg, err != nil, nil)
 	}()
 
 	cfg, err := config.LoadSecrets(ctx, o.Env)

@@ -52,7 +52,7 @@ var secretContract = map[string][]string{
 var syncJobEnv = []string{
 	"MODELS_FILE", "DATABASE_URL", "LITELLM_URL", "LITELLM_MASTER_KEY", "WAIT_TIMEOUT", "WAIT_FOR",
 	"NAMESPACE", "LOG_FORMAT", "DRY_RUN", "PRUNE", "BACKEND_LITELLM_API_KEY", "BACKEND_ADMIN_API_KEYS",
-	"GOMEMLIMIT",
+	"GOMEMLIMIT", "JOB_NAME", "JOB_UID",
 }
 
 // problems collects findings.
@@ -910,6 +910,12 @@ func checkSyncJobWith(objs []*unstructured.Unstructured, profile syncJobProfile)
 	if stringAt(env["NAMESPACE"], "valueFrom", "fieldRef", "fieldPath") != "metadata.namespace" {
 		p.addf("Job/litemaas-sync: env NAMESPACE does not come from fieldRef metadata.namespace")
 	}
+	// The Job the outcome's Event is recorded on: the labels the Job controller puts on its pods.
+	for name, label := range map[string]string{"JOB_NAME": "batch.kubernetes.io/job-name", "JOB_UID": "batch.kubernetes.io/controller-uid"} {
+		if got := stringAt(env[name], "valueFrom", "fieldRef", "fieldPath"); got != "metadata.labels['"+label+"']" {
+			p.addf("Job/litemaas-sync: env %s comes from %q, want fieldRef metadata.labels['%s']", name, got, label)
+		}
+	}
 
 	// The deadline is above the program's own timeout.
 	deadline, _, _ := unstructured.NestedInt64(job.Object, "spec", "activeDeadlineSeconds")
@@ -1037,6 +1043,11 @@ func checkSyncRBAC(objs []*unstructured.Unstructured) []string {
 				// Read to check the backend's URLs against the routes' hosts.
 				if !slices.Equal(resources, []string{"routes"}) || !slices.Equal(verbs, []string{"get"}) || !sameSet(names, []string{"litellm", "litemaas"}) {
 					p.addf("Role/%s: routes rule %v %v %v, want get on routes litellm and litemaas", syncJobName, resources, verbs, names)
+				}
+			case slices.Equal(groups, []string{"events.k8s.io"}):
+				// The outcome as an Event on the job's Job, which the Argo CD console shows.
+				if !slices.Equal(resources, []string{"events"}) || !slices.Equal(verbs, []string{"create"}) {
+					p.addf("Role/%s: events rule %v %v, want create on events", syncJobName, resources, verbs)
 				}
 			default:
 				p.addf("Role/%s: unexpected rule %v", syncJobName, r)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,7 +175,13 @@ func buildSync(ctx context.Context, root, dir string) (string, error) {
 
 // diagnostics is what a failed scenario prints: the stand-ins' log and the processes' logs.
 func (f *fixture) diagnostics() string {
-	return "stand-ins:\n" + tailOf(f.logPath, 30) + "\n" + f.h.Logs(20)
+	var failed strings.Builder
+	for _, r := range f.h.Kubelet.Runs() {
+		if r.ExitCode != 0 {
+			fmt.Fprintf(&failed, "==> %s (pod %s, exit %d) <==\n%s\n", r.Job, r.Pod, r.ExitCode, r.Output)
+		}
+	}
+	return "stand-ins:\n" + tailOf(f.logPath, 30) + "\n" + failed.String() + f.h.Logs(20)
 }
 
 func tailOf(path string, n int) string {
@@ -182,28 +189,9 @@ func tailOf(path string, n int) string {
 	if err != nil {
 		return err.Error()
 	}
-	lines := splitLines(string(b))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	out := ""
-	for _, l := range lines {
-		out += l + "\n"
-	}
-	return out
-}
-
-func splitLines(s string) []string {
-	var lines []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			lines = append(lines, s[start:i])
-			start = i + 1
-		}
-	}
-	if start < len(s) {
-		lines = append(lines, s[start:])
-	}
-	return lines
+	return strings.Join(lines, "\n") + "\n"
 }

@@ -39,6 +39,10 @@ func TestArgoCD(t *testing.T) {
 		run  func(t *testing.T, f *fixture)
 	}{
 		{"first sync of the root app-of-apps from an empty cluster", testFirstSync},
+		{"quiet with selfHeal on", testQuiet},
+		{"self-heal of a hand-edited Deployment", testSelfHeal},
+		{"a commit editing models.yaml", testCatalogEdit},
+		{"a commit breaking the catalog", testBrokenCatalog},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, f) }) {
@@ -180,6 +184,9 @@ func testFirstSync(t *testing.T, f *fixture) {
 
 	t.Run("every resource Synced and Healthy, none to prune", func(t *testing.T) {
 		for _, r := range child.Status.Resources {
+			if r.Hook {
+				continue // listed while they exist, never compared
+			}
 			assert.Equal(t, "Synced", r.Status, "%s/%s", r.Kind, r.Name)
 			if r.Health != nil {
 				assert.Equal(t, "Healthy", r.Health.Status, "%s/%s: %s", r.Kind, r.Name, r.Health.Message)
