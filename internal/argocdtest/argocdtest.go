@@ -241,6 +241,7 @@ func (h *Harness) startControllerManager(ctx context.Context, kubeconfig string)
 		"job-controller", "deployment-controller", "replicaset-controller", "statefulset-controller",
 		"cronjob-controller", "daemonset-controller", "ttl-after-finished-controller", "disruption-controller",
 		"garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
+		"serviceaccount-token-controller",
 		"root-ca-certificate-publisher-controller", "persistentvolume-binder-controller",
 		"persistentvolumeclaim-protection-controller", "persistentvolume-protection-controller",
 	}
@@ -261,6 +262,9 @@ func (h *Harness) startControllerManager(ctx context.Context, kubeconfig string)
 		"--leader-elect=false",
 		"--controllers", strings.Join(controllers, ","),
 		"--root-ca-file", caFile,
+		// The token controller fills service-account-token Secrets (the OAuth ServiceAccount mode's
+		// litemaas-oauth-token), signed with the key kube-apiserver verifies.
+		"--service-account-private-key-file", filepath.Join(h.Kube.Dir, "sa.key"),
 		// Hook Jobs finish in a second or two; the default 1 s sync periods would only add latency.
 		"--concurrent-job-syncs", "5",
 		"-v", "1",

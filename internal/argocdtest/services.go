@@ -217,6 +217,24 @@ func (s *Services) startLiteLLM(ns string, env map[string]string) error {
 	return nil
 }
 
+// Forget stops namespace ns's double and drops its databases, as deleting the namespace (and the
+// volumes of its database) does.
+func (s *Services) Forget(ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.litellm[ns]; l != nil {
+		_ = l.server.Stop()
+		delete(s.litellm, ns)
+	}
+	prefix := s.Database(ns, "")
+	for name := range s.dbs {
+		if strings.HasPrefix(name, prefix) {
+			_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			delete(s.dbs, name)
+		}
+	}
+}
+
 // Close stops the doubles and drops the databases.
 func (s *Services) Close() {
 	s.mu.Lock()

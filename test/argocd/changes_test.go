@@ -21,7 +21,7 @@ import (
 
 // quietPeriod is how long the quiet scenario watches: two periodic comparisons (appResync) and two
 // webhook refreshes, kept short for the suite's budget.
-const quietPeriod = 35 * time.Second
+var quietPeriod = 35 * time.Second
 
 // testQuiet: with selfHeal on and nothing changed, the Application stays Synced and Healthy, no sync
 // starts and no hook runs, although Argo CD compares again and again (the job's status ConfigMap,
@@ -270,4 +270,3 @@ func dbState(t testing.TB, f *fixture) string {
 	require.NoError(t, err)
 	return s
 }
-

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -43,6 +42,8 @@ func TestArgoCD(t *testing.T) {
 		{"self-heal of a hand-edited Deployment", testSelfHeal},
 		{"a commit editing models.yaml", testCatalogEdit},
 		{"a commit breaking the catalog", testBrokenCatalog},
+		{"every overlay syncs to Healthy", testOverlays},
+		{"the Application CRD of gitops/test/crds is Argo CD's", testCRDIsUpstream},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, func(t *testing.T) { s.run(t, f) }) {
@@ -52,10 +53,27 @@ func TestArgoCD(t *testing.T) {
 	}
 }
 
-// firstSyncOnce lets the benchmark start from a synced cluster when it runs alone.
-var (
-	firstSyncDone bool
-)
+// rootSynced says whether the root app-of-apps is deployed and synced: the benchmark, which may run
+// alone or after the scenarios (whose last ones delete it), deploys it when it is not.
+var rootSynced bool
+
+// ensureSynced deploys the root app-of-apps as the first-sync scenario does, when it is not.
+func ensureSynced(tb testing.TB, f *fixture) {
+	tb.Helper()
+	if rootSynced {
+		return
+	}
+	ctx := context.Background()
+	head, err := f.repo.Head(ctx)
+	require.NoError(tb, err)
+	cluster, err := manifests.Render(filepath.Join(f.repo.Work, "gitops/overlays/example/cluster"))
+	require.NoError(tb, err)
+	f.kube.Apply(tb, cluster...)
+	f.kube.Apply(tb, readObject(tb, filepath.Join(f.repo.Work, "gitops/argocd/root-app.yaml")))
+	_, err = f.h.WaitApp(ctx, childApp, 3*time.Minute, func(a *argocdtest.App) bool { return a.Done(head) })
+	require.NoError(tb, err)
+	rootSynced = true
+}
 
 func testFirstSync(t *testing.T, f *fixture) {
 	ctx := context.Background()
@@ -76,7 +94,7 @@ func testFirstSync(t *testing.T, f *fixture) {
 	_, err = f.h.WaitApp(ctx, rootApp, time.Minute, func(a *argocdtest.App) bool { return a.Done(head) })
 	require.NoError(t, err)
 	took := time.Since(t0)
-	firstSyncDone = true
+	rootSynced = true
 	events := f.rec.since(t0)
 	t.Logf("first sync of %s from an empty cluster: Succeeded/Synced/Healthy after %.1fs\n%s", rootApp, took.Seconds(),
 		timeline(filterNoise(events), t0, namespace, argocdtest.DefaultNamespace))
@@ -246,7 +264,7 @@ func dbModels(t *testing.T, f *fixture) []string {
 	return ids
 }
 
-func readObject(t *testing.T, path string) *unstructured.Unstructured {
+func readObject(t testing.TB, path string) *unstructured.Unstructured {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -260,4 +278,3 @@ func nested(u *unstructured.Unstructured, fields ...string) string {
 	return s
 }
 
-var _ = slices.Contains[[]string]
