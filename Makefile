@@ -49,13 +49,17 @@ vet: ## go vet, and fail when gofmt would change anything
 kapi: ## Build (or reuse) the kube-apiserver and etcd the tests start
 	@hack/kapi/build.sh >/dev/null
 
+.PHONY: argocd
+argocd: ## Build (or reuse) Argo CD, kube-controller-manager and kustomize for the Argo CD scenarios
+	@hack/argocd/build.sh >/dev/null
+
 .PHONY: test
-test: vet kapi ## Run every test: unit, PostgreSQL, kube-apiserver, manifests, end to end
-	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: vet kapi argocd ## Run every test: unit, PostgreSQL, kube-apiserver, manifests, end to end, Argo CD
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) ARGOCD_BIN=$$(hack/argocd/build.sh | tail -n 1) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: bench
-bench: kapi ## Run the benchmarks (job vs the runbook's procedure)
-	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/...
+bench: kapi argocd ## Run the benchmarks (job vs the runbook's procedure; commit to PostSync under Argo CD)
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) ARGOCD_BIN=$$(hack/argocd/build.sh | tail -n 1) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/... ./test/argocd/...
 
 .PHONY: fuzz
 fuzz: ## Fuzz the catalog parser for a minute
