@@ -277,4 +277,3 @@ func nested(u *unstructured.Unstructured, fields ...string) string {
 	s, _, _ := unstructured.NestedString(u.Object, fields...)
 	return s
 }
-
