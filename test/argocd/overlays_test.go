@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -55,6 +56,7 @@ func testOverlays(t *testing.T, f *fixture) {
 				require.NoError(t, err)
 				f.kube.Apply(t, cluster...)
 			}
+			userSteps(t, f, overlay)
 			app := shipped.DeepCopy()
 			name := "overlay-" + e.Name()
 			app.SetName(name)
@@ -77,6 +79,33 @@ func testOverlays(t *testing.T, f *fixture) {
 			assert.ElementsMatch(t, catalogIDs(cat), dbModels(t, f), "rows in the backend's database")
 			deleteWithResources(t, f, name)
 		})
+	}
+}
+
+// userSteps does what an overlay's README asks of the user before the first sync: for OAUTH_MODE=oidc,
+// the namespace and the Secret holding the client registered at the provider.
+func userSteps(t *testing.T, f *fixture, overlay string) {
+	objs, err := manifests.Render(filepath.Join(f.repo.Work, overlay))
+	require.NoError(t, err)
+	job := manifests.Find(objs, "Job", "litemaas-secrets")
+	require.NotNil(t, job, "%s renders no Job litemaas-secrets", overlay)
+	containers, _, _ := unstructured.NestedSlice(job.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		env, _ := c.(map[string]any)["env"].([]any)
+		for _, e := range env {
+			m, _ := e.(map[string]any)
+			if m["name"] != "OIDC_CLIENT_SECRET_NAME" {
+				continue
+			}
+			name, _ := m["value"].(string)
+			ctx := context.Background()
+			require.NoError(t, f.h.EnsureNamespace(ctx, namespace))
+			_, err := f.kube.Clientset().CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+				StringData: map[string]string{"clientID": "litemaas", "clientSecret": "client-secret-registered-at-the-provider"},
+			}, metav1.CreateOptions{})
+			require.NoError(t, err, "creating the Secret %s the overlay's README asks for", name)
+		}
 	}
 }
 
