@@ -83,8 +83,10 @@ func run(ctx context.Context, out io.Writer, binary, overlay string) error {
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			fmt.Fprintf(out, "  %-24s from Secret %s key %s (value hidden)\n", e.Name, e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key)
-		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
 			fmt.Fprintf(out, "  %-24s from the pod's %s = %s\n", e.Name, e.ValueFrom.FieldRef.FieldPath, s.Namespace)
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil:
+			fmt.Fprintf(out, "  %-24s from the pod's %s = \"\" (no Job runs locally)\n", e.Name, e.ValueFrom.FieldRef.FieldPath)
 		default:
 			fmt.Fprintf(out, "  %-24s %s\n", e.Name, e.Value)
 		}

@@ -524,6 +524,10 @@ func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) 
 			v = string(b)
 		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
 			v = s.Namespace
+		case e.ValueFrom.FieldRef != nil && strings.HasPrefix(e.ValueFrom.FieldRef.FieldPath, "metadata.labels["):
+			// The Job controller's pod labels (JOB_NAME, JOB_UID): a local run belongs to no Job, so
+			// it records no Event, as the label's absence resolves to "" on a node.
+			v = ""
 		default:
 			return nil, fmt.Errorf("env %s: unsupported valueFrom", e.Name)
 		}

@@ -145,14 +145,14 @@ func TestWaitStopsWhenTheSyncFailedForGood(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// Yesterday's failure, already there when deploy starts waiting.
-	patch(`{"status":{"sync":{"status":"OutOfSync"},"health":{"status":"Degraded"},"operationState":{"phase":"Failed","message":"yesterday","startedAt":"2026-05-03T10:00:00Z","retryCount":5}}}`)
+	patch(`{"status":{"sync":{"status":"OutOfSync"},"health":{"status":"Degraded"},"operationState":{"operation":{"sync":{}},"phase":"Failed","message":"yesterday","startedAt":"2026-05-03T10:00:00Z","retryCount":5}}}`)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		patch(`{"metadata":{"annotations":{"` + refreshAnnotation + `":null}},"status":{"health":{"status":"Progressing"},"operationState":{"phase":"Running","message":"waiting for completion of hook batch/Job/litemaas-sync","startedAt":"2026-05-04T10:00:00Z","retryCount":0,
-			"syncResult":{"resources":[{"kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Running"}]}}}}`)
+			"syncResult":{"revision":"0123456789abcdef0123","resources":[{"group":"batch","version":"v1","namespace":"litemaas","kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Running"}]}}}}`)
 		time.Sleep(300 * time.Millisecond)
 		patch(`{"status":{"operationState":{"phase":"Failed","message":"one or more synchronization tasks completed unsuccessfully","startedAt":"2026-05-04T10:00:00Z","retryCount":1,
-			"syncResult":{"resources":[{"kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Failed","message":"Job has reached the specified backoff limit"}]}}}}`)
+			"syncResult":{"revision":"0123456789abcdef0123","resources":[{"group":"batch","version":"v1","namespace":"litemaas","kind":"Job","name":"litemaas-sync","hookType":"PostSync","hookPhase":"Failed","message":"Job has reached the specified backoff limit"}]}}}}`)
 	}()
 
 	var out syncBuffer

@@ -210,16 +210,19 @@ func (s *argoSim) tick(ctx context.Context) error {
 	}
 	_, refreshing := app.GetAnnotations()[refreshAnnotation]
 	source, _, _ := unstructured.NestedMap(app.Object, "spec", "source")
+	destination, _, _ := unstructured.NestedMap(app.Object, "spec", "destination")
 	clearRefresh := map[string]any{"annotations": map[string]any{refreshAnnotation: nil}}
 	now := time.Now().UTC().Format(time.RFC3339)
 	switch s.step {
 	case 0:
 		s.step++
 		return s.patch(ctx, map[string]any{"metadata": clearRefresh, "status": map[string]any{
-			"sync":   map[string]any{"status": "OutOfSync", "comparedTo": map[string]any{"source": source}},
+			"sync":   map[string]any{"status": "OutOfSync", "comparedTo": map[string]any{"source": source, "destination": destination}},
 			"health": map[string]any{"status": "Missing"},
 			"operationState": map[string]any{
-				"phase": "Running", "message": "one or more tasks are running", "startedAt": now,
+				// Argo CD's CRD requires the operation and its start.
+				"operation": map[string]any{"sync": map[string]any{}},
+				"phase":     "Running", "message": "one or more tasks are running", "startedAt": now,
 			},
 		}})
 	case 1:
@@ -228,7 +231,7 @@ func (s *argoSim) tick(ctx context.Context) error {
 			s.createDestination(ctx)
 		}
 		return s.patch(ctx, map[string]any{"status": map[string]any{
-			"sync":   map[string]any{"status": "Synced", "revision": "0123456789abcdef0123", "comparedTo": map[string]any{"source": source}},
+			"sync":   map[string]any{"status": "Synced", "revision": "0123456789abcdef0123", "comparedTo": map[string]any{"source": source, "destination": destination}},
 			"health": map[string]any{"status": "Progressing"},
 			"resources": []any{
 				map[string]any{"kind": "Deployment", "name": "backend", "health": map[string]any{"status": "Progressing"}},
@@ -245,7 +248,8 @@ func (s *argoSim) tick(ctx context.Context) error {
 			"resources": []any{},
 			"operationState": map[string]any{
 				"phase": "Running", "message": "waiting for completion of hook batch/Job/litemaas-sync",
-				"syncResult": map[string]any{"resources": []any{map[string]any{
+				"syncResult": map[string]any{"revision": "0123456789abcdef0123", "resources": []any{map[string]any{
+					"group": "batch", "version": "v1", "namespace": "litemaas",
 					"kind": "Job", "name": "litemaas-sync", "hookType": "PostSync", "hookPhase": "Running", "message": "Pod is running",
 				}}},
 			},
@@ -258,7 +262,8 @@ func (s *argoSim) tick(ctx context.Context) error {
 		return s.patch(ctx, map[string]any{"status": map[string]any{
 			"operationState": map[string]any{
 				"phase": "Succeeded", "message": "successfully synced (all tasks run)",
-				"syncResult": map[string]any{"resources": []any{map[string]any{
+				"syncResult": map[string]any{"revision": "0123456789abcdef0123", "resources": []any{map[string]any{
+					"group": "batch", "version": "v1", "namespace": "litemaas",
 					"kind": "Job", "name": "litemaas-sync", "hookType": "PostSync", "hookPhase": "Succeeded", "message": "Reached expected number of succeeded pods",
 				}}},
 			},
