@@ -43,6 +43,9 @@ type KubeletOptions struct {
 	// (create a database, start a server). An error keeps the pod not Ready, and it is tried again
 	// with back-off, as a crash-looping container is.
 	Start func(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env map[string]string) error
+	// HostEnv is added to every run container's environment (NAME=value) and stands in for what the
+	// node's image would hold, e.g. SSL_CERT_FILE naming a test CA, as an image's trust store would.
+	HostEnv []string
 }
 
 // Kubelet plays the nodes: it never schedules, pulls or isolates anything, but gives every pod the
@@ -439,7 +442,7 @@ func (k *Kubelet) command(ctx, runCtx context.Context, pod *corev1.Pod, c *corev
 	for i, a := range args {
 		args[i] = rewrite(expand(a, vars))
 	}
-	procEnv := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOSTNAME=" + pod.Name}
+	procEnv := append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOSTNAME=" + pod.Name}, k.o.HostEnv...)
 	for _, e := range env {
 		procEnv = append(procEnv, e.name+"="+rewrite(e.value))
 	}

@@ -46,6 +46,7 @@ type fixture struct {
 	repo    *argocdtest.Repo
 	rec     *recorder
 	logPath string
+	oidc    *oidcProvider
 	cancel  context.CancelFunc
 	started time.Time
 }
@@ -112,6 +113,13 @@ func start(bin string) (_ *fixture, err error) {
 		return nil, fmt.Errorf("starting PostgreSQL: %w", err)
 	}
 	f.svc = argocdtest.NewServices(f.pg)
+	// The OpenID Connect provider of the oidc overlay, on loopback with a test CA that the hook
+	// containers trust (as an image holding the provider's CA would).
+	f.oidc = newOIDCProvider()
+	caFile := filepath.Join(f.dir, "oidc-ca.pem")
+	if err := os.WriteFile(caFile, f.oidc.caPEM, 0o644); err != nil {
+		return nil, err
+	}
 	f.logPath = filepath.Join(f.dir, "stand-ins.log")
 	logFile, err := os.Create(f.logPath)
 	if err != nil {
@@ -123,6 +131,7 @@ func start(bin string) (_ *fixture, err error) {
 			Run:     map[string]string{syncImage: sync},
 			Rewrite: f.svc.Rewrite,
 			Start:   f.svc.Start,
+			HostEnv: []string{"SSL_CERT_FILE=" + caFile},
 		},
 	}); err != nil {
 		return nil, err
@@ -142,6 +151,9 @@ func (f *fixture) stop() {
 	}
 	if f.h != nil {
 		f.h.Stop()
+	}
+	if f.oidc != nil {
+		f.oidc.srv.Close()
 	}
 	if f.svc != nil {
 		f.svc.Close()

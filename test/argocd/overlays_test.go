@@ -42,8 +42,6 @@ func testOverlays(t *testing.T, f *fixture) {
 	shipped := readObject(t, filepath.Join(f.repo.Work, "gitops/argocd/app-of-apps/step-06b-private-ai-litemaas.yaml"))
 	cat, err := catalog.Load(filepath.Join(f.repo.Work, modelsFile))
 	require.NoError(t, err)
-	head, err := f.repo.Head(ctx)
-	require.NoError(t, err)
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -57,6 +55,8 @@ func testOverlays(t *testing.T, f *fixture) {
 				f.kube.Apply(t, cluster...)
 			}
 			userSteps(t, f, overlay)
+			head, err := f.repo.Head(ctx)
+			require.NoError(t, err)
 			app := shipped.DeepCopy()
 			name := "overlay-" + e.Name()
 			app.SetName(name)
@@ -83,7 +83,8 @@ func testOverlays(t *testing.T, f *fixture) {
 }
 
 // userSteps does what an overlay's README asks of the user before the first sync: for OAUTH_MODE=oidc,
-// the namespace and the Secret holding the client registered at the provider.
+// the provider's issuer in the overlay's settings (a commit), the namespace and the Secret holding the
+// client registered at the provider.
 func userSteps(t *testing.T, f *fixture, overlay string) {
 	objs, err := manifests.Render(filepath.Join(f.repo.Work, overlay))
 	require.NoError(t, err)
@@ -99,8 +100,18 @@ func userSteps(t *testing.T, f *fixture, overlay string) {
 			}
 			name, _ := m["value"].(string)
 			ctx := context.Background()
+			// The issuer the copy-me overlay asks the user to set: the stand-in provider's.
+			settings := filepath.Join(overlay, "settings/cluster-settings.yaml")
+			b, err := os.ReadFile(filepath.Join(f.repo.Work, settings))
+			require.NoError(t, err)
+			if !bytes.Contains(b, []byte(f.oidc.issuer)) {
+				_, err = f.repo.Commit(ctx, overlay+": the provider's issuer", func(work string) error {
+					return argocdtest.EditFile(work, settings, "oidcIssuer: https://keycloak.apps.cluster.example.com/realms/litemaas", "oidcIssuer: "+f.oidc.issuer)
+				})
+				require.NoError(t, err)
+			}
 			require.NoError(t, f.h.EnsureNamespace(ctx, namespace))
-			_, err := f.kube.Clientset().CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
+			_, err = f.kube.Clientset().CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 				StringData: map[string]string{"clientID": "litemaas", "clientSecret": "client-secret-registered-at-the-provider"},
 			}, metav1.CreateOptions{})
