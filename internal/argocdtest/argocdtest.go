@@ -305,6 +305,13 @@ func (h *Harness) install(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rendering gitops/test/crds: %w", err)
 	}
+	// The operators' CRDs the tree may use (CloudNativePG, monitoring, OLM; internal/manifests'
+	// upstream-crds.yaml), so that an overlay's kinds exist; no operator runs.
+	operatorCRDs, err := manifests.UpstreamCRDs()
+	if err != nil {
+		return fmt.Errorf("reading the operators' CRDs: %w", err)
+	}
+	crds = append(crds, operatorCRDs...)
 	argoCRDs, err := manifests.Render(filepath.Join(h.BinDir, "manifests", "crds"))
 	if err != nil {
 		return fmt.Errorf("reading Argo CD's CRDs: %w", err)

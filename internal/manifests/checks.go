@@ -1182,9 +1182,9 @@ func checkApplication(app *unstructured.Unstructured, exists func(string) bool) 
 
 // --- CRDs for the later server-side dry run ---------------------------------------------------------
 
-// upstreamCRDs are the CRDs of gitops/test/crds copied unchanged from their projects
+// copiedCRDs are the CRDs of gitops/test/crds copied unchanged from their projects
 // (hack/argocd/update-crds.sh, gitops/test/crds/README.md).
-var upstreamCRDs = map[string]bool{"applications.argoproj.io": true, "routes.route.openshift.io": true}
+var copiedCRDs = map[string]bool{"applications.argoproj.io": true, "routes.route.openshift.io": true}
 
 // checkCRD: apiextensions.k8s.io/v1, a schema for every version, x-kubernetes-preserve-unknown-fields
 // nowhere but at status (so that strict validation rejects unknown spec fields).

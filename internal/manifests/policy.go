@@ -124,7 +124,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 			// Upstream CRDs are what their projects publish; their few free-form fields (Helm
 			// values) are theirs. Only a hand-written CRD must be closed, or the dry run would
 			// validate nothing.
-			if upstreamCRDs[o.GetName()] {
+			if copiedCRDs[o.GetName()] {
 				continue
 			}
 			ps = append(ps, checkCRD(o)...)

