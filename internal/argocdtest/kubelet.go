@@ -42,7 +42,8 @@ type KubeletOptions struct {
 	// environment, before the pod is reported Ready: it plays what the container would do on start
 	// (create a database, start a server). An error keeps the pod not Ready, and it is tried again
 	// with back-off, as a crash-looping container is.
-	Start func(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env map[string]string) error
+	// mounts maps each of the container's mount paths to the local directory holding its volume.
+	Start func(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env, mounts map[string]string) error
 	// HostEnv is added to every run container's environment (NAME=value) and stands in for what the
 	// node's image would hold, e.g. SSL_CERT_FILE naming a test CA, as an image's trust store would.
 	HostEnv []string
@@ -236,7 +237,16 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 			return fmt.Errorf("container %s: %w", c.Name, err)
 		}
 		if k.o.Start != nil {
-			if err := k.o.Start(ctx, pod, c, envMap(env)); err != nil {
+			ms, err := k.writeVolumes(ctx, pod, c, filepath.Join(k.h.Dir, "pods", string(pod.UID), "volumes"))
+			if err != nil {
+				k.setWaiting(ctx, pod, "CreateContainerConfigError", err.Error())
+				return fmt.Errorf("container %s: %w", c.Name, err)
+			}
+			mounts := map[string]string{}
+			for _, m := range ms {
+				mounts[m.path] = m.local
+			}
+			if err := k.o.Start(ctx, pod, c, envMap(env), mounts); err != nil {
 				k.setWaiting(ctx, pod, "CrashLoopBackOff", err.Error())
 				return fmt.Errorf("container %s: %w", c.Name, err)
 			}

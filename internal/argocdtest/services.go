@@ -2,10 +2,10 @@ package argocdtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -28,8 +28,7 @@ import (
 // @postgres:5432/<db>, also in their .<namespace>.svc forms) at the local servers. Each namespace
 // gets its own databases (named with a per-harness prefix) and its own double.
 type Services struct {
-	PG     *pgtest.Server
-	prefix string
+	PG *pgtest.Server
 
 	mu      sync.Mutex
 	litellm map[string]*liteLLM
@@ -43,17 +42,15 @@ type liteLLM struct {
 
 // NewServices returns the stand-ins, backed by pg.
 func NewServices(pg *pgtest.Server) *Services {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return &Services{PG: pg, prefix: "argocd_" + hex.EncodeToString(b), litellm: map[string]*liteLLM{}, dbs: map[string]bool{}}
+	return &Services{PG: pg, litellm: map[string]*liteLLM{}, dbs: map[string]bool{}}
 }
 
 // Start is a KubeletOptions.Start.
-func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env map[string]string) error {
+func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env, mounts map[string]string) error {
 	image := imageName(c.Image)
 	switch {
 	case c.Name == "postgres" && strings.Contains(image, "postgres"):
-		return s.startPostgres(ctx, pod.Namespace, env)
+		return s.startPostgres(ctx, pod.Namespace, env, mounts)
 	case c.Name == "backend":
 		return s.startBackend(ctx, pod.Namespace, env)
 	case c.Name == "litellm":
@@ -62,14 +59,9 @@ func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Contain
 	return nil
 }
 
-// Database is the local name of database db of namespace ns.
-func (s *Services) Database(ns, db string) string {
-	name := s.prefix + "_" + strings.NewReplacer("-", "_", ".", "_").Replace(ns) + "_" + db
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
-}
+// Database is the local name of database db of namespace ns: the same, since the setup scripts the
+// tree ships name their databases (one namespace at a time shares the server).
+func (s *Services) Database(ns, db string) string { return db }
 
 // DatabaseURL is the superuser URL of database db of namespace ns.
 func (s *Services) DatabaseURL(ns, db string) string { return s.PG.URL(s.Database(ns, db)) }
@@ -139,7 +131,10 @@ func (s *Services) admin(ctx context.Context, sql string) error {
 
 func literal(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
-func (s *Services) startPostgres(ctx context.Context, ns string, env map[string]string) error {
+// rolesScript is what the tree's postgres container runs at every start (gitops/base/postgres).
+const rolesScript = "/etc/litemaas/postgres/roles.sql"
+
+func (s *Services) startPostgres(ctx context.Context, ns string, env, mounts map[string]string) error {
 	user := env["POSTGRES_USER"]
 	if user == "" {
 		user = "postgres"
@@ -158,6 +153,10 @@ func (s *Services) startPostgres(ctx context.Context, ns string, env map[string]
 	s.mu.Lock()
 	exists := s.dbs[name]
 	s.mu.Unlock()
+	if dir, ok := mounts[filepath.Dir(rolesScript)]; ok {
+		// The container's start script runs roles.sql with psql as the superuser: so does this.
+		return s.runRolesScript(ctx, filepath.Join(dir, filepath.Base(rolesScript)), env)
+	}
 	if exists {
 		return nil
 	}
@@ -169,6 +168,59 @@ func (s *Services) startPostgres(ctx context.Context, ns string, env map[string]
 	s.dbs[name] = true
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *Services) runRolesScript(ctx context.Context, script string, env map[string]string) error {
+	before, err := s.databases(ctx)
+	if err != nil {
+		return err
+	}
+	psql, err := pgtest.Binary("psql")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, psql, "--no-psqlrc", "--quiet", "-d", s.PG.URL("postgres"), "-f", script)
+	for k, v := range env {
+		if strings.HasPrefix(k, "LITEMAAS_") || strings.HasPrefix(k, "POSTGRES_") {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("postgres: %s: %w: %s", filepath.Base(script), err, out)
+	}
+	after, err := s.databases(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range after {
+		if !before[name] {
+			s.dbs[name] = true
+		}
+	}
+	return nil
+}
+
+func (s *Services) databases(ctx context.Context) (map[string]bool, error) {
+	conn, err := pgx.Connect(ctx, s.PG.URL("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database`)
+	if err != nil {
+		return nil, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m, nil
 }
 
 func (s *Services) startBackend(ctx context.Context, ns string, env map[string]string) error {
@@ -226,12 +278,9 @@ func (s *Services) Forget(ns string) {
 		_ = l.server.Stop()
 		delete(s.litellm, ns)
 	}
-	prefix := s.Database(ns, "")
 	for name := range s.dbs {
-		if strings.HasPrefix(name, prefix) {
-			_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-			delete(s.dbs, name)
-		}
+		_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		delete(s.dbs, name)
 	}
 }
 
