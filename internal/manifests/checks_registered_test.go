@@ -12,10 +12,7 @@ import (
 // The NetworkPolicy truth table, the hardening checks and the Job deadlines are in the tables that
 // `litemaas-ops check` runs, for both kinds of overlay: a break shows under its rule.
 func TestChecksRunByLitemaasOpsCheck(t *testing.T) {
-	type table = []struct {
-		rule  string
-		check func([]*unstructured.Unstructured) []string
-	}
+	type table = []objectCheck
 	kinds := []struct {
 		name    string
 		overlay string

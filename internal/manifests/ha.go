@@ -19,34 +19,13 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/secrets"
 )
 
-// haChecks are the checks of a production overlay that need nothing but its objects (see appChecks).
-var haChecks = []struct {
-	rule  string
-	check func([]*unstructured.Unstructured) []string
-}{
-	{"pod security", checkPodSecurity},
-	{"resources", checkResources},
-	{"probes", checkProbes},
-	{"hook Jobs", checkHookJobs},
-	{"images pinned", checkImagesPinned},
-	{"Secret references", func(objs []*unstructured.Unstructured) []string { return checkSecretRefsIn(objs, haSecretContract()) }},
-	{"labels", checkLabels},
-	{"namespace", checkNamespace},
-	{"sync Job", func(objs []*unstructured.Unstructured) []string { return checkSyncJobWith(objs, haSyncJob) }},
-	{"sync RBAC", checkSyncRBAC},
-	{"backup volume", checkBackupVolume},
-	{"Redis", checkRedisWiring},
-	{"schema update", checkSchemaUpdate},
-	{"drift CronJob", checkDriftCronJob},
-	{"NetworkPolicy", checkNetworkPolicies},
-	{"HSTS", checkHSTS},
-	{"service account tokens", checkServiceAccountTokens},
-	{"read-only root", checkReadOnlyRoot},
-	{"login TLS", checkLoginTLS},
-	{"TLS verification", checkTLSVerification},
-	{"Job deadlines", checkJobDeadlines},
-	{"ha profile", checkHAProfile},
-}
+// haChecks are the checks of a production overlay that need nothing but its objects (see appChecks):
+// its Secrets, sync Job and database come from the ha component.
+var haChecks = append(slices.Clip(commonChecks),
+	objectCheck{"Secret references", func(objs []*unstructured.Unstructured) []string { return checkSecretRefsIn(objs, haSecretContract()) }},
+	objectCheck{"sync Job", func(objs []*unstructured.Unstructured) []string { return checkSyncJobWith(objs, haSyncJob) }},
+	objectCheck{"ha profile", checkHAProfile},
+)
 
 // checkHA: the rate limits from cluster-settings, and the cluster part's admission policy admitting the
 // role Secrets.

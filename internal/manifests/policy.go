@@ -139,22 +139,23 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 	return out
 }
 
-// appChecks are the checks of an app overlay that need nothing but its objects, by rule name. A new
-// check is one more entry here: the tests and `litemaas-ops check` then both run it.
-var appChecks = []struct {
+// objectCheck is one rule over an overlay's objects, by rule name.
+type objectCheck struct {
 	rule  string
 	check func([]*unstructured.Unstructured) []string
-}{
+}
+
+// commonChecks apply to every overlay, single-instance and production alike. A new check is one
+// more entry here (or in the profile's own list below): the tests and `litemaas-ops check` then
+// both run it.
+var commonChecks = []objectCheck{
 	{"pod security", checkPodSecurity},
 	{"resources", checkResources},
 	{"probes", checkProbes},
 	{"hook Jobs", checkHookJobs},
 	{"images pinned", checkImagesPinned},
-	{"Secret references", checkSecretRefs},
 	{"labels", checkLabels},
 	{"namespace", checkNamespace},
-	{"component settings", checkComponentSettings},
-	{"sync Job", checkSyncJob},
 	{"sync RBAC", checkSyncRBAC},
 	{"backup volume", checkBackupVolume},
 	{"Redis", checkRedisWiring},
@@ -167,8 +168,15 @@ var appChecks = []struct {
 	{"login TLS", checkLoginTLS},
 	{"TLS verification", checkTLSVerification},
 	{"Job deadlines", checkJobDeadlines},
-	{"database roles", checkDatabaseRoles},
 }
+
+// appChecks are the checks of an app overlay that need nothing but its objects.
+var appChecks = append(slices.Clip(commonChecks),
+	objectCheck{"Secret references", checkSecretRefs},
+	objectCheck{"component settings", checkComponentSettings},
+	objectCheck{"sync Job", checkSyncJob},
+	objectCheck{"database roles", checkDatabaseRoles},
+)
 
 // checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
 // against its cluster-settings.
