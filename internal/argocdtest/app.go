@@ -224,3 +224,22 @@ func ToUnstructured(obj runtime.Object) (*unstructured.Unstructured, error) {
 	}
 	return &unstructured.Unstructured{Object: m}, nil
 }
+
+// Sync starts a sync of Application name at revision, as the console's Sync button does: the API
+// server writes the Application's .operation (hooks run, no prune beyond the sync policy's), and the
+// controller runs it.
+func (h *Harness) Sync(ctx context.Context, name, revision string) error {
+	op := map[string]any{"operation": map[string]any{
+		"initiatedBy": map[string]any{"username": "admin"},
+		"sync":        map[string]any{"revision": revision, "syncStrategy": map[string]any{"hook": map[string]any{}}},
+	}}
+	patch, err := json.Marshal(op)
+	if err != nil {
+		return err
+	}
+	_, err = h.Kube.Dynamic().Resource(ApplicationGVR).Namespace(h.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("starting a sync of Application %s: %w", name, err)
+	}
+	return nil
+}

@@ -19,13 +19,15 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
 )
 
-// quietPeriod is how long the quiet scenario watches: two periodic comparisons (appResync) and two
-// webhook refreshes, kept short for the suite's budget.
-var quietPeriod = 35 * time.Second
+// quietPeriod is how long the quiet scenario watches: about eight periodic comparisons (appResync) and two
+// webhook refreshes, with a run of the drift CronJob inside it.
+var quietPeriod = 2 * time.Minute
 
 // testQuiet: with selfHeal on and nothing changed, the Application stays Synced and Healthy, no sync
 // starts and no hook runs, although Argo CD compares again and again (the job's status ConfigMap,
-// written by the PostSync hook, must cause no diff).
+// written by the PostSync hook, must cause no diff). Inside the period a Job created from the drift
+// CronJob, as `oc create job --from=cronjob/litemaas-sync-drift` does, runs to completion: the
+// CronJob's Jobs and pods are its children, neither extraneous nor a reason to sync.
 func testQuiet(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	before, err := f.h.App(ctx, childApp)
@@ -40,6 +42,14 @@ func testQuiet(t *testing.T, f *fixture) {
 		time.AfterFunc(quietPeriod/3, func() { _ = f.h.Refresh(ctx, childApp) })
 	})
 	defer refreshes.Stop()
+	// The drift Job starts a little into the period, so that comparisons see it running and done.
+	const driftJob = "litemaas-sync-drift-manual"
+	created := make(chan error, 1)
+	drift := time.AfterFunc(10*time.Second, func() {
+		_, err := createDriftJob(ctx, f, driftJob)
+		created <- err
+	})
+	defer drift.Stop()
 	var seen int
 	var last time.Time
 	changed, err := f.h.WaitApp(ctx, childApp, quietPeriod, func(a *argocdtest.App) bool {
@@ -51,9 +61,38 @@ func testQuiet(t *testing.T, f *fixture) {
 		return a.Status.Sync.Status != "Synced" || a.Status.Health.Status != "Healthy" || op == nil || op.StartedAt == nil || !op.StartedAt.Equal(started)
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded, "something changed during the quiet period: %s", changed)
-	assert.Len(t, f.h.Kubelet.Runs(), runs, "no hook ran")
-	assert.GreaterOrEqual(t, seen, 3, "Argo CD compared the Application with git during the period (%d times)", seen)
-	t.Logf("quiet for %s with selfHeal on: Synced/Healthy throughout, %d comparisons, no sync, no hook run", time.Since(t0).Round(time.Second), seen)
+	newRuns := f.h.Kubelet.Runs()[runs:]
+	assert.Empty(t, hookRuns(newRuns), "no hook ran: %s", runNames(newRuns))
+	assert.GreaterOrEqual(t, seen, 6, "Argo CD compared the Application with git during the period (%d times)", seen)
+
+	select {
+	case err := <-created:
+		require.NoError(t, err)
+	default:
+		t.Fatal("the drift Job was not created")
+	}
+	job, err := f.kube.Clientset().BatchV1().Jobs(namespace).Get(ctx, driftJob, metav1.GetOptions{})
+	require.NoError(t, err)
+	owner := metav1.GetControllerOf(job)
+	require.NotNil(t, owner, "the drift Job has a controller")
+	require.Equal(t, "CronJob/"+driftCronJob, owner.Kind+"/"+owner.Name, "the drift Job's controller is the CronJob")
+	assert.True(t, jobComplete(job), "the drift Job completed within the period: %+v", job.Status)
+	var ran []argocdtest.Run
+	for _, r := range newRuns {
+		if r.Job == driftJob {
+			ran = append(ran, r)
+		}
+	}
+	require.Len(t, ran, 1, "the kubelet stand-in ran the drift Job's pod once: %s", runNames(newRuns))
+	assert.Zero(t, ran[0].ExitCode, ran[0].Output)
+	assert.Equal(t, []string{"reconcile"}, ran[0].Args)
+	a, err := f.h.App(ctx, childApp)
+	require.NoError(t, err)
+	for _, r := range a.Status.Resources {
+		assert.False(t, r.Kind == "Job" && r.Name == driftJob, "the drift Job is not one of the Application's resources")
+	}
+	t.Logf("quiet for %s with selfHeal on: Synced/Healthy throughout, %d comparisons, no sync, no hook run; the drift Job %s ran %s in %.1fs",
+		time.Since(t0).Round(time.Second), seen, driftJob, strings.Join(ran[0].Args, " "), ran[0].Finished.Sub(ran[0].Started).Seconds())
 }
 
 // testSelfHeal: a Deployment edited by hand is put back by the next (automated) sync.
@@ -113,7 +152,7 @@ func testCatalogEdit(t *testing.T, f *fixture) {
 
 	assert.Equal(t, 32768, dbContextLength(t, f, "granite-8b-agent"), "the backend's row")
 	assert.EqualValues(t, 32768, liteLLMMaxTokens(t, f, "granite-8b-agent"), "the LiteLLM deployment's max_tokens")
-	assert.Len(t, f.h.Kubelet.Runs()[runs:], 2, "one pod per hook: %s", runNames(f.h.Kubelet.Runs()[runs:]))
+	assert.Len(t, hookRuns(f.h.Kubelet.Runs()[runs:]), 2, "one pod per hook: %s", runNames(f.h.Kubelet.Runs()[runs:]))
 }
 
 // testBrokenCatalog: a commit that breaks the catalog fails the PostSync hook; the Application says
