@@ -186,7 +186,8 @@ func testPrune(t *testing.T, f *fixture) {
 		}
 	}
 	require.Len(t, postSync, 1, "one PostSync run")
-	assert.Contains(t, postSync[0], prunedModel, "the PostSync job's log names the pruned model")
+	assert.Contains(t, postSync[0], prunedModel+" deployment=", "the PostSync job's log names the pruned deployment")
+	assert.Contains(t, postSync[0], "(no longer in the catalog, PRUNE=true)", "the PostSync job pruned it because PRUNE is on")
 }
 
 // prunePatch is what an overlay adds to turn PRUNE on: the same value in the hook Job and in the drift

@@ -1,6 +1,7 @@
 // Package argocd runs the tree under a real Argo CD (internal/argocdtest): the root app-of-apps
 // synced from an empty cluster with both hooks running the project's binary, edits and a broken
-// catalog committed to git, self-heal, a quiet period, and every overlay.
+// catalog committed to git, self-heal of the cluster and of LiteLLM, a pruned model, a quiet period with
+// a drift Job, and every overlay.
 //
 // One Argo CD, one cluster and one PostgreSQL serve every scenario of the package, in order: each
 // scenario starts from the state the previous one left, as a cluster's life goes on.
