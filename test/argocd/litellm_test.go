@@ -88,7 +88,7 @@ func testLiteLLMSelfHeal(t *testing.T, f *fixture) {
 	require.Len(t, ours, 1, "one deployment of %s before the hand-made one", duplicatedModel)
 	othersBefore := deploymentsExcept(t, proxy.Deployments(), duplicatedModel)
 
-	awayFromSchedule(t, f, 90*time.Second)
+	awayFromSchedule(t, f, 45*time.Second)
 	sec, err := f.kube.Clientset().CoreV1().Secrets(namespace).Get(ctx, "litellm-secret", metav1.GetOptions{})
 	require.NoError(t, err)
 	body := fmt.Sprintf(`{"model_name": %q, "litellm_params": {"model": "openai/%s", "api_base": "http://%s-predictor.private-ai.svc.cluster.local:8080/v1", "api_key": "none"}}`,
@@ -152,7 +152,7 @@ func testPrune(t *testing.T, f *fixture) {
 	llmBefore := deploymentsExcept(t, proxy.Deployments(), prunedModel)
 	dbBefore := dbRowsExcept(t, f, prunedModel)
 
-	awayFromSchedule(t, f, 2*time.Minute)
+	awayFromSchedule(t, f, 45*time.Second)
 	runs := len(f.h.Kubelet.Runs())
 	head, took := commitAndSync(t, f, "catalog: "+prunedModel+" removed, PRUNE=true in the overlay", func(work string) error {
 		block := "  - id: mistral-3-bf16\n    name: Mistral-3 BF16\n    description: Mistral-3 BF16 (4-GPU)\n    category: chat\n" +
