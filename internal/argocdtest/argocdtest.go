@@ -245,7 +245,7 @@ func (h *Harness) startControllerManager(ctx context.Context, kubeconfig string)
 		"root-ca-certificate-publisher-controller", "persistentvolume-binder-controller",
 		"persistentvolumeclaim-protection-controller", "persistentvolume-protection-controller",
 	}
-	ports, err := freePorts(1)
+	ports, err := kapitest.FreePorts(1)
 	if err != nil {
 		return err
 	}
@@ -346,7 +346,7 @@ func (h *Harness) install(ctx context.Context) error {
 }
 
 func (h *Harness) startArgoCD(ctx context.Context, kubeconfig string, resync time.Duration) error {
-	ports, err := freePorts(3)
+	ports, err := kapitest.FreePorts(3)
 	if err != nil {
 		return err
 	}

@@ -116,20 +116,6 @@ func httpProbe(url string) func(context.Context) error {
 	}
 }
 
-// freePorts reserves n distinct loopback ports by holding all listeners open until every port is known.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

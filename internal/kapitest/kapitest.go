@@ -137,7 +137,7 @@ func startOnce(binDir string) (_ *Server, err error) {
 		}
 	}()
 
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -349,8 +349,9 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// freePorts reserves n distinct ports by holding all listeners open until every port is known.
-func freePorts(n int) ([]int, error) {
+// FreePorts reserves n distinct loopback ports by holding all listeners open until every port is
+// known. Another process may still take one before its server binds it: callers retry on that.
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
