@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 )
 
 // KubeletOptions configure the stand-in for the nodes.
@@ -403,7 +405,7 @@ func (k *Kubelet) runContainer(ctx context.Context, pod *corev1.Pod, c *corev1.C
 // logTail is what the kubelet keeps of a log as a termination message: the last 80 lines, at most
 // 2048 bytes.
 func logTail(b []byte) string {
-	s := string(tail(b, 80))
+	s := string(kapitest.Tail(b, 80))
 	if len(s) > 2048 {
 		s = s[len(s)-2048:]
 	}

@@ -1,8 +1,6 @@
 package argocdtest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 )
 
 // process is a started binary whose output goes to a log file in the harness's directory.
@@ -121,21 +121,7 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)
 	}
-	return string(tail(b, n))
-}
-
-// tail returns the last n lines of b.
-func tail(b []byte, n int) []byte {
-	var lines [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		lines = append(lines, append([]byte(nil), sc.Bytes()...))
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return bytes.Join(lines, []byte("\n"))
+	return string(kapitest.Tail(b, n))
 }
 
 var errMissingBinary = errors.New("missing binary")

@@ -66,17 +66,7 @@ func startRouter(ctx context.Context, h *Harness, wg *sync.WaitGroup) error {
 	}); err != nil {
 		return err
 	}
-	factory.Start(ctx.Done())
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		<-ctx.Done()
-		factory.Shutdown()
-	}()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("router: the Route informer did not sync")
-	}
-	return nil
+	return runInformer(ctx, wg, factory, inf, "router: the Route informer")
 }
 
 // admitted reports whether every ingress of u admits its current spec.host.
@@ -156,6 +146,18 @@ func startProvisioner(ctx context.Context, h *Harness, wg *sync.WaitGroup) error
 	}); err != nil {
 		return err
 	}
+	return runInformer(ctx, wg, factory, inf, "provisioner: the claim informer")
+}
+
+// informerFactory is what the typed and the dynamic informer factories share.
+type informerFactory interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+// runInformer starts the factory's informers, shuts them down when ctx ends (wg tracks that), and
+// returns once inf has synced.
+func runInformer(ctx context.Context, wg *sync.WaitGroup, factory informerFactory, inf cache.SharedIndexInformer, what string) error {
 	factory.Start(ctx.Done())
 	wg.Add(1)
 	go func() {
@@ -164,7 +166,7 @@ func startProvisioner(ctx context.Context, h *Harness, wg *sync.WaitGroup) error
 		factory.Shutdown()
 	}()
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("provisioner: the claim informer did not sync")
+		return fmt.Errorf("%s did not sync", what)
 	}
 	return nil
 }

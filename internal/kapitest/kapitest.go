@@ -312,7 +312,7 @@ func findBinaries() (string, error) {
 	// A cold build takes minutes; show its progress instead of appearing to hang.
 	cmd.Stderr = io.MultiWriter(&stderr, os.Stderr)
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%s failed: %w\n%s", script, err, tail(stderr.Bytes(), 20))
+		return "", fmt.Errorf("%s failed: %w\n%s", script, err, Tail(stderr.Bytes(), 20))
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	dir := strings.TrimSpace(lines[len(lines)-1])
@@ -451,7 +451,7 @@ func (p *process) kill() {
 
 // exitError describes a process that died during start-up, with the end of its log.
 func (p *process) exitError() error {
-	logTail := tail(readFile(p.logPath), 30)
+	logTail := Tail(readFile(p.logPath), 30)
 	err := fmt.Errorf("%s exited during start-up (%v); last lines of its log:\n%s", p.name, p.waitErr, logTail)
 	if bytes.Contains(logTail, []byte("address already in use")) {
 		return errors.Join(errPortInUse, err)
@@ -461,7 +461,7 @@ func (p *process) exitError() error {
 
 func (p *process) timeoutError(ctx context.Context, last error) error {
 	return fmt.Errorf("%w (last probe error: %v); last lines of the %s log:\n%s",
-		ctx.Err(), last, p.name, tail(readFile(p.logPath), 30))
+		ctx.Err(), last, p.name, Tail(readFile(p.logPath), 30))
 }
 
 // waitHTTP polls url until ok(body) holds. There is nothing to watch before the server is up, so this
@@ -483,7 +483,7 @@ func waitHTTP(ctx context.Context, p *process, client *http.Client, url, token s
 			if resp.StatusCode == http.StatusOK && ok(strings.TrimSpace(string(body))) {
 				return nil
 			}
-			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, tail(body, 5))
+			err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, Tail(body, 5))
 		}
 		last = err
 		select {
@@ -517,11 +517,11 @@ func readFile(path string) []byte {
 	return b
 }
 
-// tail returns the last n lines of b.
-func tail(b []byte, n int) []byte {
+// Tail returns the last n lines of b (a process's log, for an error message).
+func Tail(b []byte, n int) []byte {
 	var lines [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
 		lines = append(lines, append([]byte(nil), sc.Bytes()...))
 		if len(lines) > n {

@@ -176,8 +176,8 @@ func TestMarkRolledOut(t *testing.T) {
 }
 
 func TestTail(t *testing.T) {
-	assert.Equal(t, "c\nd", string(tail([]byte("a\nb\nc\nd\n"), 2)))
-	assert.Equal(t, "a", string(tail([]byte("a"), 5)))
+	assert.Equal(t, "c\nd", string(Tail([]byte("a\nb\nc\nd\n"), 2)))
+	assert.Equal(t, "a", string(Tail([]byte("a"), 5)))
 }
 
 func TestStartFailureIncludesLog(t *testing.T) {
