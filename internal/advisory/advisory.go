@@ -225,3 +225,16 @@ func (m Match) Line() string {
 	return fmt.Sprintf("%s (%s) %s: %s [affected %s, fixed in %s]. Here: %s Mitigation: %s",
 		m.ID, m.Severity, m.Ref, strings.TrimSuffix(m.Summary, "."), m.Affected, fixed, m.Exposure, m.Mitigation)
 }
+
+// Short is the match in one short line: id, severity, image reference, where it is fixed.
+func (m Match) Short() string {
+	fixed := m.Fixed
+	if fixed == "" {
+		fixed = "no release yet"
+	}
+	sev := ""
+	if m.Severity != "" && m.Severity != "see advisory" {
+		sev = " (" + m.Severity + ")"
+	}
+	return fmt.Sprintf("%s%s %s, fixed in %s", m.ID, sev, m.Ref, fixed)
+}
