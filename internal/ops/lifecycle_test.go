@@ -47,8 +47,8 @@ func TestLifecycle(t *testing.T) {
 		assert.Contains(t, out.String(), "https://github.com/YOUR-ORG/litemaas-gitops.git is the placeholder")
 		assert.Contains(t, out.String(), "gitops/overlays/example is set for apps.cluster.example.com but the cluster's apps domain is apps.other.example.org")
 		assert.Contains(t, out.String(), "--init-overlay other")
-		// The pinned 0.4.0 backend is named, as a warning that does not stop the deploy.
-		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 WARN gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
+		// The pinned 0.4.0 backend is named, mitigated by the guard.
+		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 OK gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
 
 		out = syncBuffer{}
 		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &out})
