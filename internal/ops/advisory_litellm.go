@@ -62,14 +62,16 @@ func checkLiteLLMAdvisories(ctx context.Context, c *Cluster, ns string, client *
 		}
 	}
 	if version == "" {
-		d, err := c.Kube.AppsV1().Deployments(ns).Get(ctx, "litellm", metav1.GetOptions{})
+		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=litellm"})
 		if err != nil {
-			return []row{{component, "advisories", statusWarn, fmt.Sprintf("cannot tell the LiteLLM version: the proxy does not report it and Deployment litellm: %v", err)}}
+			return []row{{component, "advisories", statusWarn, fmt.Sprintf("cannot tell the LiteLLM version: the proxy does not report it and listing its pods: %v", err)}}
 		}
-		for _, ct := range d.Spec.Template.Spec.Containers {
-			if ct.Name == "litellm" {
-				_, tag := advisory.SplitImage(ct.Image)
-				source, version = "the proxy does not report its version; the running image "+ct.Image+" is", advisory.VersionOf(tag)
+		for _, p := range pods.Items {
+			for _, ct := range p.Spec.Containers {
+				if ct.Name == "litellm" && version == "" {
+					_, tag := advisory.SplitImage(ct.Image)
+					source, version = "the proxy does not report its version; its running image "+ct.Image+" says", advisory.VersionOf(tag)
+				}
 			}
 		}
 	}
