@@ -751,7 +751,10 @@ func checkComponentSettings(objs []*unstructured.Unstructured) []string {
 			p.addf("Deployment/backend: replicas %d, want 1 (OAuth state is in process memory)", r)
 		}
 		want(backend, "backend", "NODE_ENV", "production")
-		want(backend, "backend", "PORT", "8080")
+		// Behind the guard the backend has its own loopback port; checkBackendGuard holds that wiring.
+		if !hasGuard(backend) {
+			want(backend, "backend", "PORT", "8080")
+		}
 		// The OAuthClient of the cluster part, or a ServiceAccount as OAuth client (checkDomainWiring
 		// checks that the client exists).
 		// (With AUTH_PROVIDER=oidc the client id is the provider's, from backend-secret.)

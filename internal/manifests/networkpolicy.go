@@ -191,6 +191,8 @@ func buildTrafficModel(objs []*unstructured.Unstructured) (*trafficModel, []stri
 			}
 		}
 	}
+	// Behind the backend guard, the backend's own port: in the table, allowed to nobody.
+	m.endpoints = append(m.endpoints, guardedBackendEndpoints(objs)...)
 	// The router reaches what a Route names, and only that.
 	for _, o := range objs {
 		if o.GetKind() != "Route" {

@@ -168,6 +168,7 @@ var commonChecks = []objectCheck{
 	{"login TLS", checkLoginTLS},
 	{"TLS verification", checkTLSVerification},
 	{"Job deadlines", checkJobDeadlines},
+	{"backend guard", checkBackendGuard},
 }
 
 // appChecks are the checks of an app overlay that need nothing but its objects.

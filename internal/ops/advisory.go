@@ -32,6 +32,8 @@ const (
 	advisoryProbeUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 	advisoryProbeAccept    = "application/json"
 	annotationIPAllowlist  = "haproxy.router.openshift.io/ip_allowlist"
+	// guardContainer is the backend guard's container (gitops/components/backend-guard).
+	guardContainer = "backend-guard"
 )
 
 // lastAffected is the newest release the advisory applies to.
@@ -87,7 +89,7 @@ func advisoryRow(overlayDir, overlayRel string) row {
 	if err != nil {
 		return row{"backend", check, statusWarn, fmt.Sprintf("cannot tell: %s does not build: %v", overlayRel, err)}
 	}
-	image, allowlisted := "", true
+	image, allowlisted, guarded := "", true, false
 	routes := 0
 	for _, o := range objs {
 		switch {
@@ -96,6 +98,9 @@ func advisoryRow(overlayDir, overlayRel string) row {
 			for _, c := range cs {
 				if m, ok := c.(map[string]any); ok && m["name"] == "backend" {
 					image, _ = m["image"].(string)
+				}
+				if m, ok := c.(map[string]any); ok && m["name"] == guardContainer {
+					guarded = true
 				}
 			}
 		case o.GroupVersionKind().GroupKind() == routeGVK.GroupKind():
@@ -117,7 +122,10 @@ func advisoryRow(overlayDir, overlayRel string) row {
 	case advisoryVersion(tag) == "fixed":
 		return row{"backend", check, statusOK, fmt.Sprintf("%s is newer than the affected 0.4.0", image)}
 	}
-	mitigation := "until then add the ip-allowlist component so that only your networks reach the Routes"
+	if guarded {
+		return row{"backend", check, statusOK, fmt.Sprintf("%s pins %s, affected by %s; mitigated: the component backend-guard is the only way into the backend and closes the bypass (`make verify` probes it)", overlayRel, image, advisoryURL)}
+	}
+	mitigation := "until then add the component backend-guard (`make check` fails without it)"
 	if allowlisted && routes > 0 {
 		mitigation = "the Routes have an IP allowlist, which limits who can use it"
 	}
@@ -179,8 +187,8 @@ func probeAdvisory(ctx context.Context, client *http.Client, base string, allowl
 	case resp.StatusCode == http.StatusOK:
 		return row{"backend", check, statusFail, fmt.Sprintf(
 			"OPEN: an unauthenticated GET %s with a browser User-Agent got %s. Anyone who can reach this URL acts as a LiteMaaS ADMIN "+
-				"(%s, LiteMaaS 0.4.0 and earlier): deploy a backend built from a fixed upstream commit, and until then restrict the Routes "+
-				"with the ip-allowlist component (README.md, Security)", url, resp.Status, advisoryURL)}
+				"(%s, LiteMaaS 0.4.0 and earlier): put the component backend-guard in front of it (every overlay of this tree has it: "+
+				"is the Deployment in sync?), or deploy a backend built from a fixed upstream commit (README.md, Security)", url, resp.Status, advisoryURL)}
 	case resp.StatusCode == http.StatusForbidden && allowlisted:
 		return row{"backend", check, statusWarn, fmt.Sprintf("GET %s -> %s: the Routes' IP allowlist refuses this address, so the backend was not reached; probe from an allowed network", url, resp.Status)}
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:

@@ -78,10 +78,10 @@ func TestAdvisoryRow(t *testing.T) {
 		name, overlay, status string
 		want                  []string
 	}{
-		{"the example pins 0.4.0", filepath.Join(root, "gitops/overlays/example"), statusWarn,
-			[]string{"litemaas-backend:0.4.0", advisoryURL, "ip-allowlist component", "gitops/overlays/example/kustomization.yaml"}},
-		{"allowlisted Routes", filepath.Join(root, "gitops/overlays/example-restricted"), statusWarn,
-			[]string{"litemaas-backend:0.4.0", "the Routes have an IP allowlist"}},
+		{"the example pins 0.4.0 behind the guard", filepath.Join(root, "gitops/overlays/example"), statusOK,
+			[]string{"litemaas-backend:0.4.0", advisoryURL, "mitigated: the component backend-guard"}},
+		{"0.4.0 without the guard", "testdata/unguarded-overlay", statusWarn,
+			[]string{"litemaas-backend:0.4.0", advisoryURL, "add the component backend-guard", "testdata/unguarded-overlay/kustomization.yaml"}},
 		{"a fixed build", "testdata/fixed-backend-overlay", statusOK, []string{"registry.example.com/litemaas/litemaas-backend:main-4f1e2d3 is a custom build"}},
 	}
 	for _, tt := range tests {

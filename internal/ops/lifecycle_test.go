@@ -47,8 +47,8 @@ func TestLifecycle(t *testing.T) {
 		assert.Contains(t, out.String(), "https://github.com/YOUR-ORG/litemaas-gitops.git is the placeholder")
 		assert.Contains(t, out.String(), "gitops/overlays/example is set for apps.cluster.example.com but the cluster's apps domain is apps.other.example.org")
 		assert.Contains(t, out.String(), "--init-overlay other")
-		// The pinned 0.4.0 backend is named, as a warning that does not stop the deploy.
-		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 WARN gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
+		// The pinned 0.4.0 backend is named, mitigated by the guard.
+		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 OK gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
 
 		out = syncBuffer{}
 		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &out})
@@ -162,7 +162,10 @@ func TestLifecycle(t *testing.T) {
 		err := Verify(ctx, admin, VerifyOptions{Namespace: DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.client, Out: &out})
 		t.Logf("verify:\n%s", out.String())
 		require.NoError(t, err)
-		assert.Contains(t, out.String(), "verify: all 12 checks passed (0 warnings, 2 skipped)")
+		// The one warning: this fixture's LiteLLM neither reports its version nor runs a tagged image, so
+		// which advisories apply cannot be told.
+		assert.Contains(t, out.String(), "cannot tell the LiteLLM version")
+		assert.Contains(t, out.String(), "verify: all 13 checks passed (1 warnings, 2 skipped)")
 	})
 
 	t.Run("undeploy removes what deploy created", func(t *testing.T) {

@@ -118,6 +118,7 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 				return err
 			}
 			rows = append(rows, advisory...)
+			rows = append(rows, checkLiteLLMAdvisories(ctx, c, o.Namespace, client)...)
 			if o.Chat {
 				chat, err := chatRows(ctx, c, o.Namespace, o.Catalog, client)
 				if err != nil {
