@@ -95,7 +95,7 @@ func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 		if len(fs) > 0 {
 			status = "FAIL"
 		}
-		fmt.Fprintf(out, "%s the tree (root Application, images/images.yaml, CRD coverage, no Secret data, every kustomization built)\n", status)
+		fmt.Fprintf(out, "%s the tree (root Application, AppProject, images/images.yaml, CRD coverage, no Secret data, every kustomization built)\n", status)
 	}
 	if len(findings) == 0 {
 		fmt.Fprintf(out, "check: %d kustomizations, no problems\n", len(selected))
