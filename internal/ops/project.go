@@ -161,6 +161,11 @@ func ask(in io.Reader, out io.Writer, question string) string {
 // them into gitops/argocd. It returns the files changed.
 func initSource(root string, o *DeployOptions) ([]string, error) {
 	curRepo, curRev := currentSource(root)
+	if o.In != nil {
+		// One buffered reader for both questions, so that the first does not read ahead into the second's
+		// answer (bufio.NewReader returns o.In itself when it is one already).
+		o.In = bufio.NewReader(o.In)
+	}
 	repo, rev := o.RepoURL, o.Revision
 	if repo == "" && !o.Yes {
 		repo = ask(o.In, o.Out, fmt.Sprintf("Your fork's URL, which Argo CD reads (e.g. https://github.com/<you>/litemaas-gitops.git; empty keeps %s): ", curRepo))
