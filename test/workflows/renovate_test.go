@@ -64,8 +64,8 @@ func TestRenovateRegexManagerMatchesInventory(t *testing.T) {
 	require.NoError(t, err)
 	var cfg struct {
 		CustomManagers []struct {
-			ManagerFilePatterns []string `json:"managerFilePatterns"`
-			MatchStrings        []string `json:"matchStrings"`
+			FileMatch    []string `json:"fileMatch"`
+			MatchStrings []string `json:"matchStrings"`
 		} `json:"customManagers"`
 	}
 	require.NoError(t, json.Unmarshal(b, &cfg))
