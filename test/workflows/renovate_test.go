@@ -54,6 +54,15 @@ func TestRenovateConfigValid(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s --strict renovate.json:\n%s", v, out)
 	require.NoError(t, err, "Renovate rejects renovate.json")
+
+	// The validator can fail: an unknown option is an error.
+	bad := filepath.Join(t.TempDir(), "renovate.json")
+	b, err := os.ReadFile("../../renovate.json")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(string(b), `"pinDigests": true`, `"pinDigests": true, "pinDigestz": true`, 1)), 0o644))
+	out, err = exec.Command(v, "--strict", bad).CombinedOutput()
+	require.Error(t, err, "the validator accepts an unknown option:\n%s", out)
+	assert.Contains(t, string(out), "Invalid configuration option: pinDigestz")
 }
 
 // TestRenovateRegexManagerMatchesInventory: the regex manager for images/images.yaml sees every image
