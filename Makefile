@@ -90,6 +90,10 @@ restore: ops-binary ## Restore a backup: FROM=<dir> TO_URL=postgresql://USER@HOS
 	@if [ -z "$(FROM)" ] || [ -z "$(TO_URL)" ]; then echo "usage: make restore FROM=<backup dir> TO_URL=postgresql://USER@HOST:5432/postgres [ARGS=--force]"; exit 2; fi
 	$(BIN)/litemaas-ops restore --from "$(FROM)" --to-url "$(TO_URL)" $(ARGS)
 
+.PHONY: pin-images
+pin-images: ops-binary ## Resolve every image tag (images/images.yaml, the overlays' images:) to its digest and write it
+	$(BIN)/litemaas-ops pin-images
+
 .PHONY: image image-push
 image: ## Build the job image for linux/amd64 and linux/arm64 into the OCI layout _output/image (no container engine needed)
 	$(GO) run ./hack/image build --out _output/image --image $(IMAGE) $(if $(SOURCE),--source $(SOURCE))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the upstream CRDs that gitops/test/crds holds from their Go modules (the module proxy is the
-# only source needed): Argo CD's Application CRD at the version hack/argocd/build.sh builds, and
+# only source needed): Argo CD's Application and AppProject CRDs at the version hack/argocd/build.sh builds, and
 # OpenShift's Route CRD from github.com/openshift/api. OAuthClient and Group have no upstream CRD
 # (openshift-apiserver serves them), so their files there are written by hand.
 # Usage: hack/argocd/update-crds.sh
@@ -18,6 +18,8 @@ copy() { # src dst origin
 }
 copy "$A/manifests/crds/application-crd.yaml" gitops/test/crds/applications.argoproj.io.yaml \
   "github.com/argoproj/argo-cd/v3@$ARGOCD manifests/crds/application-crd.yaml"
+copy "$A/manifests/crds/appproject-crd.yaml" gitops/test/crds/appprojects.argoproj.io.yaml \
+  "github.com/argoproj/argo-cd/v3@$ARGOCD manifests/crds/appproject-crd.yaml"
 copy "$O/route/v1/zz_generated.crd-manifests/routes.crd.yaml" gitops/test/crds/routes.route.openshift.io.yaml \
   "github.com/openshift/api@$OPENSHIFT_API route/v1/zz_generated.crd-manifests/routes.crd.yaml"
 echo "updated gitops/test/crds from Argo CD $ARGOCD and openshift/api $OPENSHIFT_API"

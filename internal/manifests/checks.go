@@ -1150,16 +1150,14 @@ func checkCatalogFile(objs []*unstructured.Unstructured, root, file string) []st
 
 // --- Argo CD Applications -----------------------------------------------------------------------
 
-// checkApplication: an Application in openshift-gitops that syncs automatically, retries, and points at
-// a path that exists (exists reports whether a repository path is a directory).
+// checkApplication: an Application in openshift-gitops, in project litemaas at a branch or tag, that
+// syncs automatically, retries, and points at a path that exists (exists reports whether a repository path is a directory).
 func checkApplication(app *unstructured.Unstructured, exists func(string) bool) []string {
 	var p problems
 	if app.GetNamespace() != "openshift-gitops" {
 		p.addf("%s: namespace %q, want openshift-gitops", ref(app), app.GetNamespace())
 	}
-	if stringAt(app.Object, "spec", "project") != "default" {
-		p.addf("%s: project is not default", ref(app))
-	}
+	p = append(p, checkApplicationSource(app)...)
 	if stringAt(app.Object, "spec", "source", "repoURL") == "" {
 		p.addf("%s: no source.repoURL", ref(app))
 	}
@@ -1187,7 +1185,7 @@ func checkApplication(app *unstructured.Unstructured, exists func(string) bool) 
 
 // copiedCRDs are the CRDs of gitops/test/crds copied unchanged from their projects
 // (hack/argocd/update-crds.sh, gitops/test/crds/README.md).
-var copiedCRDs = map[string]bool{"applications.argoproj.io": true, "routes.route.openshift.io": true}
+var copiedCRDs = map[string]bool{"applications.argoproj.io": true, "appprojects.argoproj.io": true, "routes.route.openshift.io": true}
 
 // checkCRD: apiextensions.k8s.io/v1, a schema for every version, x-kubernetes-preserve-unknown-fields
 // nowhere but at status (so that strict validation rejects unknown spec fields).

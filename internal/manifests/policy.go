@@ -271,7 +271,8 @@ func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructure
 		case "Application":
 			p = append(p, checkApplication(o, c.dirExists)...)
 		case "ApplicationSet":
-			// A fleet's generator of Applications; its own checks belong to the fleet layout.
+			// A fleet's generator of Applications; its other checks belong to the fleet layout.
+			p = append(p, checkApplicationSetSource(o)...)
 		default:
 			p.addf("%s: only Applications and ApplicationSets belong here", ref(o))
 		}
@@ -314,6 +315,7 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 		}
 	}
 	add(rootAppFile, "root Application", c.checkRootApplication())
+	add(ProjectFile, "AppProject", c.checkProject(all))
 
 	data, err := os.ReadFile(filepath.Join(c.Root, imageInventory))
 	listed, perr := imageSetImages(data)

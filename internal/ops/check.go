@@ -99,7 +99,7 @@ func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 		if len(fs) > 0 {
 			status = "FAIL"
 		}
-		fmt.Fprintf(out, "%s the tree (root Application, images/images.yaml, CRD coverage, no Secret data, every kustomization built)\n", status)
+		fmt.Fprintf(out, "%s the tree (root Application, AppProject, images/images.yaml, CRD coverage, no Secret data, every kustomization built)\n", status)
 	}
 	fmt.Fprintln(out, "(advisories: information; what each exposes here and its mitigation: images/advisories.yaml, README.md \"Security\")")
 	if len(findings) == 0 {

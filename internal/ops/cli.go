@@ -49,10 +49,11 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 				},
 			},
 			{
-				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF]]",
+				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF] [--revision BRANCH|TAG]]",
 				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
 				Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
-					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image).",
+					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image), the fork (--repo-url) and the\n" +
+					"branch or tag Argo CD syncs (--revision; never HEAD), and writes the last two into gitops/argocd.",
 				New: func(fs *flag.FlagSet) cli.Runner {
 					c := &DeployCommand{Connection: Connection{Log: stderr}}
 					c.In = stdin
@@ -63,9 +64,19 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
 					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
 					fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
+					fs.StringVar(&c.Revision, "revision", "", "branch or tag Argo CD syncs, written by --init-overlay into gitops/argocd (default: ask)")
 					c.Connection.bind(fs)
 					return c
 				},
+			},
+			{
+				Name: "pin-images", Args: "",
+				Summary: "resolve every image tag of images/images.yaml and the overlays' images: entries to its digest, and write it",
+				Help: "Each tag is looked up anonymously, then with the credentials of podman's or docker's auth file\n" +
+					"(as image-push reads them). Overlay entries get a digest: next to their newTag; images/images.yaml\n" +
+					"lists <repository>:<tag>@<digest>. Comments and layout stay. A tag that does not resolve is named\n" +
+					"with its file and line, and nothing is written. Running it again changes nothing unless a tag moved.",
+				New: func(fs *flag.FlagSet) cli.Runner { return &PinCommand{} },
 			},
 			{
 				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
@@ -174,6 +185,9 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 	if o.JobImage != "" && o.InitOverlay == "" {
 		return cli.Usagef("--job-image goes with --init-overlay; for an existing overlay, set the job image in its images: entry (kustomization.yaml) and push")
 	}
+	if o.Revision != "" && o.InitOverlay == "" {
+		return cli.Usagef("--revision goes with --init-overlay; for an existing setup, set targetRevision in gitops/argocd and push")
+	}
 	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
 	if o.InitOverlay != "" && o.Domain != "" {
 		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
@@ -183,6 +197,18 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	return Deploy(ctx, cl, o)
+}
+
+// PinCommand is `litemaas-ops pin-images`.
+type PinCommand struct{}
+
+// Run pins the tree's image tags to their digests.
+func (c *PinCommand) Run(ctx context.Context, out io.Writer) error {
+	root, err := workRoot()
+	if err != nil {
+		return err
+	}
+	return PinImages(ctx, PinOptions{Root: root, Out: out})
 }
 
 // VerifyCommand is `litemaas-ops verify`.

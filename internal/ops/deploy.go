@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ type DeployOptions struct {
 	Domain string
 	// JobImage is the job image InitOverlay's overlay runs; empty asks (or, with Yes, keeps the template's).
 	JobImage string
+	// Revision is the branch or tag InitOverlay writes into gitops/argocd (never HEAD); empty asks (or,
+	// with Yes, keeps what git says). InitOverlay writes RepoURL there too.
+	Revision string
 	// Timeout bounds the wait for the Application to be synced and healthy.
 	Timeout time.Duration
 	// Yes skips the confirmation.
@@ -57,6 +61,7 @@ type deployment struct {
 	overlayHosts map[string]string // Route name -> host, as the overlay renders them
 	domain       string            // the domain the access URLs use
 	apps         []*unstructured.Unstructured
+	project      *unstructured.Unstructured // the AppProject to apply; nil when a cluster admin applies it
 	clusterObjs  []*unstructured.Unstructured
 	applyCluster bool
 	user         string
@@ -100,6 +105,12 @@ func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
 	}
 
 	fmt.Fprintln(out, "Applying")
+	if d.project != nil {
+		if err := c.apply(ctx, d.project); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %-8s %s\n", "applied", describe(d.project))
+	}
 	if d.applyCluster {
 		for _, obj := range d.clusterObjs {
 			what, err := applyClusterObject(ctx, c, obj)
@@ -265,6 +276,11 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 		app.SetAnnotations(ann)
 	}
 	d.apps = apps
+	if gitopsOK && o.InitOverlay == "" {
+		if d.project, err = preflightProject(ctx, c, o.Root, argoNS, apps, add); err != nil {
+			return nil, nil, err
+		}
+	}
 
 	// The apps domain: the cluster's, and the one the overlay was written for.
 	clusterDomain, domainErr := c.appsDomain(ctx)
@@ -418,6 +434,10 @@ func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deploym
 	if d.domain == "" {
 		return errors.New("--init-overlay needs the cluster's apps domain, which is unknown: pass it with --domain apps.<cluster>.<base domain>")
 	}
+	if o.In != nil {
+		// One buffered reader for every question, so that none reads ahead into the next one's answer.
+		o.In = bufio.NewReader(o.In)
+	}
 	if o.JobImage == "" && !o.Yes {
 		o.JobImage = askJobImage(o.In, o.Out, templateJobImage(o.Root))
 	}
@@ -428,6 +448,11 @@ func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deploym
 	}
 	rel, err := initOverlay(o.Root, o.InitOverlay, d.domain)
 	if err != nil {
+		return err
+	}
+	argoChanged, err := initSource(o.Root, &o)
+	if err != nil {
+		_ = os.RemoveAll(filepath.Join(o.Root, filepath.FromSlash(rel)))
 		return err
 	}
 	out := o.Out
@@ -445,7 +470,10 @@ func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deploym
 	fmt.Fprintln(out)
 	rows = append(rows, images...)
 	fmt.Fprintf(out, "Argo CD syncs your fork, not this checkout. Next:\n")
-	fmt.Fprintf(out, "  git add %s images/images.yaml && git commit -m \"Add overlay %s\" && git push\n", rel, o.InitOverlay)
+	if len(argoChanged) > 0 {
+		fmt.Fprintf(out, "Set the fork and revision Argo CD syncs in %s.\n", strings.Join(argoChanged, ", "))
+	}
+	fmt.Fprintf(out, "  git add %s images/images.yaml gitops/argocd && git commit -m \"Add overlay %s\" && git push\n", rel, o.InitOverlay)
 	fmt.Fprintf(out, "  make deploy OVERLAY=%s\n", rel)
 	var blocking []string
 	for _, r := range rows {

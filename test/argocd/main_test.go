@@ -143,6 +143,11 @@ func start(bin string) (_ *fixture, err error) {
 	if f.repo, err = argocdtest.NewRepo(ctx, f.root, filepath.Join(f.dir, "git")); err != nil {
 		return nil, err
 	}
+	// As a cluster admin (or make deploy) does once: the AppProject every Application of the tree is
+	// in, from the tree's own file, so that every scenario syncs through it.
+	if err := applyProject(ctx, f); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

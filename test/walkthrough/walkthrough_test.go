@@ -66,8 +66,8 @@ func TestForkWalkthrough(t *testing.T) {
 	copyTree(t, filepath.Join(root, "gitops/overlays/example"), filepath.Join(root, overlay))
 	settings := filepath.Join(root, overlay, "settings/cluster-settings.yaml")
 	replace(t, settings, "appsDomain: apps.cluster.example.com", "appsDomain: "+domain)
-	// Step 2: the Applications point at the fork and at the new overlay.
-	for _, f := range []string{"gitops/argocd/root-app.yaml", "gitops/argocd/app-of-apps/step-06b-private-ai-litemaas.yaml"} {
+	// Step 2: the Applications (and the AppProject's sourceRepos) point at the fork and at the new overlay.
+	for _, f := range []string{"gitops/argocd/root-app.yaml", "gitops/argocd/app-of-apps/step-06b-private-ai-litemaas.yaml", "gitops/argocd/project.yaml"} {
 		replace(t, filepath.Join(root, f), "https://github.com/YOUR-ORG/litemaas-gitops.git", forkURL)
 	}
 	replace(t, filepath.Join(root, "gitops/argocd/app-of-apps/step-06b-private-ai-litemaas.yaml"), "path: gitops/overlays/example\n", "path: "+overlay+"\n")

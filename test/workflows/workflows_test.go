@@ -4,9 +4,12 @@
 package workflows
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -65,4 +68,55 @@ func TestActionlintCatchesABrokenWorkflow(t *testing.T) {
 	if shellcheck() != "" {
 		assert.Contains(t, all, "shellcheck reported issue in this script: SC2086")
 	}
+}
+
+// pinnedUses matches a `uses:` of an action pinned by full commit SHA, with its tag in a comment.
+var pinnedUses = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+#\s+v\d+(\.\d+)*\s*$`)
+
+// unpinnedUses returns the `uses:` lines of data that do not name a full commit SHA with its tag in a
+// comment (local actions, ./..., are not fetched from anywhere and need no pin).
+func unpinnedUses(data string) []string {
+	var out []string
+	for i, l := range strings.Split(data, "\n") {
+		t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "- "))
+		if !strings.HasPrefix(t, "uses:") || strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(t, "uses:")), "./") {
+			continue
+		}
+		if !pinnedUses.MatchString(l) {
+			out = append(out, fmt.Sprintf("line %d: %s", i+1, strings.TrimSpace(l)))
+		}
+	}
+	return out
+}
+
+// TestActionsPinnedBySHA: a tag can be moved to other code by whoever controls the action's repository;
+// a commit SHA cannot. Renovate keeps the SHAs and their tag comments up to date.
+func TestActionsPinnedBySHA(t *testing.T) {
+	files, err := filepath.Glob("../../.github/workflows/*.y*ml")
+	require.NoError(t, err)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		n += strings.Count(string(b), "uses:")
+		for _, u := range unpinnedUses(string(b)) {
+			t.Errorf("%s: %s: pin the action by its full commit SHA, with the tag in a comment (uses: owner/action@<40 hex> # vX.Y.Z)", filepath.Base(f), u)
+		}
+	}
+	require.Positive(t, n, "no uses: found")
+}
+
+func TestUnpinnedUsesFound(t *testing.T) {
+	wf := `steps:
+  - uses: actions/checkout@v4
+  - uses: actions/setup-go@40f1582b2485089dde7abd97c1529aa768e1baff # v5.6.0
+  - uses: actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830
+  - uses: actions/cache@0057852bfaa89a56745c # v4.3.0
+  - uses: ./local-action
+`
+	assert.Equal(t, []string{
+		"line 2: - uses: actions/checkout@v4",
+		"line 4: - uses: actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830",
+		"line 5: - uses: actions/cache@0057852bfaa89a56745c # v4.3.0",
+	}, unpinnedUses(wf))
 }

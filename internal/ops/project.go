@@ -1,0 +1,185 @@
+package ops
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+)
+
+// argoFiles are the files of gitops/argocd that name the fork and the revision Argo CD syncs.
+var argoFiles = []string{
+	rootAppFile,
+	appOfAppsDir + "/step-06b-private-ai-litemaas.yaml",
+	"gitops/argocd/fleet/litemaas-fleet.yaml",
+	manifests.ProjectFile,
+}
+
+var appProjectGR = schema.GroupResource{Group: "argoproj.io", Resource: "appprojects"}
+
+// projectFor reads the AppProject of the tree with its sourceRepos set to repo, the fork the
+// Applications are applied with (so that --repo-url needs no commit to gitops/argocd/project.yaml).
+func projectFor(root, repo string) (*unstructured.Unstructured, error) {
+	proj, err := manifests.ReadProject(root)
+	if err != nil {
+		return nil, fmt.Errorf("reading the Argo CD project: %w", err)
+	}
+	if err := unstructured.SetNestedStringSlice(proj.Object, []string{repo}, "spec", "sourceRepos"); err != nil {
+		return nil, err
+	}
+	return proj, nil
+}
+
+// preflightProject checks that every Application is in the tree's project at a branch or tag, and
+// whether the user may apply the AppProject (a cluster admin applies it otherwise). It returns the
+// AppProject to apply, or nil.
+func preflightProject(ctx context.Context, c *Cluster, root, argoNS string, apps []*unstructured.Unstructured, add func(component, check, status, detail string)) (*unstructured.Unstructured, error) {
+	for _, app := range apps {
+		project, _, _ := unstructured.NestedString(app.Object, "spec", "project")
+		rev, _, _ := unstructured.NestedString(app.Object, "spec", "source", "targetRevision")
+		switch {
+		case project != manifests.ProjectName:
+			add("git", "project of "+app.GetName(), statusFail, fmt.Sprintf("project %q: use project %s (%s), which limits what a commit can apply", project, manifests.ProjectName, manifests.ProjectFile))
+		case rev == "" || rev == "HEAD":
+			add("git", "revision of "+app.GetName(), statusFail, fmt.Sprintf("targetRevision %q follows the default branch: set a branch (main) or a tag in %s/ and %s", rev, appOfAppsDir, rootAppFile))
+		}
+	}
+	repo, _, _ := unstructured.NestedString(apps[0].Object, "spec", "source", "repoURL")
+	proj, err := projectFor(root, repo)
+	if err != nil {
+		add("openshift-gitops", "AppProject "+manifests.ProjectName, statusFail, err.Error())
+		return nil, nil
+	}
+	var denied []string
+	for _, verb := range []string{"create", "patch"} {
+		ok, err := c.can(ctx, verb, appProjectGR, argoNS)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			denied = append(denied, verb)
+		}
+	}
+	if len(denied) > 0 {
+		add("openshift-gitops", "AppProject "+manifests.ProjectName, statusWarn, fmt.Sprintf("may not %s appprojects.argoproj.io in %s: a cluster admin applies %s once (oc apply -f), with sourceRepos %s",
+			strings.Join(denied, "/"), argoNS, manifests.ProjectFile, repo))
+		return nil, nil
+	}
+	add("openshift-gitops", "AppProject "+manifests.ProjectName, statusOK, "sources "+repo+"; namespaces litemaas, "+argoNS)
+	return proj, nil
+}
+
+// revisionPattern is a branch or tag name git accepts (a subset: no "..", no leading '-' or '/').
+var revisionPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/-]*$`)
+
+// checkRevision rejects HEAD and what is no branch or tag name.
+func checkRevision(rev string) error {
+	if rev == "HEAD" {
+		return fmt.Errorf("revision HEAD follows the repository's default branch: name a branch (e.g. main) or a tag")
+	}
+	if !revisionPattern.MatchString(rev) || strings.Contains(rev, "..") || strings.HasSuffix(rev, "/") || strings.HasSuffix(rev, ".lock") {
+		return fmt.Errorf("revision %q is not a branch or tag name (e.g. main, or v1.2.0)", rev)
+	}
+	return nil
+}
+
+var (
+	repoURLLine    = regexp.MustCompile(`(?m)^(\s*repoURL:\s*)(\S+)(.*)$`)
+	revisionLine   = regexp.MustCompile(`(?m)^(\s*(?:targetRevision|revision):\s*)(\S+)(.*)$`)
+	sourceRepoLine = regexp.MustCompile(`(?m)^(\s*sourceRepos:\s*\n\s*-\s*)(\S+)(.*)$`)
+)
+
+// currentSource returns the repoURL and targetRevision of the root Application.
+func currentSource(root string) (repo, rev string) {
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(rootAppFile)))
+	if err != nil {
+		return "", ""
+	}
+	if m := repoURLLine.FindSubmatch(data); m != nil {
+		repo = string(m[2])
+	}
+	if m := revisionLine.FindSubmatch(data); m != nil {
+		rev = string(m[2])
+	}
+	return repo, rev
+}
+
+// setSource writes repo (when not empty) and rev (when not empty) into the files of gitops/argocd: the
+// Applications' repoURL and targetRevision, the fleet generator's revision and the AppProject's
+// sourceRepos. The files are edited as text, so that their comments stay. It returns the files changed.
+func setSource(root, repo, rev string) ([]string, error) {
+	var changed []string
+	for _, rel := range argoFiles {
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		data, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return changed, err
+		}
+		out := data
+		if repo != "" {
+			out = repoURLLine.ReplaceAll(out, []byte("${1}"+repo+"${3}"))
+			out = sourceRepoLine.ReplaceAll(out, []byte("${1}"+repo+"${3}"))
+		}
+		if rev != "" {
+			out = revisionLine.ReplaceAll(out, []byte("${1}"+rev+"${3}"))
+		}
+		if string(out) == string(data) {
+			continue
+		}
+		if err := os.WriteFile(p, out, 0o644); err != nil {
+			return changed, err
+		}
+		changed = append(changed, rel)
+	}
+	return changed, nil
+}
+
+// ask prints question and reads one line; "" on end of input.
+func ask(in io.Reader, out io.Writer, question string) string {
+	fmt.Fprint(out, question)
+	if in == nil {
+		fmt.Fprintln(out)
+		return ""
+	}
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// initSource asks for (or takes from the flags) the fork and the revision Argo CD syncs, and writes
+// them into gitops/argocd. It returns the files changed.
+func initSource(root string, o *DeployOptions) ([]string, error) {
+	curRepo, curRev := currentSource(root)
+	if o.In != nil {
+		// One buffered reader for both questions, so that the first does not read ahead into the second's
+		// answer (bufio.NewReader returns o.In itself when it is one already).
+		o.In = bufio.NewReader(o.In)
+	}
+	repo, rev := o.RepoURL, o.Revision
+	if repo == "" && !o.Yes {
+		repo = ask(o.In, o.Out, fmt.Sprintf("Your fork's URL, which Argo CD reads (e.g. https://github.com/<you>/litemaas-gitops.git; empty keeps %s): ", curRepo))
+	}
+	if rev == "" && !o.Yes {
+		rev = ask(o.In, o.Out, fmt.Sprintf("Branch or tag Argo CD syncs (never HEAD; empty keeps %s): ", curRev))
+	}
+	if repo != "" && !strings.Contains(repo, "://") && !strings.HasPrefix(repo, "git@") {
+		return nil, fmt.Errorf("repository URL %q: want e.g. https://github.com/<you>/litemaas-gitops.git", repo)
+	}
+	if rev != "" {
+		if err := checkRevision(rev); err != nil {
+			return nil, fmt.Errorf("--revision: %w", err)
+		}
+	}
+	return setSource(root, repo, rev)
+}
