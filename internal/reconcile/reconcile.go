@@ -19,6 +19,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/fault"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
@@ -279,8 +280,12 @@ func unknownStatuses(c *catalog.Catalog, earlier []ModelStatus, err error) []Mod
 	return out
 }
 
-// transient reports whether another pass may succeed.
+// transient reports whether another pass may succeed. What fault calls permanent (a refused key, an
+// untrusted certificate, a wrong password) never is.
 func transient(err error) bool {
+	if fault.IsPermanent(fault.Unknown, err) {
+		return false
+	}
 	var pe *passError
 	if errors.As(err, &pe) {
 		return pe.transient
@@ -723,7 +728,7 @@ func retry(ctx context.Context, o Options, what string, op func() error) error {
 	err := backoff.RetryNotify(func() error {
 		err := op()
 		last = err
-		if err != nil && !litellm.IsTransient(err) {
+		if err != nil && (!litellm.IsTransient(err) || fault.IsPermanent(fault.LiteLLM, err)) {
 			return backoff.Permanent(err)
 		}
 		return err
