@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"net/url"
 	"os"
 	"regexp"
@@ -398,6 +399,8 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	}{{"inputCostPerToken", m.InputCostPerToken}, {"outputCostPerToken", m.OutputCostPerToken}} {
 		if c.v < 0 || c.v > maxCost || math.IsNaN(c.v) || math.IsInf(c.v, 0) {
 			p.add(at(c.field), ref, c.field, fmt.Sprintf("must be a number from 0 to %d (cost per token)", maxCost))
+		} else if v, set := fieldNode(n, c.field); set && !atMostDecimals(v.Value, CostDecimals) {
+			p.add(at(c.field), ref, c.field, fmt.Sprintf("%s has more than %d decimal places: the database column is decimal(15,%d) and would round it, so the stored value would never match the catalog; round it", v.Value, CostDecimals, CostDecimals))
 		}
 	}
 	for _, c := range []struct {
@@ -411,6 +414,21 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	if m.APIKeyEnv != "" && !envNamePattern.MatchString(m.APIKeyEnv) {
 		p.add(at("apiKeyEnv"), ref, "apiKeyEnv", fmt.Sprintf("%q is not an environment variable name", m.APIKeyEnv))
 	}
+}
+
+// CostDecimals is the precision of the backend's cost columns (decimal(15,10)): a catalog cost has at
+// most that many decimal places, so the stored value is exactly the catalog's.
+const CostDecimals = 10
+
+// atMostDecimals reports whether the number written as text (e.g. 0.0000015, 1.5e-7) has at most n
+// decimal places. Text that is not a plain number is left to the other checks.
+func atMostDecimals(text string, n int) bool {
+	r, ok := new(big.Rat).SetString(strings.TrimSpace(text))
+	if !ok {
+		return true
+	}
+	scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)))
+	return scaled.IsInt()
 }
 
 func fieldNode(n *yaml.Node, field string) (*yaml.Node, bool) {
