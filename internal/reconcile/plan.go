@@ -14,15 +14,15 @@ import (
 type Action string
 
 const (
-	Create          Action = "create"
-	Update          Action = "update"
-	Replace         Action = "replace"
-	Delete          Action = "delete"
-	Unchanged       Action = "unchanged"
-	Keep            Action = "keep" // not in the catalog and left alone
+	Create    Action = "create"
+	Update    Action = "update"
+	Replace   Action = "replace"
+	Delete    Action = "delete"
+	Unchanged Action = "unchanged"
+	Keep      Action = "keep" // not in the catalog and left alone
 	// Blocked: a deployment from LiteLLM's config file holds a catalog name. The admin API cannot
 	// change or delete it (it is not in LiteLLM's database), so the model fails until it is removed there.
-	Blocked Action = "blocked"
+	Blocked         Action = "blocked"
 	Insert          Action = "insert"
 	MarkUnavailable Action = "unavailable"
 )
