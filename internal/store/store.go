@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 const (
@@ -69,7 +70,7 @@ func WithTracer(t pgx.QueryTracer) Option {
 type Store struct {
 	pool        *pgxpool.Pool
 	connCfg     *pgx.ConnConfig
-	password    string
+	red         *redact.Redactor // the password, kept out of every error
 	lockTimeout time.Duration
 }
 
@@ -107,9 +108,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating the database connection pool: %w", redactError(err, cfg.ConnConfig.Password))
+		return nil, fmt.Errorf("creating the database connection pool: %w", redact.New(cfg.ConnConfig.Password).Error(err))
 	}
-	return &Store{pool: pool, connCfg: cfg.ConnConfig.Copy(), password: cfg.ConnConfig.Password, lockTimeout: lockTimeout}, nil
+	return &Store{pool: pool, connCfg: cfg.ConnConfig.Copy(), red: redact.New(cfg.ConnConfig.Password), lockTimeout: lockTimeout}, nil
 }
 
 // Close closes every pooled connection. Locks taken with Lock are held on their own connections: release them.
@@ -120,7 +121,7 @@ func (s *Store) Close() {
 // CheckReady tells whether the backend has set up its database. A backend that could not reach its database at
 // start-up runs without it yet reports ready, so the tables themselves are checked.
 func (s *Store) CheckReady(ctx context.Context) (err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	var users, models bool
 	err = s.pool.QueryRow(ctx,
 		`SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`).Scan(&users, &models)
@@ -147,7 +148,7 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 	if err != nil || !notNull {
 		return false, err
 	}
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 
 	// The ALTER needs an exclusive lock on users; a bounded wait keeps a long backend transaction from
 	// queueing every login behind us. Were another job to alter in between, DROP NOT NULL is harmless twice.
@@ -174,7 +175,7 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 // outside the pool, until release is called; release may be called more than once. If that connection is lost
 // (the server restarts), the server drops the lock with it.
 func (s *Store) Lock(ctx context.Context) (release func(), err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	conn, err := pgx.ConnectConfig(ctx, s.connCfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connecting to take the litemaas-sync lock: %w", err)
@@ -221,7 +222,7 @@ const modelColumns = `id, name, provider, description, category, context_length,
 // reads as "". Metadata comes back in PostgreSQL's jsonb text form (keys reordered, spaces added): compare it
 // as JSON, not as bytes.
 func (s *Store) Models(ctx context.Context, ids []string) (_ map[string]modelsync.Row, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	out := make(map[string]modelsync.Row, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -322,7 +323,7 @@ RETURNING id`
 //
 // A row's nil Features and Metadata are written as NULL; a non-nil empty Features as an empty array.
 func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable []string) (_ Applied, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	var applied Applied
 	if err := validate(upserts, unavailable); err != nil {
 		return applied, err
@@ -474,31 +475,6 @@ func upsertArgs(rows []modelsync.Row) ([]any, error) {
 		versions, apiBases, litellmIDs, backend, restr, metadata}, nil
 }
 
-// redactedError replaces an error whose text contains the password. It keeps only whether the context ended,
-// since the original chain would still carry the secret.
-type redactedError struct {
-	msg string
-	ctx error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.ctx }
-
-// redactError is the last guard before an error leaves the package: no message pgx or PostgreSQL produces is
-// known to quote the password, but one that did must not reach the job's logs.
-func redactError(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	e := &redactedError{msg: strings.ReplaceAll(err.Error(), password, "xxxxx")}
-	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, target) {
-			e.ctx = target
-		}
-	}
-	return e
-}
-
 var (
 	// urlUserinfo captures a URL's userinfo; greedy up to the last '@' before the host, since an unescaped
 	// password may itself contain '@'.
@@ -527,12 +503,5 @@ func redactSecrets(msg, connString string) string {
 			secrets = append(secrets, dec)
 		}
 	}
-	// Longest first, so that a secret containing another is replaced whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
+	return redact.New(secrets...).String(msg)
 }
