@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 var srv *pgtest.Server
