@@ -43,7 +43,8 @@ type Permanent struct {
 	Err     error
 }
 
-func (e *Permanent) Error() string { return fmt.Sprintf("%s: %v", e.Setting, e.Err) }
+// Error names the setting to fix first, then what failed.
+func (e *Permanent) Error() string { return fmt.Sprintf("fix %s: %v", e.Setting, e.Err) }
 func (e *Permanent) Unwrap() error { return e.Err }
 
 // Classify returns err as a *Permanent when no retry can fix it, else nil (transient or unknown:

@@ -51,8 +51,8 @@ func classify(err error) *ExitError {
 		out.Code, out.Reason, out.Setting = ExitInvalid, p.Reason, p.Setting
 		var inChain *fault.Permanent
 		if !errors.As(err, &inChain) {
-			// The message then names the setting to fix, before what failed.
-			out.Err = fmt.Errorf("fix %s: %w", p.Setting, err)
+			out.Err = p // its message names the setting to fix, before what failed
+
 		}
 	}
 	var te *readiness.TimeoutError

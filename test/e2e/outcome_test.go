@@ -139,7 +139,7 @@ func passwordRole(t *testing.T, s *devstack.Stack) *url.URL {
 	var lines []string
 	require.NoError(t, conn.QueryRow(ctx, `SELECT regexp_split_to_array(replace(pg_read_file($1), E'\t', ' '), E'\n')`, hbaFile).Scan(&lines))
 	rule := "host all " + role + " 127.0.0.1/32 scram-sha-256"
-	_, err = conn.Exec(ctx, `COPY (SELECT unnest($1::text[])) TO `+quoteLiteral(hbaFile), append([]string{rule}, lines...))
+	_, err = conn.Exec(ctx, writeLines(hbaFile, append([]string{rule}, lines...)))
 	require.NoError(t, err)
 	var ok bool
 	require.NoError(t, conn.QueryRow(ctx, `SELECT pg_reload_conf()`).Scan(&ok))
@@ -150,7 +150,7 @@ func passwordRole(t *testing.T, s *devstack.Stack) *url.URL {
 			return
 		}
 		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, `COPY (SELECT unnest($1::text[])) TO `+quoteLiteral(hbaFile), lines)
+		_, _ = conn.Exec(ctx, writeLines(hbaFile, lines))
 		_, _ = conn.Exec(ctx, `SELECT pg_reload_conf()`)
 	})
 	u, err := url.Parse(s.DatabaseURL)
@@ -168,6 +168,15 @@ func passwordRole(t *testing.T, s *devstack.Stack) *url.URL {
 		return true
 	}, 10*time.Second, 100*time.Millisecond, "pg_hba.conf reloaded")
 	return u
+}
+
+// writeLines is the SQL that makes the server write lines to file (COPY takes no parameters).
+func writeLines(file string, lines []string) string {
+	quoted := make([]string, len(lines))
+	for i, l := range lines {
+		quoted[i] = quoteLiteral(l)
+	}
+	return `COPY (SELECT unnest(ARRAY[` + strings.Join(quoted, ",") + `]::text[])) TO ` + quoteLiteral(file)
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
