@@ -2,7 +2,6 @@ package job
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
