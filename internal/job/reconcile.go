@@ -129,7 +129,8 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	needDynamic := strings.Contains(cfg.WaitFor, readiness.CNPGClusterKind+"/")
 	if (kc == nil && (strings.TrimSpace(cfg.WaitFor) != "" || cfg.ModelsConfigMap != "")) || (dc == nil && needDynamic) {
 		var err error
-		if kc, dc, err = kubeClients(kc, dc, needDynamic); err != nil {
+		// The dynamic client too: the wiring check reads the backend's Routes through it.
+		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
 		}
 	}
