@@ -72,6 +72,11 @@ type Store struct {
 	connCfg     *pgx.ConnConfig
 	red         *redact.Redactor // the password, kept out of every error
 	lockTimeout time.Duration
+
+	// lockConn is the connection holding the session lock Lock took, nil when none is held. Apply
+	// writes on it, so that its transaction re-takes the lock on the session that holds it.
+	lockMu   sync.Mutex
+	lockConn *pgx.Conn
 }
 
 // Open parses url and creates a connection pool. It does not wait for the server: connections are made on
@@ -187,9 +192,17 @@ func (s *Store) Lock(ctx context.Context) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("taking the litemaas-sync lock: %w", err)
 	}
+	s.lockMu.Lock()
+	s.lockConn = conn
+	s.lockMu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.lockMu.Lock()
+			if s.lockConn == conn {
+				s.lockConn = nil
+			}
+			s.lockMu.Unlock()
 			// Unlocking explicitly hands the lock over at once; closing alone would leave the handover to the
 			// server noticing the disconnection.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -336,9 +349,25 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 		return applied, err
 	}
 
-	tx, err := s.pool.Begin(ctx)
+	// The write re-takes the advisory lock inside its transaction (pg_advisory_xact_lock): on the session
+	// that holds Lock's lock when there is one, where it is granted at once; a session lock lost with its
+	// connection (the server restarted) then fails the write instead of letting it run beside another
+	// run. Without Lock, the transaction waits for any run holding it.
+	s.lockMu.Lock()
+	conn := s.lockConn
+	s.lockMu.Unlock()
+	var tx pgx.Tx
+	if conn != nil {
+		tx, err = conn.Begin(ctx)
+	} else {
+		tx, err = s.pool.Begin(ctx)
+	}
 	if err != nil {
-		return Applied{}, fmt.Errorf("writing models: starting a transaction: %w", err)
+		return Applied{}, fmt.Errorf("writing models: starting a transaction (on the connection holding the litemaas-sync lock): %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey); err != nil {
+		rollback(tx)
+		return Applied{}, fmt.Errorf("writing models: re-taking the litemaas-sync lock in the write transaction: %w", err)
 	}
 	if err := s.applyIn(ctx, tx, upserts, args, unavailable, &applied); err != nil {
 		rollback(tx)
@@ -366,20 +395,27 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 
 func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row, args []any, unavailable []string, applied *Applied) error {
 	if len(upserts) > 0 {
-		rows, err := tx.Query(ctx, upsertSQL, args...)
-		if err != nil {
+		if _, err := tx.Exec(ctx, `SAVEPOINT upsert_all`); err != nil {
 			return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 		}
-		var id string
-		var inserted bool
-		_, err = pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
-			if inserted {
-				applied.Inserted = append(applied.Inserted, id)
-			} else {
-				applied.Updated = append(applied.Updated, id)
+		err := upsert(ctx, tx, args, applied)
+		var pgErr *pgconn.PgError
+		if err != nil && errors.As(err, &pgErr) && ctx.Err() == nil {
+			// PostgreSQL refused a row: find which, row by row, so that the error names the model.
+			applied.Inserted, applied.Updated = nil, nil
+			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT upsert_all`); rerr != nil {
+				return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 			}
-			return nil
-		})
+			for _, r := range upserts {
+				one, aerr := upsertArgs([]modelsync.Row{r})
+				if aerr != nil {
+					return aerr
+				}
+				if err := upsert(ctx, tx, one, applied); err != nil {
+					return fmt.Errorf("upserting model %s%s: %w", r.ID, column(err), err)
+				}
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 		}
@@ -399,6 +435,37 @@ func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row,
 		}
 	}
 	return nil
+}
+
+func upsert(ctx context.Context, tx pgx.Tx, args []any, applied *Applied) error {
+	rows, err := tx.Query(ctx, upsertSQL, args...)
+	if err != nil {
+		return err
+	}
+	var id string
+	var inserted bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
+		if inserted {
+			applied.Inserted = append(applied.Inserted, id)
+		} else {
+			applied.Updated = append(applied.Updated, id)
+		}
+		return nil
+	})
+	return err
+}
+
+// column names the column or constraint PostgreSQL reported, when it did.
+func column(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case !errors.As(err, &pgErr):
+	case pgErr.ColumnName != "":
+		return ", column " + pgErr.ColumnName
+	case pgErr.ConstraintName != "":
+		return ", constraint " + pgErr.ConstraintName
+	}
+	return ""
 }
 
 // rollback runs on a fresh context: the caller's may be the one that was cancelled. Should it fail, pgx
