@@ -61,3 +61,10 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+func TestEventNote(t *testing.T) {
+	ee := classify(invalid(&catalog.Error{File: "models.yaml", Problems: []catalog.Problem{{Model: "a", Field: "contextLength"}}}))
+	assert.Equal(t, "litemaas-sync (InvalidCatalog, exit 2, file models.yaml, model a, field contextLength): failed: nothing written: x",
+		eventNote(ee, "failed: nothing written: x"))
+	assert.Equal(t, "litemaas-sync (Succeeded, exit 0): done: y", eventNote(classify(nil), "done: y"))
+}

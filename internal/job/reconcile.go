@@ -114,11 +114,28 @@ func (r *run) finish(ctx context.Context, out io.Writer, err error) error {
 			r.log.Warn("could not publish the status", "error", perr)
 		}
 	}
-	recordEvent(ctx, r.opts.Env, r.kc, r.namespace, "Reconcile", "litemaas-sync: "+summary, ee.Reason, err != nil, r.log)
+	// The Event's reason stays Failed or Succeeded (what consoles and alerts filter on); its note starts
+	// with the classified reason and, for a catalog problem, where it is, so a truncated note keeps them.
+	reason := ReasonSucceeded
+	if err != nil {
+		reason = ReasonFailed
+	}
+	recordEvent(ctx, r.opts.Env, r.kc, r.namespace, "Reconcile", eventNote(ee, summary), reason, err != nil, r.log)
 	if err == nil {
 		return nil
 	}
 	return ee
+}
+
+// eventNote is the Event's text: "litemaas-sync (<reason>, exit <code>[, file F, model M, field X]): <summary>".
+func eventNote(ee *ExitError, summary string) string {
+	tags := []string{ee.Reason, fmt.Sprintf("exit %d", ee.Code)}
+	for _, kv := range [][2]string{{"file", ee.File}, {"model", ee.Model}, {"field", ee.Field}} {
+		if kv[1] != "" {
+			tags = append(tags, kv[0]+" "+kv[1])
+		}
+	}
+	return "litemaas-sync (" + strings.Join(tags, ", ") + "): " + summary
 }
 
 func (r *run) reconcile(ctx context.Context, out io.Writer) error {

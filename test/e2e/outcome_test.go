@@ -44,8 +44,23 @@ func TestBrokenCatalogRunIsTheStatus(t *testing.T) {
 	broken := strings.Replace(string(data), "contextLength: 131072", "contextLength: lots", 1)
 	require.NotEqual(t, string(data), broken)
 	require.NoError(t, os.WriteFile(s.CatalogPath(), []byte(broken), 0o644))
-	r := runJob(t, ctx, s)
+	// As in the Job: the Event goes to the Job these name.
+	r := runJob(t, ctx, s, "JOB_NAME=litemaas-sync", "JOB_UID=5f0c2c7e-0000-4000-8000-000000000021")
 	require.Equal(t, 2, r.code, r.stderr)
+
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	require.NoError(t, err)
+	evs, err := cs.EventsV1().Events(s.Namespace).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	var notes []string
+	for _, e := range evs.Items {
+		if e.Regarding.Name == "litemaas-sync" && e.Type == "Warning" && e.Reason == "Failed" {
+			notes = append(notes, e.Note)
+		}
+	}
+	require.Len(t, notes, 1, "one Warning Event on the Job")
+	t.Logf("the Job's Event: %s", notes[0])
+	assert.True(t, strings.HasPrefix(notes[0], "litemaas-sync (InvalidCatalog, exit 2, file "+s.CatalogPath()+", model devstral-2, field contextLength): failed: nothing written: "), notes[0])
 
 	st := statusData(t, s)
 	t.Logf("status after the broken-catalog run:\n%s", formatData(st))
