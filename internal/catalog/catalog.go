@@ -270,6 +270,8 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 	f := fieldDecoder{p: p, model: ref}
 	seen := map[string]bool{}
 	var hasID, hasName, hasContext, hasAPIBase bool
+	// contextDecoded: contextLength is an integer, so its range is worth checking (one problem per field).
+	contextDecoded := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if seen[k.Value] {
@@ -289,7 +291,8 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 		case "provider":
 			f.str(v, "provider", &m.Provider)
 		case "contextLength":
-			hasContext = f.integer(v, "contextLength", &m.ContextLength)
+			hasContext = true
+			contextDecoded = f.integer(v, "contextLength", &m.ContextLength)
 		case "supportsStreaming":
 			f.boolean(v, "supportsStreaming", &m.SupportsStreaming)
 		case "availability":
@@ -340,12 +343,12 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 	if m.Model == "" && m.ID != "" {
 		m.Model = "openai/" + m.ID
 	}
-	p.check(n, &m, ref)
+	p.check(n, &m, ref, contextDecoded)
 	return m, len(p.problems) == before
 }
 
 // check validates values; lines point at the field when it is present, else at the model.
-func (p *parser) check(n *yaml.Node, m *Model, ref string) {
+func (p *parser) check(n *yaml.Node, m *Model, ref string, contextDecoded bool) {
 	at := func(field string) int {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == field {
@@ -373,7 +376,7 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	if len(m.Category) > maxCategory {
 		p.add(at("category"), ref, "category", fmt.Sprintf("longer than %d characters", maxCategory))
 	}
-	if _, set := fieldNode(n, "contextLength"); set && (m.ContextLength <= 0 || m.ContextLength > math.MaxInt32) {
+	if contextDecoded && (m.ContextLength <= 0 || m.ContextLength > math.MaxInt32) {
 		p.add(at("contextLength"), ref, "contextLength", "must be a positive integer (tokens)")
 	}
 	if m.Availability != Available && m.Availability != Unavailable {

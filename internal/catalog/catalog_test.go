@@ -164,3 +164,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A value of the wrong type is one problem, not also "required" and "out of range".
+func TestWrongTypeIsOneProblem(t *testing.T) {
+	_, err := Parse("m.yaml", []byte("models:\n- id: a\n  name: A\n  contextLength: lots\n  apiBase: http://a/v1\n"))
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	require.Len(t, ce.Problems, 1, err.Error())
+	assert.Equal(t, Problem{Line: 4, Model: "a", Field: "contextLength", Msg: `must be an integer, got "lots"`}, ce.Problems[0])
+}
