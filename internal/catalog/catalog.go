@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"net/url"
 	"os"
 	"regexp"
@@ -269,6 +270,8 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 	f := fieldDecoder{p: p, model: ref}
 	seen := map[string]bool{}
 	var hasID, hasName, hasContext, hasAPIBase bool
+	// contextDecoded: contextLength is an integer, so its range is worth checking (one problem per field).
+	contextDecoded := false
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if seen[k.Value] {
@@ -288,7 +291,8 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 		case "provider":
 			f.str(v, "provider", &m.Provider)
 		case "contextLength":
-			hasContext = f.integer(v, "contextLength", &m.ContextLength)
+			hasContext = true
+			contextDecoded = f.integer(v, "contextLength", &m.ContextLength)
 		case "supportsStreaming":
 			f.boolean(v, "supportsStreaming", &m.SupportsStreaming)
 		case "availability":
@@ -339,12 +343,12 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 	if m.Model == "" && m.ID != "" {
 		m.Model = "openai/" + m.ID
 	}
-	p.check(n, &m, ref)
+	p.check(n, &m, ref, contextDecoded)
 	return m, len(p.problems) == before
 }
 
 // check validates values; lines point at the field when it is present, else at the model.
-func (p *parser) check(n *yaml.Node, m *Model, ref string) {
+func (p *parser) check(n *yaml.Node, m *Model, ref string, contextDecoded bool) {
 	at := func(field string) int {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == field {
@@ -372,7 +376,7 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	if len(m.Category) > maxCategory {
 		p.add(at("category"), ref, "category", fmt.Sprintf("longer than %d characters", maxCategory))
 	}
-	if _, set := fieldNode(n, "contextLength"); set && (m.ContextLength <= 0 || m.ContextLength > math.MaxInt32) {
+	if contextDecoded && (m.ContextLength <= 0 || m.ContextLength > math.MaxInt32) {
 		p.add(at("contextLength"), ref, "contextLength", "must be a positive integer (tokens)")
 	}
 	if m.Availability != Available && m.Availability != Unavailable {
@@ -398,6 +402,8 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	}{{"inputCostPerToken", m.InputCostPerToken}, {"outputCostPerToken", m.OutputCostPerToken}} {
 		if c.v < 0 || c.v > maxCost || math.IsNaN(c.v) || math.IsInf(c.v, 0) {
 			p.add(at(c.field), ref, c.field, fmt.Sprintf("must be a number from 0 to %d (cost per token)", maxCost))
+		} else if v, set := fieldNode(n, c.field); set && !atMostDecimals(v.Value, CostDecimals) {
+			p.add(at(c.field), ref, c.field, fmt.Sprintf("%s has more than %d decimal places: the database column is decimal(15,%d) and would round it, so the stored value would never match the catalog; round it", v.Value, CostDecimals, CostDecimals))
 		}
 	}
 	for _, c := range []struct {
@@ -411,6 +417,21 @@ func (p *parser) check(n *yaml.Node, m *Model, ref string) {
 	if m.APIKeyEnv != "" && !envNamePattern.MatchString(m.APIKeyEnv) {
 		p.add(at("apiKeyEnv"), ref, "apiKeyEnv", fmt.Sprintf("%q is not an environment variable name", m.APIKeyEnv))
 	}
+}
+
+// CostDecimals is the precision of the backend's cost columns (decimal(15,10)): a catalog cost has at
+// most that many decimal places, so the stored value is exactly the catalog's.
+const CostDecimals = 10
+
+// atMostDecimals reports whether the number written as text (e.g. 0.0000015, 1.5e-7) has at most n
+// decimal places. Text that is not a plain number is left to the other checks.
+func atMostDecimals(text string, n int) bool {
+	r, ok := new(big.Rat).SetString(strings.TrimSpace(text))
+	if !ok {
+		return true
+	}
+	scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)))
+	return scaled.IsInt()
 }
 
 func fieldNode(n *yaml.Node, field string) (*yaml.Node, bool) {

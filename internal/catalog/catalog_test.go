@@ -64,6 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"context too big", "models:\n- id: a\n  name: A\n  contextLength: 99999999999\n  apiBase: http://a/v1\n", []string{"field contextLength: must fit in 32 bits"}},
 		{"negative cost", "models:\n- id: a\n" + ok + "  inputCostPerToken: -1\n", []string{"field inputCostPerToken: must be a number from 0"}},
 		{"cost is text", "models:\n- id: a\n" + ok + "  outputCostPerToken: cheap\n", []string{"field outputCostPerToken: must be a number, got \"cheap\""}},
+		{"cost with 11 decimal places", "models:\n- id: a\n" + ok + "  inputCostPerToken: 0.00000000015\n", []string{"model a: field inputCostPerToken: 0.00000000015 has more than 10 decimal places"}},
+		{"cost with 11 decimal places as an exponent", "models:\n- id: a\n" + ok + "  outputCostPerToken: 1.5e-10\n", []string{"model a: field outputCostPerToken: 1.5e-10 has more than 10 decimal places"}},
 		{"cost nan", "models:\n- id: a\n" + ok + "  outputCostPerToken: .nan\n", []string{"field outputCostPerToken: must be a finite number"}},
 		{"negative tpm", "models:\n- id: a\n" + ok + "  tpm: -5\n", []string{"field tpm: must be a non-negative integer"}},
 		{"bool as string", "models:\n- id: a\n" + ok + "  supportsVision: \"yes\"\n", []string{"field supportsVision: must be true or false, got \"yes\""}},
@@ -161,4 +163,13 @@ func FuzzParse(f *testing.F) {
 			require.Contains(t, m.Model, "/")
 		}
 	})
+}
+
+// A value of the wrong type is one problem, not also "required" and "out of range".
+func TestWrongTypeIsOneProblem(t *testing.T) {
+	_, err := Parse("m.yaml", []byte("models:\n- id: a\n  name: A\n  contextLength: lots\n  apiBase: http://a/v1\n"))
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	require.Len(t, ce.Problems, 1, err.Error())
+	assert.Equal(t, Problem{Line: 4, Model: "a", Field: "contextLength", Msg: `must be an integer, got "lots"`}, ce.Problems[0])
 }

@@ -182,6 +182,20 @@ func (p *Program) Main(ctx context.Context, args []string) int {
 // exit is os.Exit, replaced in tests.
 var exit = os.Exit
 
+// StoppedError is the cause of a context NotifyContext cancelled: the signal that stopped the command.
+type StoppedError struct{ Signal os.Signal }
+
+func (e *StoppedError) Error() string { return fmt.Sprintf("stopped by %v", e.Signal) }
+
+// ExitCode is the conventional status of a process a signal ended: 128 + the signal's number (130 for
+// SIGINT, 143 for SIGTERM).
+func (e *StoppedError) ExitCode() int {
+	if n, ok := e.Signal.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 130
+}
+
 // NotifyContext returns a context that is cancelled by the first SIGINT or SIGTERM (Kubernetes stopping
 // the pod, Argo CD terminating the sync, Ctrl-C): the command stops cleanly, open transactions roll
 // back. A second signal exits at once with 128 + its number, for a user who does not want to wait.
@@ -195,7 +209,7 @@ func NotifyContext(parent context.Context, name string, stderr io.Writer) (ctx c
 		select {
 		case s := <-ch:
 			fmt.Fprintf(stderr, "%s: %v: stopping (a second signal exits at once)\n", name, s)
-			cancel(fmt.Errorf("stopped by %v", s))
+			cancel(&StoppedError{Signal: s})
 		case <-done:
 			return
 		}

@@ -34,6 +34,16 @@ const maxEventNote = 1024
 // outside a Job) nothing is recorded. Recording is best effort: a failure is logged and never changes
 // the run's outcome or exit code.
 func recordOutcome(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Interface, namespace, action, msg string, failed bool, log *slog.Logger) {
+	reason := ReasonSucceeded
+	if failed {
+		reason = ReasonFailed
+	}
+	recordEvent(ctx, env, kc, namespace, action, msg, reason, failed, log)
+}
+
+// recordEvent is recordOutcome with the Event's reason given: the classified cause of the run's end
+// (InvalidCatalog, NotReady, DatabaseAuthenticationFailed, Stopped, ...).
+func recordEvent(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Interface, namespace, action, msg, reason string, failed bool, log *slog.Logger) {
 	if env == nil {
 		return
 	}
@@ -61,15 +71,15 @@ func recordOutcome(ctx context.Context, env envconfig.Lookuper, kc kubernetes.In
 	// Still record after SIGTERM: the Event then says why the run stopped.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := kc.EventsV1().Events(namespace).Create(ctx, outcomeEvent(namespace, name, uid, action, msg, failed), metav1.CreateOptions{}); err != nil {
+	if _, err := kc.EventsV1().Events(namespace).Create(ctx, outcomeEvent(namespace, name, uid, action, msg, reason, failed), metav1.CreateOptions{}); err != nil {
 		log.Warn("could not record the outcome as an Event on the Job", "job", name, "error", err)
 	}
 }
 
-func outcomeEvent(namespace, job, uid, action, msg string, failed bool) *eventsv1.Event {
-	typ, reason := corev1.EventTypeNormal, "Succeeded"
+func outcomeEvent(namespace, job, uid, action, msg, reason string, failed bool) *eventsv1.Event {
+	typ := corev1.EventTypeNormal
 	if failed {
-		typ, reason = corev1.EventTypeWarning, "Failed"
+		typ = corev1.EventTypeWarning
 	}
 	instance, _ := os.Hostname() // the pod's name in a pod
 	if instance == "" {

@@ -3,7 +3,6 @@
 package job
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,18 +19,26 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
-// Exit codes, documented in the README and used by the Job's podFailurePolicy.
+// Exit codes, documented in the README and used by the Job's podFailurePolicy. A run stopped by a
+// signal ends with 128 + its number (130 SIGINT, 143 SIGTERM).
 const (
 	ExitOK      = 0
 	ExitFailed  = 1
-	ExitInvalid = 2   // bad configuration or catalog: retrying cannot help
+	ExitInvalid = 2   // bad configuration or catalog, or an error no retry can fix
 	ExitTimeout = 124 // the stack did not become ready within WAIT_TIMEOUT
 )
 
-// ExitError is an error with the exit code the process must end with.
+// ExitError is an error with the exit code the process must end with, and what the status and the
+// Event say about it. classify fills in what the error's chain tells.
 type ExitError struct {
 	Code int
-	Err  error
+	// Reason is one CamelCase word for the status ConfigMap and the Event (e.g. InvalidCatalog).
+	Reason string
+	// Setting is what the operator must change (a variable, a Role, a CA), for a permanent error.
+	Setting string
+	// File, Model and Field locate a catalog problem (the first one when there are several).
+	File, Model, Field string
+	Err                error
 }
 
 func (e *ExitError) Error() string { return e.Err.Error() }
@@ -42,18 +49,15 @@ func Code(err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	var e *ExitError
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	var ue *cli.UsageError
-	if errors.As(err, &ue) {
-		return ExitInvalid
-	}
-	return ExitFailed
+	return classify(err).Code
 }
 
 func invalid(err error) error { return &ExitError{Code: ExitInvalid, Err: err} }
+
+// invalidInput is an exit-2 error that names the file, model and field at fault.
+func invalidInput(file, model, field string, err error) error {
+	return &ExitError{Code: ExitInvalid, Reason: "InvalidCatalog", File: file, Model: model, Field: field, Err: err}
+}
 
 // NewLogger returns the job's logger: JSON in the cluster (no terminal), text on a terminal. A nil w
 // means stderr.
@@ -130,7 +134,7 @@ func Program(env envconfig.Lookuper, stdout, stderr io.Writer) *cli.Program {
 	}
 }
 
-const exitCodes = "Exit codes: 0 done, 1 failed, 2 invalid configuration, catalog or usage, 124 timed out waiting\nfor the stack."
+const exitCodes = "Exit codes: 0 done, 1 failed, 2 invalid configuration, catalog or usage, or an error no retry can\nfix (wrong credentials, untrusted certificate), 124 timed out waiting for the stack, 130/143 stopped by\nSIGINT/SIGTERM."
 
 func usageError(format string, a ...any) error { return cli.Usagef(format, a...) }
 

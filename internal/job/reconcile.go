@@ -2,7 +2,6 @@ package job
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,11 +11,13 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/fault"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/readiness"
@@ -42,28 +43,115 @@ type ReconcileOptions struct {
 }
 
 // Run waits for the stack, then reconciles. The plan or the changes and the one-line summary go to out.
+//
+// Every end of a run whose configuration was read goes through finish: the termination log, the
+// status ConfigMap and the Job's Event all say the same result and reason, so `make verify` never
+// reads an earlier run's success after this one failed.
 func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
-	var summary string
-	defer func() {
-		if err != nil && summary == "" {
-			summary = "failed: " + err.Error()
-		}
-		writeTerminationLog(o.TerminationLog, "litemaas-sync: "+summary)
-		recordOutcome(ctx, o.Env, o.Kube, "", "Reconcile", "litemaas-sync: "+summary, err != nil, nil)
-	}()
 	cfg, err := config.LoadReconcile(ctx, o.Env)
 	if err != nil {
-		return invalid(err)
+		err = invalid(err)
+		msg := "litemaas-sync: failed: " + err.Error()
+		writeTerminationLog(o.TerminationLog, msg)
+		recordEvent(ctx, o.Env, o.Kube, "", "Reconcile", msg, ReasonInvalidConfig, true, nil)
+		return err
 	}
 	if o.DryRun {
 		cfg.DryRun = true
 	}
-	log := NewLogger(o.Log, cfg.LogFormat)
-
-	namespace := cfg.Namespace
-	if namespace == "" {
-		namespace = kube.DefaultNamespace()
+	r := &run{opts: o, cfg: cfg, log: NewLogger(o.Log, cfg.LogFormat), namespace: cfg.Namespace}
+	if r.namespace == "" {
+		r.namespace = kube.DefaultNamespace()
 	}
+	defer func() { err = r.finish(ctx, out, err) }()
+	return r.reconcile(ctx, out)
+}
+
+// run is one reconcile: what finish needs to report whatever happened.
+type run struct {
+	opts      *ReconcileOptions
+	cfg       *config.Reconcile
+	log       *slog.Logger
+	namespace string
+	kc        kubernetes.Interface
+	cat       *catalog.Catalog
+	// res is set once the reconcile ran (also when it failed).
+	res *reconcile.Result
+}
+
+// finish reports the run's end: the summary on out (on success), the termination log, the status
+// ConfigMap and the Event. A report that cannot be written is logged; it never changes the exit code.
+func (r *run) finish(ctx context.Context, out io.Writer, err error) error {
+	ee := classify(err)
+	var summary string
+	switch {
+	case r.res != nil && err == nil:
+		summary = r.res.Summary()
+	case r.res != nil:
+		summary = r.res.Summary() + ": " + ee.Error()
+	case ee.Reason == ReasonStopped:
+		summary = "failed: nothing written, " + ee.Error()
+	case ee.Code == ExitTimeout:
+		summary = "failed: nothing written, the stack was not ready: " + ee.Error()
+	default:
+		summary = "failed: nothing written: " + ee.Error()
+	}
+	if err == nil {
+		fmt.Fprintln(out, summary)
+		r.log.Info("finished", slog.String("summary", summary))
+	} else {
+		r.log.Error("finished", slog.String("summary", summary), slog.String("reason", ee.Reason), slog.Int("exit", ee.Code))
+	}
+	writeTerminationLog(r.opts.TerminationLog, "litemaas-sync: "+summary)
+	if r.kc != nil && r.cfg.StatusConfigMap != "" && !r.cfg.DryRun {
+		var res reconcile.Result
+		if r.res != nil {
+			res = *r.res
+		} else if r.cat != nil {
+			res = reconcile.NotRun(r.cat, err)
+		}
+		if perr := publishStatus(ctx, r.kc, r.namespace, r.cfg.StatusConfigMap, res, summary, ee); perr != nil {
+			r.log.Warn("could not publish the status", "error", perr)
+		}
+	}
+	// The Event's reason stays Failed or Succeeded (what consoles and alerts filter on); its note starts
+	// with the classified reason and, for a catalog problem, where it is, so a truncated note keeps them.
+	reason := ReasonSucceeded
+	if err != nil {
+		reason = ReasonFailed
+	}
+	recordEvent(ctx, r.opts.Env, r.kc, r.namespace, "Reconcile", eventNote(ee, summary), reason, err != nil, r.log)
+	if err == nil {
+		return nil
+	}
+	return ee
+}
+
+// eventNote is the Event's text: "litemaas-sync (<reason>, exit <code>[, file F, model M, field X]): <summary>".
+func eventNote(ee *ExitError, summary string) string {
+	tags := []string{ee.Reason, fmt.Sprintf("exit %d", ee.Code)}
+	for _, kv := range [][2]string{{"file", ee.File}, {"model", ee.Model}, {"field", ee.Field}} {
+		if kv[1] != "" {
+			tags = append(tags, kv[0]+" "+kv[1])
+		}
+	}
+	return "litemaas-sync (" + strings.Join(tags, ", ") + "): " + summary
+}
+
+func (r *run) reconcile(ctx context.Context, out io.Writer) error {
+	o, cfg, log, namespace := r.opts, r.cfg, r.log, r.namespace
+	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it. The
+	// clients come first, so that even a bad WAIT_FOR is reported in the status.
+	kc, dc := o.Kube, o.Dynamic
+	needDynamic := strings.Contains(cfg.WaitFor, readiness.CNPGClusterKind+"/")
+	if (kc == nil && (strings.TrimSpace(cfg.WaitFor) != "" || cfg.ModelsConfigMap != "")) || (dc == nil && needDynamic) {
+		var err error
+		// The dynamic client too: the wiring check reads the backend's Routes through it.
+		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
+			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
+		}
+	}
+	r.kc = kc
 	// CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) are waited for through their status;
 	// the other entries are workloads.
 	clusters, rest, err := readiness.SplitCNPGClusters(cfg.WaitFor)
@@ -74,13 +162,6 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
 	}
-	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it.
-	kc, dc := o.Kube, o.Dynamic
-	if (kc == nil && (len(workloads) > 0 || cfg.ModelsConfigMap != "")) || (dc == nil && len(clusters) > 0) {
-		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
-			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
-		}
-	}
 
 	// The catalog is checked before anything is waited for: a bad one fails at once, and nothing is
 	// written anywhere.
@@ -88,9 +169,10 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	r.cat = cat
 	apiKeys, err := resolveAPIKeys(cat, o.Env)
 	if err != nil {
-		return invalid(err)
+		return err
 	}
 
 	st, err := store.Open(ctx, cfg.DatabaseURL)
@@ -104,6 +186,11 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	}
 	llm := litellm.New(cfg.LiteLLMURL, cfg.MasterKey, litellm.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}), litellm.WithRedacted(keys...))
 
+	// A Role that does not allow the wait, or an API server the job does not trust, would only show
+	// as a wait that never ends: ask once, before waiting.
+	if err := checkKubeAccess(ctx, kc, dc, namespace, workloads, clusters); err != nil {
+		return err
+	}
 	w := &readiness.Waiter{
 		Logger: log,
 		Probes: []readiness.Probe{
@@ -124,17 +211,6 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	log.Info("waiting for the stack", "namespace", namespace, "workloads", cfg.WaitFor, "timeout", cfg.WaitTimeout.String())
 	start := time.Now()
 	if err := w.Wait(ctx, cfg.WaitTimeout); err != nil {
-		// The status says so too: `make verify` must not read the previous run's success.
-		if kc != nil && cfg.StatusConfigMap != "" && !cfg.DryRun {
-			res := reconcile.NotRun(cat, fmt.Errorf("the stack was not ready: %w", err))
-			if perr := publishStatus(ctx, kc, namespace, cfg.StatusConfigMap, res, "failed: nothing written, the stack was not ready: "+err.Error(), err); perr != nil {
-				log.Warn("could not publish the status", "error", perr)
-			}
-		}
-		var te *readiness.TimeoutError
-		if errors.As(err, &te) {
-			return &ExitError{Code: ExitTimeout, Err: err}
-		}
 		return err
 	}
 	log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
@@ -160,20 +236,54 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	})
 	// Also on failure the summary counts what every pass did before it, and models.json says what
 	// state each model was left in.
-	summary = res.Summary()
-	if err != nil {
-		summary += ": " + err.Error()
-	}
-	if kc != nil && cfg.StatusConfigMap != "" && !cfg.DryRun {
-		if perr := publishStatus(ctx, kc, namespace, cfg.StatusConfigMap, res, summary, err); perr != nil {
-			log.Warn("could not publish the status", "error", perr)
-		}
-	}
+	r.res = &res
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	fmt.Fprintln(out, summary)
-	log.Info("finished", slog.String("summary", summary))
+	return nil
+}
+
+// checkKubeAccess reads each workload of WAIT_FOR once, as the wait's informers will: a 401, a 403
+// or an untrusted certificate fails the run at once, naming what to fix. Other errors (the API
+// server restarting) are left to the wait.
+func checkKubeAccess(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, namespace string, workloads []rollout.Workload, clusters []string) error {
+	one := metav1.ListOptions{Limit: 1}
+	check := func(what string, err error) error {
+		if p := fault.Classify(fault.Kubernetes, err); p != nil {
+			return &fault.Permanent{Reason: p.Reason, Setting: p.Setting, Err: fmt.Errorf("WAIT_FOR %s in namespace %s: %w", what, namespace, err)}
+		}
+		return nil
+	}
+	for _, w := range workloads {
+		if kc == nil {
+			break
+		}
+		o := one
+		o.FieldSelector = "metadata.name=" + w.Name
+		var err error
+		switch w.Kind {
+		case "deployment":
+			_, err = kc.AppsV1().Deployments(namespace).List(ctx, o)
+		case "statefulset":
+			_, err = kc.AppsV1().StatefulSets(namespace).List(ctx, o)
+		case "daemonset":
+			_, err = kc.AppsV1().DaemonSets(namespace).List(ctx, o)
+		}
+		if err := check(w.String(), err); err != nil {
+			return err
+		}
+	}
+	for _, c := range clusters {
+		if dc == nil {
+			break
+		}
+		o := one
+		o.FieldSelector = "metadata.name=" + c
+		_, err := dc.Resource(readiness.CNPGClusters).Namespace(namespace).List(ctx, o)
+		if err := check(readiness.CNPGClusterKind+"/"+c, err); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -188,7 +298,11 @@ func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Inter
 	name, key := cfg.ConfigMapRef()
 	data, err := kube.ReadConfigMapKey(ctx, kc, namespace, name, key)
 	if err != nil {
-		return nil, fmt.Errorf("MODELS_CONFIGMAP: %w", err)
+		err = fmt.Errorf("MODELS_CONFIGMAP: %w", err)
+		if p := fault.Classify(fault.Kubernetes, err); p != nil {
+			return nil, p
+		}
+		return nil, err
 	}
 	c, err := catalog.Parse(fmt.Sprintf("configmap %s/%s key %s", namespace, name, key), data)
 	if err != nil {
@@ -201,6 +315,7 @@ func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Inter
 func resolveAPIKeys(c *catalog.Catalog, env envconfig.Lookuper) (map[string]string, error) {
 	keys := map[string]string{}
 	var missing []string
+	first := ""
 	for _, m := range c.Models {
 		if m.APIKeyEnv == "" {
 			continue
@@ -208,13 +323,16 @@ func resolveAPIKeys(c *catalog.Catalog, env envconfig.Lookuper) (map[string]stri
 		v, ok := env.Lookup(m.APIKeyEnv)
 		if !ok || v == "" {
 			missing = append(missing, fmt.Sprintf("model %s: field apiKeyEnv: environment variable %s is not set (expose the Secret key to the job under that name)", m.ID, m.APIKeyEnv))
+			if first == "" {
+				first = m.ID
+			}
 			continue
 		}
 		keys[m.ID] = v
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, fmt.Errorf("%s:\n  %s", c.File, strings.Join(missing, "\n  "))
+		return nil, invalidInput(c.File, first, "apiKeyEnv", fmt.Errorf("%s:\n  %s", c.File, strings.Join(missing, "\n  ")))
 	}
 	return keys, nil
 }

@@ -16,28 +16,41 @@ import (
 )
 
 // publishStatus writes what the run found and did into a small ConfigMap that only the job writes,
-// so that `make verify` can check the models without database access from a laptop.
-func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name string, res reconcile.Result, summary string, runErr error) error {
+// so that `make verify` can check the models without database access from a laptop. It is written
+// at every end of a run (the outcome's code, reason and, for a catalog problem, file, model and
+// field), and replaces every key: nothing of an earlier run survives.
+func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name string, res reconcile.Result, summary string, outcome *ExitError) error {
 	// Still publish after SIGTERM: the status then says the run failed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	models, err := json.Marshal(res.Models)
+	ms := res.Models
+	if ms == nil {
+		ms = []reconcile.ModelStatus{} // the catalog was never read: no model is known to be right
+	}
+	models, err := json.Marshal(ms)
 	if err != nil {
 		return err
 	}
 	result := "succeeded"
-	if runErr != nil {
+	if outcome.Code != ExitOK {
 		result = "failed"
 	}
 	data := map[string]string{
 		"summary":     summary,
 		"result":      result,
+		"reason":      outcome.Reason,
+		"exitCode":    strconv.Itoa(outcome.Code),
 		"finishedAt":  time.Now().UTC().Format(time.RFC3339),
 		"passes":      strconv.Itoa(res.Passes),
 		"models.json": string(models),
 	}
-	if runErr != nil {
-		data["error"] = runErr.Error()
+	if outcome.Err != nil {
+		data["error"] = outcome.Err.Error()
+	}
+	for k, v := range map[string]string{"setting": outcome.Setting, "file": outcome.File, "model": outcome.Model, "field": outcome.Field} {
+		if v != "" {
+			data[k] = v
+		}
 	}
 	cms := kc.CoreV1().ConfigMaps(namespace)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})

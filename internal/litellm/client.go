@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 // Deployment is one LiteLLM deployment as /model/info returns it and /model/new accepts it.
@@ -57,8 +59,8 @@ type Client struct {
 	baseURL   string
 	masterKey string
 	http      *http.Client
-	// secrets are removed from every error, the master key first.
-	secrets []string
+	// red removes the master key and the models' API keys from every error.
+	red *redact.Redactor
 }
 
 // Option configures a Client.
@@ -77,11 +79,7 @@ func WithHTTPClient(h *http.Client) Option {
 // which a proxy's error body may echo from the request.
 func WithRedacted(values ...string) Option {
 	return func(c *Client) {
-		for _, v := range values {
-			if v != "" {
-				c.secrets = append(c.secrets, v)
-			}
-		}
+		c.red.Add(values...)
 	}
 }
 
@@ -91,9 +89,7 @@ func New(baseURL, masterKey string, opts ...Option) *Client {
 		baseURL:   strings.TrimRight(baseURL, "/"),
 		masterKey: masterKey,
 		http:      &http.Client{Timeout: 30 * time.Second},
-	}
-	if masterKey != "" {
-		c.secrets = append(c.secrets, masterKey)
+		red:       redact.New(masterKey),
 	}
 	for _, o := range opts {
 		o(c)
@@ -279,34 +275,10 @@ func (c *Client) errorBody(data []byte) string {
 	return s[:cut] + "...(truncated)"
 }
 
-// redactString removes the master key, both as sent and JSON-escaped, since error bodies may echo it
-// (LiteLLM's "Malformed API Key ... Passed in: <key>").
-func (c *Client) redactString(s string) string {
-	for _, secret := range c.secrets {
-		s = strings.ReplaceAll(s, secret, "[REDACTED]")
-		if b, err := json.Marshal(secret); err == nil {
-			if esc := string(b[1 : len(b)-1]); esc != secret {
-				s = strings.ReplaceAll(s, esc, "[REDACTED]")
-			}
-		}
-	}
-	return s
-}
+// redactString removes the master key and API keys, also JSON-escaped, since error bodies may echo
+// them (LiteLLM's "Malformed API Key ... Passed in: <key>").
+func (c *Client) redactString(s string) string { return c.red.String(s) }
 
 // redact guards transport errors too: a base URL is not supposed to carry the key, but nothing that
 // reaches a log may.
-func (c *Client) redact(err error) error {
-	msg := c.redactString(err.Error())
-	if msg == err.Error() {
-		return err
-	}
-	return redactedError{msg: msg, err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e redactedError) Error() string { return e.msg }
-func (e redactedError) Unwrap() error { return e.err }
+func (c *Client) redact(err error) error { return c.red.Error(err) }

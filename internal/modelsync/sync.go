@@ -15,8 +15,12 @@ const (
 	SyncVersion  = "1.0"
 )
 
-// costTolerance is the backend's own tolerance when it compares costs.
-const costTolerance = 1e-10
+// CostTolerance is the one tolerance for comparing costs, the job's and its model of the backend's:
+// half a unit of the decimal(15,10) column's last place. The backend compares with 1e-10, so costs
+// equal at this tolerance are equal for it too; and since the catalog allows at most 10 decimal
+// places, the column stores exactly the catalog's value and a change of one unit in the last place
+// is still seen.
+const CostTolerance = 5e-11
 
 // FromDeployment computes the row the backend's sync writes for LiteLLM deployment d, with the
 // capability features in the order its comparison expects (its insert path puts 'chat' first, which
@@ -236,7 +240,7 @@ func eqInt(a, b *int32) bool {
 }
 
 func eqCost(a *float64, b float64) bool {
-	return a != nil && math.Abs(*a-b) < costTolerance
+	return a != nil && math.Abs(*a-b) < CostTolerance
 }
 
 func ptr[T any](v T) *T { return &v }

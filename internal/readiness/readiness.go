@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/fault"
 )
 
 // Workloads waits for Kubernetes workloads to be rolled out.
@@ -19,8 +21,9 @@ type Workloads interface {
 	Pending() []string
 }
 
-// Probe is an application check, polled until it answers nil.
+// Probe is an application check, polled until it answers nil or an error no wait can fix.
 type Probe struct {
+	// Name is the component ("postgres", "litellm"); it also tells fault.Classify where an error came from.
 	Name  string
 	Check func(ctx context.Context) error
 }
@@ -45,8 +48,9 @@ func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("timed out after %s waiting for the stack; still not ready:\n  %s", e.Timeout, strings.Join(e.Pending, "\n  "))
 }
 
-// Wait blocks until everything is ready (nil), the timeout passes (*TimeoutError) or ctx is
-// cancelled (ctx's error).
+// Wait blocks until everything is ready (nil), the timeout passes (*TimeoutError), a probe answers
+// an error no wait can fix (a *fault.Permanent, at once: a wrong password stays wrong) or ctx is
+// cancelled (ctx's cause, e.g. the signal that stopped the job).
 func (w *Waiter) Wait(ctx context.Context, timeout time.Duration) error {
 	interval := w.Interval
 	if interval <= 0 {
@@ -56,10 +60,13 @@ func (w *Waiter) Wait(ctx context.Context, timeout time.Duration) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	tctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	defer cancelTimeout()
+	wctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
 
 	var mu sync.Mutex
+	var permanent *fault.Permanent
 	last := make([]string, len(w.Probes))
 	done := make([]bool, len(w.Probes))
 	var wg sync.WaitGroup
@@ -98,6 +105,16 @@ func (w *Waiter) Wait(ctx context.Context, timeout time.Duration) error {
 				if wctx.Err() != nil {
 					return
 				}
+				if perm := fault.Classify(fault.Component(p.Name), err); perm != nil {
+					mu.Lock()
+					if permanent == nil {
+						permanent = perm
+					}
+					mu.Unlock()
+					log.Error("not ready and waiting cannot help", "component", p.Name, "error", err)
+					cancel(perm)
+					return
+				}
 				msg := err.Error()
 				mu.Lock()
 				last[i] = msg
@@ -127,8 +144,11 @@ func (w *Waiter) Wait(ctx context.Context, timeout time.Duration) error {
 	if ready {
 		return nil
 	}
+	if permanent != nil {
+		return permanent
+	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 	var pending []string
 	if !kubeDone {

@@ -14,12 +14,15 @@ import (
 type Action string
 
 const (
-	Create          Action = "create"
-	Update          Action = "update"
-	Replace         Action = "replace"
-	Delete          Action = "delete"
-	Unchanged       Action = "unchanged"
-	Keep            Action = "keep" // not in the catalog and left alone
+	Create    Action = "create"
+	Update    Action = "update"
+	Replace   Action = "replace"
+	Delete    Action = "delete"
+	Unchanged Action = "unchanged"
+	Keep      Action = "keep" // not in the catalog and left alone
+	// Blocked: a deployment from LiteLLM's config file holds a catalog name. The admin API cannot
+	// change or delete it (it is not in LiteLLM's database), so the model fails until it is removed there.
+	Blocked         Action = "blocked"
 	Insert          Action = "insert"
 	MarkUnavailable Action = "unavailable"
 )
@@ -46,6 +49,21 @@ type litellmPlan struct {
 	chosen map[string]litellm.Deployment
 	// pruned lists the model names removed because PRUNE is on.
 	pruned []string
+	// blocked holds, by catalog id, why a config-file deployment keeps the model from converging.
+	blocked map[string]error
+}
+
+// fromConfigFile reports whether LiteLLM loaded d from its config file: /model/info says
+// model_info.db_model false for those (true for the database's).
+func fromConfigFile(d litellm.Deployment) bool {
+	v, ok := d.ModelInfo["db_model"].(bool)
+	return ok && !v
+}
+
+// blockedStep names a config-file deployment under a catalog name for what it is.
+func blockedStep(model string, d litellm.Deployment, p *litellmPlan) Step {
+	p.blocked[model] = fmt.Errorf("deployment %s is defined in LiteLLM's config file (model_list entry %q; /model/info says db_model false), which the admin API cannot change or delete: remove it from LiteLLM's config file, the catalog owns this name", d.ID(), model)
+	return Step{Action: Blocked, Model: model, ID: d.ID(), Reason: "defined in LiteLLM's config file: remove it there"}
 }
 
 // planLiteLLM compares the catalog with what LiteLLM serves. The catalog owns every name it lists:
@@ -57,13 +75,17 @@ func planLiteLLM(c *catalog.Catalog, current []litellm.Deployment, keys map[stri
 	for _, d := range current {
 		byName[d.ModelName] = append(byName[d.ModelName], d)
 	}
-	p := litellmPlan{chosen: map[string]litellm.Deployment{}}
+	p := litellmPlan{chosen: map[string]litellm.Deployment{}, blocked: map[string]error{}}
 	listed := map[string]bool{}
 	for _, m := range c.Models {
 		listed[m.ID] = true
 		group := byName[m.ID]
 		if !m.Served() {
 			for _, d := range group {
+				if fromConfigFile(d) {
+					p.Steps = append(p.Steps, blockedStep(m.ID, d, &p))
+					continue
+				}
 				p.Steps = append(p.Steps, Step{Action: Delete, Model: m.ID, ID: d.ID(), Reason: "marked unavailable in the catalog"})
 			}
 			if len(group) == 0 {
@@ -155,6 +177,10 @@ func planModel(m catalog.Model, group []litellm.Deployment, apiKey, masterKey st
 	}
 	for _, d := range group {
 		if skip[d.ID()] {
+			continue
+		}
+		if fromConfigFile(d) {
+			steps = append(steps, blockedStep(m.ID, d, p))
 			continue
 		}
 		reason := "duplicate deployment of a catalog model"

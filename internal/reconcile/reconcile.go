@@ -19,6 +19,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/fault"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
@@ -279,8 +280,12 @@ func unknownStatuses(c *catalog.Catalog, earlier []ModelStatus, err error) []Mod
 	return out
 }
 
-// transient reports whether another pass may succeed.
+// transient reports whether another pass may succeed. What fault calls permanent (a refused key, an
+// untrusted certificate, a wrong password) never is.
 func transient(err error) bool {
+	if fault.IsPermanent(fault.Unknown, err) {
+		return false
+	}
 	var pe *passError
 	if errors.As(err, &pe) {
 		return pe.transient
@@ -334,7 +339,7 @@ func pass(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.DryRun {
 		res.LiteLLM = countSteps(lp.Steps, nil)
-		changes, _, _, err := planDatabase(ctx, o, lp, nil)
+		changes, _, _, err := planDatabase(ctx, o, lp, lp.blocked)
 		if err != nil {
 			return res, err
 		}
@@ -355,12 +360,27 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		defer stop()
 	}
 	failed := applyLiteLLM(lctx, o, lp)
+	for model, err := range lp.blocked {
+		if failed[model] == nil {
+			failed[model] = err
+		}
+	}
 	res.LiteLLM = countSteps(lp.Steps, failed)
 	res.changed, res.unchanged = stepModels(lp.Steps, failed)
-	// Nothing to re-read once LiteLLM's time is up: the failures already say what is not done.
+	// Nothing to re-read once LiteLLM's time is up: the failures already say what is not done. What
+	// the re-read finds wrong is filed under its model, so that models.json shows that model as failed.
 	if lp.writes() > 0 && lctx.Err() == nil {
-		if err := verifyLiteLLM(lctx, o, lp, failed); err != nil {
-			failed["(verify)"] = err
+		problems, err := verifyLiteLLM(lctx, o, lp, failed)
+		if err != nil {
+			// The re-read itself failed: nothing is known of the models written.
+			for _, s := range lp.Steps {
+				if s.Action != Unchanged && s.Action != Keep && failed[s.Model] == nil {
+					failed[s.Model] = err
+				}
+			}
+		}
+		for model, problem := range problems {
+			failed[model] = problem
 		}
 	}
 	for _, s := range lp.Steps {
@@ -427,7 +447,7 @@ func applyLiteLLM(ctx context.Context, o Options, lp litellmPlan) map[string]err
 	byModel := map[string][]Step{}
 	var order []string
 	for _, s := range lp.Steps {
-		if s.Action == Unchanged || s.Action == Keep {
+		if s.Action == Unchanged || s.Action == Keep || s.Action == Blocked {
 			continue
 		}
 		if _, ok := byModel[s.Model]; !ok {
@@ -549,15 +569,16 @@ func getWithLag(ctx context.Context, o Options, id string) (litellm.Deployment, 
 }
 
 // verifyLiteLLM re-reads LiteLLM after writing, for at most VerifyTimeout, until every served
-// catalog model shows exactly its one deployment with the wanted values.
-func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) error {
-	var problems []string
+// catalog model shows exactly its one deployment with the wanted values. It returns what is still
+// wrong after the last read, by model, or the error of a re-read that failed.
+func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[string]error) (map[string]error, error) {
+	var problems map[string]string
 	deadline := time.Now().Add(o.VerifyTimeout)
 	reads := 0
 	for ; reads == 0 || time.Now().Before(deadline); reads++ {
 		if reads > 0 {
 			if err := sleep(ctx, o.ReadInterval); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		var current []litellm.Deployment
@@ -566,22 +587,26 @@ func verifyLiteLLM(ctx context.Context, o Options, lp litellmPlan, failed map[st
 			current, err = o.LiteLLM.ListModels(ctx)
 			return err
 		}); err != nil {
-			return fmt.Errorf("re-reading LiteLLM's models after writing: %w", err)
+			return nil, fmt.Errorf("re-reading LiteLLM's models after writing: %w", err)
 		}
 		problems = checkServed(o.Catalog, current, lp, failed)
 		if len(problems) == 0 {
-			return nil
+			return nil, nil
 		}
 	}
-	return fmt.Errorf("after %d reads in %s LiteLLM still does not show what was written: %s", reads, o.VerifyTimeout, strings.Join(problems, "; "))
+	out := map[string]error{}
+	for model, p := range problems {
+		out[model] = fmt.Errorf("after %d reads in %s LiteLLM still does not show what was written: %s", reads, o.VerifyTimeout, p)
+	}
+	return out, nil
 }
 
-func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPlan, failed map[string]error) []string {
+func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPlan, failed map[string]error) map[string]string {
 	byName := map[string][]litellm.Deployment{}
 	for _, d := range current {
 		byName[d.ModelName] = append(byName[d.ModelName], d)
 	}
-	var problems []string
+	problems := map[string]string{}
 	for _, m := range c.Models {
 		if failed[m.ID] != nil {
 			continue
@@ -589,19 +614,19 @@ func checkServed(c *catalog.Catalog, current []litellm.Deployment, lp litellmPla
 		got := byName[m.ID]
 		if !m.Served() {
 			if len(got) > 0 {
-				problems = append(problems, fmt.Sprintf("%s: still served", m.ID))
+				problems[m.ID] = "still served"
 			}
 			continue
 		}
 		want := lp.chosen[m.ID]
 		switch {
 		case len(got) != 1:
-			problems = append(problems, fmt.Sprintf("%s: %d deployments, want 1", m.ID, len(got)))
+			problems[m.ID] = fmt.Sprintf("%d deployments, want 1", len(got))
 		case got[0].ID() != want.ID():
-			problems = append(problems, fmt.Sprintf("%s: deployment %s, want %s", m.ID, got[0].ID(), want.ID()))
+			problems[m.ID] = fmt.Sprintf("deployment %s, want %s", got[0].ID(), want.ID())
 		default:
 			if diff := deploymentDiff(want, got[0]); len(diff) > 0 {
-				problems = append(problems, fmt.Sprintf("%s: differs in %s", m.ID, strings.Join(diff, ",")))
+				problems[m.ID] = "differs in " + strings.Join(diff, ",")
 			}
 		}
 	}
@@ -723,7 +748,7 @@ func retry(ctx context.Context, o Options, what string, op func() error) error {
 	err := backoff.RetryNotify(func() error {
 		err := op()
 		last = err
-		if err != nil && !litellm.IsTransient(err) {
+		if err != nil && (!litellm.IsTransient(err) || fault.IsPermanent(fault.LiteLLM, err)) {
 			return backoff.Permanent(err)
 		}
 		return err

@@ -56,7 +56,7 @@ func eqCost(a, b *float64) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	return math.Abs(*a-*b) < 5e-11
+	return math.Abs(*a-*b) < modelsync.CostTolerance
 }
 
 func sameJSON(a, b []byte) bool {

@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 // Values of a complete, consistent set of Secrets.
@@ -566,7 +568,7 @@ func TestRedactor(t *testing.T) {
 	err := r.wrap(base)
 	assert.NotContains(t, err.Error(), "TopSecretValue")
 	assert.NotContains(t, err.Error(), "p%40ss+word%21")
-	assert.Contains(t, err.Error(), "<redacted>")
+	assert.Contains(t, err.Error(), redact.Mark)
 	assert.ErrorIs(t, err, base, "the chain is kept for errors.Is / errors.As")
 
 	untouched := errors.New("nothing secret, short")

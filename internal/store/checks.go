@@ -16,7 +16,7 @@ import (
 // role may not alter users" into "the column does not exist". While the column is NOT NULL, the role
 // must own the table (directly or through membership), since only the owner may ALTER it.
 func (s *Store) OAuthIDNotNull(ctx context.Context) (notNull bool, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	var (
 		ownerRole   bool
 		user, owner string

@@ -11,7 +11,7 @@ import (
 // prune from the database what it can no longer see in LiteLLM (a run that deleted the deployment
 // and stopped before writing the row).
 func (s *Store) ManagedModels(ctx context.Context, marker string) (_ []string, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	rows, err := s.pool.Query(ctx, `SELECT id FROM public.models
 WHERE metadata->'litellm_model_info'->>'managed_by' = $1 AND availability IS DISTINCT FROM 'unavailable'
 ORDER BY id`, marker)

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 const (
@@ -69,8 +70,13 @@ func WithTracer(t pgx.QueryTracer) Option {
 type Store struct {
 	pool        *pgxpool.Pool
 	connCfg     *pgx.ConnConfig
-	password    string
+	red         *redact.Redactor // the password, kept out of every error
 	lockTimeout time.Duration
+
+	// lockConn is the connection holding the session lock Lock took, nil when none is held. Apply
+	// writes on it, so that its transaction re-takes the lock on the session that holds it.
+	lockMu   sync.Mutex
+	lockConn *pgx.Conn
 }
 
 // Open parses url and creates a connection pool. It does not wait for the server: connections are made on
@@ -107,9 +113,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating the database connection pool: %w", redactError(err, cfg.ConnConfig.Password))
+		return nil, fmt.Errorf("creating the database connection pool: %w", redact.New(cfg.ConnConfig.Password).Error(err))
 	}
-	return &Store{pool: pool, connCfg: cfg.ConnConfig.Copy(), password: cfg.ConnConfig.Password, lockTimeout: lockTimeout}, nil
+	return &Store{pool: pool, connCfg: cfg.ConnConfig.Copy(), red: redact.New(cfg.ConnConfig.Password), lockTimeout: lockTimeout}, nil
 }
 
 // Close closes every pooled connection. Locks taken with Lock are held on their own connections: release them.
@@ -120,7 +126,7 @@ func (s *Store) Close() {
 // CheckReady tells whether the backend has set up its database. A backend that could not reach its database at
 // start-up runs without it yet reports ready, so the tables themselves are checked.
 func (s *Store) CheckReady(ctx context.Context) (err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	var users, models bool
 	err = s.pool.QueryRow(ctx,
 		`SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`).Scan(&users, &models)
@@ -147,7 +153,7 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 	if err != nil || !notNull {
 		return false, err
 	}
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 
 	// The ALTER needs an exclusive lock on users; a bounded wait keeps a long backend transaction from
 	// queueing every login behind us. Were another job to alter in between, DROP NOT NULL is harmless twice.
@@ -174,7 +180,7 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 // outside the pool, until release is called; release may be called more than once. If that connection is lost
 // (the server restarts), the server drops the lock with it.
 func (s *Store) Lock(ctx context.Context) (release func(), err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	conn, err := pgx.ConnectConfig(ctx, s.connCfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connecting to take the litemaas-sync lock: %w", err)
@@ -186,9 +192,17 @@ func (s *Store) Lock(ctx context.Context) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("taking the litemaas-sync lock: %w", err)
 	}
+	s.lockMu.Lock()
+	s.lockConn = conn
+	s.lockMu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			s.lockMu.Lock()
+			if s.lockConn == conn {
+				s.lockConn = nil
+			}
+			s.lockMu.Unlock()
 			// Unlocking explicitly hands the lock over at once; closing alone would leave the handover to the
 			// server noticing the disconnection.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -221,7 +235,7 @@ const modelColumns = `id, name, provider, description, category, context_length,
 // reads as "". Metadata comes back in PostgreSQL's jsonb text form (keys reordered, spaces added): compare it
 // as JSON, not as bytes.
 func (s *Store) Models(ctx context.Context, ids []string) (_ map[string]modelsync.Row, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	out := make(map[string]modelsync.Row, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -322,7 +336,7 @@ RETURNING id`
 //
 // A row's nil Features and Metadata are written as NULL; a non-nil empty Features as an empty array.
 func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable []string) (_ Applied, err error) {
-	defer func() { err = redactError(err, s.password) }()
+	defer func() { err = s.red.Error(err) }()
 	var applied Applied
 	if err := validate(upserts, unavailable); err != nil {
 		return applied, err
@@ -335,9 +349,25 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 		return applied, err
 	}
 
-	tx, err := s.pool.Begin(ctx)
+	// The write re-takes the advisory lock inside its transaction (pg_advisory_xact_lock): on the session
+	// that holds Lock's lock when there is one, where it is granted at once; a session lock lost with its
+	// connection (the server restarted) then fails the write instead of letting it run beside another
+	// run. Without Lock, the transaction waits for any run holding it.
+	s.lockMu.Lock()
+	conn := s.lockConn
+	s.lockMu.Unlock()
+	var tx pgx.Tx
+	if conn != nil {
+		tx, err = conn.Begin(ctx)
+	} else {
+		tx, err = s.pool.Begin(ctx)
+	}
 	if err != nil {
-		return Applied{}, fmt.Errorf("writing models: starting a transaction: %w", err)
+		return Applied{}, fmt.Errorf("writing models: starting a transaction (on the connection holding the litemaas-sync lock): %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey); err != nil {
+		rollback(tx)
+		return Applied{}, fmt.Errorf("writing models: re-taking the litemaas-sync lock in the write transaction: %w", err)
 	}
 	if err := s.applyIn(ctx, tx, upserts, args, unavailable, &applied); err != nil {
 		rollback(tx)
@@ -365,20 +395,27 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 
 func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row, args []any, unavailable []string, applied *Applied) error {
 	if len(upserts) > 0 {
-		rows, err := tx.Query(ctx, upsertSQL, args...)
-		if err != nil {
+		if _, err := tx.Exec(ctx, `SAVEPOINT upsert_all`); err != nil {
 			return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 		}
-		var id string
-		var inserted bool
-		_, err = pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
-			if inserted {
-				applied.Inserted = append(applied.Inserted, id)
-			} else {
-				applied.Updated = append(applied.Updated, id)
+		err := upsert(ctx, tx, args, applied)
+		var pgErr *pgconn.PgError
+		if err != nil && errors.As(err, &pgErr) && ctx.Err() == nil {
+			// PostgreSQL refused a row: find which, row by row, so that the error names the model.
+			applied.Inserted, applied.Updated = nil, nil
+			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT upsert_all`); rerr != nil {
+				return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 			}
-			return nil
-		})
+			for _, r := range upserts {
+				one, aerr := upsertArgs([]modelsync.Row{r})
+				if aerr != nil {
+					return aerr
+				}
+				if err := upsert(ctx, tx, one, applied); err != nil {
+					return fmt.Errorf("upserting model %s%s: %w", r.ID, column(err), err)
+				}
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 		}
@@ -398,6 +435,37 @@ func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row,
 		}
 	}
 	return nil
+}
+
+func upsert(ctx context.Context, tx pgx.Tx, args []any, applied *Applied) error {
+	rows, err := tx.Query(ctx, upsertSQL, args...)
+	if err != nil {
+		return err
+	}
+	var id string
+	var inserted bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
+		if inserted {
+			applied.Inserted = append(applied.Inserted, id)
+		} else {
+			applied.Updated = append(applied.Updated, id)
+		}
+		return nil
+	})
+	return err
+}
+
+// column names the column or constraint PostgreSQL reported, when it did.
+func column(err error) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case !errors.As(err, &pgErr):
+	case pgErr.ColumnName != "":
+		return ", column " + pgErr.ColumnName
+	case pgErr.ConstraintName != "":
+		return ", constraint " + pgErr.ConstraintName
+	}
+	return ""
 }
 
 // rollback runs on a fresh context: the caller's may be the one that was cancelled. Should it fail, pgx
@@ -474,31 +542,6 @@ func upsertArgs(rows []modelsync.Row) ([]any, error) {
 		versions, apiBases, litellmIDs, backend, restr, metadata}, nil
 }
 
-// redactedError replaces an error whose text contains the password. It keeps only whether the context ended,
-// since the original chain would still carry the secret.
-type redactedError struct {
-	msg string
-	ctx error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.ctx }
-
-// redactError is the last guard before an error leaves the package: no message pgx or PostgreSQL produces is
-// known to quote the password, but one that did must not reach the job's logs.
-func redactError(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	e := &redactedError{msg: strings.ReplaceAll(err.Error(), password, "xxxxx")}
-	for _, target := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, target) {
-			e.ctx = target
-		}
-	}
-	return e
-}
-
 var (
 	// urlUserinfo captures a URL's userinfo; greedy up to the last '@' before the host, since an unescaped
 	// password may itself contain '@'.
@@ -527,12 +570,5 @@ func redactSecrets(msg, connString string) string {
 			secrets = append(secrets, dec)
 		}
 	}
-	// Longest first, so that a secret containing another is replaced whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
+	return redact.New(secrets...).String(msg)
 }

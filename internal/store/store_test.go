@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	neturl "net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
 var srv *pgtest.Server
@@ -200,12 +200,17 @@ func TestOpenRejectsEmptyURL(t *testing.T) {
 	require.ErrorContains(t, err, "the database URL is empty")
 }
 
-func TestRedactErrorKeepsContextErrors(t *testing.T) {
-	err := redactError(fmt.Errorf("query with s3cret failed: %w", context.Canceled), "s3cret")
-	assert.Equal(t, "query with xxxxx failed: context canceled", err.Error())
-	assert.ErrorIs(t, err, context.Canceled)
-	plain := errors.New("no secret here")
-	assert.Same(t, plain, redactError(plain, "s3cret"))
+// The password is kept out of errors by the project's one redactor, which leaves a 1-character
+// password alone inside other words (it used to turn "dial tcp" into "dial tcxxxxx").
+func TestShortPasswordDoesNotGarbleErrors(t *testing.T) {
+	s, err := Open(context.Background(), "postgres://u:p@127.0.0.1:1/db?sslmode=disable&connect_timeout=2")
+	require.NoError(t, err)
+	defer s.Close()
+	err = s.CheckReady(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "dial tcp")
+	assert.NotContains(t, err.Error(), redact.Mark)
+	assert.True(t, IsTransient(err), "the chain is kept: %v", err)
 }
 
 func TestMigrateOAuthID(t *testing.T) {
@@ -335,7 +340,7 @@ func TestApplyCreateUpdateNoop(t *testing.T) {
 	applied, err := s.Apply(ctx, rows, nil)
 	require.NoError(t, err)
 	assert.Equal(t, Applied{Inserted: []string{"a-model", "b-model"}}, applied)
-	assert.Equal(t, []string{"BEGIN", "INSERT", "COMMIT"}, rec.take())
+	assert.Equal(t, []string{"BEGIN", "SELECT", "SAVEPOINT", "INSERT", "COMMIT"}, rec.take())
 	created := updatedAt(t, conn)
 
 	applied, err = s.Apply(ctx, rows, nil)
@@ -429,7 +434,7 @@ func TestMarkUnavailableKeepsRowAndSubscription(t *testing.T) {
 	applied, err := s.Apply(ctx, nil, []string{"gpt-oss-20b", "not-in-table"})
 	require.NoError(t, err)
 	assert.Equal(t, Applied{MarkedUnavailable: []string{"gpt-oss-20b"}}, applied)
-	assert.Equal(t, []string{"BEGIN", "UPDATE", "COMMIT"}, rec.take())
+	assert.Equal(t, []string{"BEGIN", "SELECT", "UPDATE", "COMMIT"}, rec.take())
 
 	var availability, status string
 	var links int
@@ -461,7 +466,7 @@ func TestApplyStatementCountIsConstant(t *testing.T) {
 	applied, err := s.Apply(ctx, rows, gone)
 	require.NoError(t, err)
 	assert.Len(t, applied.Inserted, 200)
-	assert.Equal(t, []string{"BEGIN", "INSERT", "UPDATE", "COMMIT"}, rec.take())
+	assert.Equal(t, []string{"BEGIN", "SELECT", "SAVEPOINT", "INSERT", "UPDATE", "COMMIT"}, rec.take(), "the lock re-taken, one statement per kind of change")
 
 	ids := make([]string, len(rows))
 	for i, r := range rows {
@@ -612,6 +617,66 @@ func TestLockSerializesTwoJobs(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second job did not get the lock after the first released it")
 	}
+}
+
+// A failed upsert names the model PostgreSQL refused, and writes nothing.
+func TestApplyNamesTheModelARowFailsOn(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	url := srv.NewDatabase(t, true)
+	conn := connect(t, url)
+	mustExec(t, conn, `ALTER TABLE models ADD CONSTRAINT name_not_bad CHECK (name <> 'bad')`)
+	s := openStore(t, url)
+	bad := chatRow("model-b")
+	bad.Name = "bad"
+	_, err := s.Apply(ctx, []modelsync.Row{chatRow("model-a"), bad, chatRow("model-c")}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "upserting model model-b, constraint name_not_bad:")
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM models`).Scan(&n))
+	assert.Zero(t, n, "nothing written")
+}
+
+// The write re-takes the lock in its transaction: with the session lock lost (its connection gone, as
+// when the server restarts) and another run holding it, the write waits instead of running beside it;
+// on the session that holds it, it is granted at once.
+func TestApplyRetakesTheLock(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	url := srv.NewDatabase(t, true)
+	first, second := openStore(t, url), openStore(t, url)
+
+	release, err := first.Lock(ctx)
+	require.NoError(t, err)
+	_, err = first.Apply(ctx, []modelsync.Row{chatRow("model-a")}, nil)
+	require.NoError(t, err, "granted at once on the session holding the lock")
+
+	// The first run's lock connection dies; the second run takes the lock.
+	admin := connect(t, url)
+	var pid int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+		WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`).Scan(&pid))
+	mustExec(t, admin, `SELECT pg_terminate_backend($1)`, pid)
+	require.Eventually(t, func() bool {
+		var n int
+		_ = admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&n)
+		return n == 0
+	}, 5*time.Second, 20*time.Millisecond)
+	release2, err := second.Lock(ctx)
+	require.NoError(t, err)
+	defer release2()
+
+	_, err = first.Apply(ctx, []modelsync.Row{chatRow("model-b")}, nil)
+	require.Error(t, err, "the first run's write fails: its lock is gone")
+	release()
+	// Without a lock of its own, a write waits for the run that holds it.
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = first.Apply(wctx, []modelsync.Row{chatRow("model-b")}, nil)
+	require.Error(t, err, "waited for the second run's lock")
+	got, err := first.Models(ctx, []string{"model-b"})
+	require.NoError(t, err)
+	assert.Empty(t, got, "nothing written beside the run holding the lock")
 }
 
 func TestLockGivesUpWhenContextEnds(t *testing.T) {

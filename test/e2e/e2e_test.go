@@ -396,8 +396,11 @@ func TestFaults(t *testing.T) {
 		require.Eventually(t, func() bool { return s.Proxy.Writes() >= 2 }, 20*time.Second, 10*time.Millisecond)
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		r := wait(t, cmd, out)
-		assert.Equal(t, 1, r.code, "a cancelled run fails: %s", r.stderr)
-		assert.Contains(t, r.stderr, "context canceled")
+		assert.Equal(t, 143, r.code, "a run stopped by SIGTERM ends as SIGTERM's: %s", r.stderr)
+		assert.Contains(t, r.stderr, "stopped by terminated", "the signal is the cause, not a bare context canceled")
+		st := statusData(t, s)
+		assert.Equal(t, "failed", st["result"])
+		assert.Equal(t, "Stopped", st["reason"])
 		s.Proxy.SetWriteDelay(0)
 		r = runJob(t, ctx, s)
 		require.Equal(t, 0, r.code, r.stderr)
@@ -554,8 +557,9 @@ func TestCatalogFromTheConfigMap(t *testing.T) {
 	assert.Contains(t, r.stdout, "done: litellm created=5")
 
 	r = runJob(t, ctx, s, "MODELS_FILE=", "MODELS_CONFIGMAP=litemaas-models")
-	assert.Equal(t, 1, r.code)
+	assert.Equal(t, 2, r.code, "a Role that forbids the read stays so: %s", r.stderr)
 	assert.Contains(t, r.stderr, "forbidden", "only the generated ConfigMap may be read")
+	assert.Contains(t, r.stderr, "the job ServiceAccount's Role")
 }
 
 // What the job publishes is what `make verify` reads: after a run, verify passes; after a model is

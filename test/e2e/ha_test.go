@@ -96,10 +96,19 @@ func TestHAProfileJobWaitsForTheClusterAndRunsAsItsRole(t *testing.T) {
 	cmd, err := s.Command(ctx, binary)
 	require.NoError(t, err)
 	out := start(t, cmd)
-	time.Sleep(1500 * time.Millisecond)
-	require.Nil(t, cmd.ProcessState, "the job must still be waiting for the Cluster and the Deployments")
+	done := make(chan result, 1)
+	go func() { done <- waitResult(cmd, out) }()
+	// The job waits for the Cluster and the Deployments: 1.5 s later it has neither ended nor written
+	// anything. (cmd.ProcessState stays nil until Wait returns, so it cannot tell.)
+	select {
+	case r := <-done:
+		t.Fatalf("the job ended before the Cluster and the Deployments were ready (exit %d):\n%s", r.code, r.stderr)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	require.Zero(t, s.Proxy.Writes(), "nothing written to LiteLLM before the Cluster is ready")
 	require.NoError(t, s.MarkReady(ctx))
-	r := wait(t, cmd, out)
+	r := <-done
+	require.NoError(t, r.err)
 	require.Equal(t, 0, r.code, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	assert.Contains(t, r.stderr, "cluster.postgresql.cnpg.io", "the job logged its wait for the Cluster")
 	assert.Contains(t, r.stdout, "database created=5")
