@@ -97,6 +97,14 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		return out
 	}
 	add("no Secret data", checkNoSecretData(objs))
+	if slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "Subscription" }) {
+		cat, err := LoadOLMCatalog(c.Root)
+		if err != nil {
+			add("OLM Subscription", []string{err.Error()})
+		} else {
+			add("OLM Subscription", checkSubscriptions(objs, cat))
+		}
+	}
 	switch t.Kind {
 	case AppTarget:
 		for _, ac := range appChecks {
@@ -168,6 +176,7 @@ var commonChecks = []objectCheck{
 	{"login TLS", checkLoginTLS},
 	{"TLS verification", checkTLSVerification},
 	{"Job deadlines", checkJobDeadlines},
+	{"ServiceAccount pull secrets", checkServiceAccountPullSecrets},
 }
 
 // appChecks are the checks of an app overlay that need nothing but its objects.
