@@ -25,6 +25,8 @@ var haChecks = append(slices.Clip(commonChecks),
 	objectCheck{"Secret references", func(objs []*unstructured.Unstructured) []string { return checkSecretRefsIn(objs, haSecretContract()) }},
 	objectCheck{"sync Job", func(objs []*unstructured.Unstructured) []string { return checkSyncJobWith(objs, haSyncJob) }},
 	objectCheck{"ha profile", checkHAProfile},
+	objectCheck{"CloudNativePG role defaults", checkCNPGRoleDefaults},
+	objectCheck{"database TLS", checkNoSSLDisable},
 )
 
 // checkHA: the rate limits from cluster-settings, and the cluster part's admission policy admitting the

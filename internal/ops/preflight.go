@@ -33,8 +33,8 @@ const (
 	globalPullSecretName      = "pull-secret"
 )
 
-// jobImagePullSecret is the Secret the component job-image-pull-secret names on the hook Jobs'
-// ServiceAccounts, for a private job image.
+// jobImagePullSecret is the Secret the component job-image-pull-secret names in the job pods'
+// imagePullSecrets, for a private job image.
 const jobImagePullSecret = "litemaas-job-image-pull"
 
 // registryTransport carries deploy's registry lookups (always wrapped by jobimage.LoopbackHTTPOnly).
