@@ -113,6 +113,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("parity", c.checkParity(t, objs))
+		add("storage settings", c.checkStorage(t, objs))
 	case HATarget:
 		for _, ac := range haChecks {
 			add(ac.rule, ac.check(objs))
@@ -120,6 +121,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("ha profile", c.checkHA(t, objs))
+		add("storage settings", c.checkStorage(t, objs))
 	case ClusterTarget:
 		add("labels", checkLabels(objs))
 		add("cluster part", checkClusterPart(objs))
