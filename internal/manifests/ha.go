@@ -192,6 +192,13 @@ func checkCNPGCluster(objs []*unstructured.Unstructured) []string {
 				p.addf("Cluster/%s: role %s has %s (least privilege)", haCluster, name, flag)
 			}
 		}
+		// Reading everything is the logical backup's job alone: a client role reads what it needs, as in the
+		// single-instance profile (the backend's model reader: one table).
+		for _, in := range strs(listAt(r, "inRoles")) {
+			if (in == "pg_read_all_data" || in == "pg_write_all_data") && name != "litemaas_backup" {
+				p.addf("Cluster/%s: role %s is in %s: it can read every table of both databases (key hashes, spend logs); grant it only what it reads", haCluster, name, in)
+			}
+		}
 		if stringAt(r, "ensure") != "present" || !isTrue(r, "login") {
 			p.addf("Cluster/%s: role %s must be present with login", haCluster, name)
 		}

@@ -66,6 +66,11 @@ func TestOpenShiftChecksReject(t *testing.T) {
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				setEnv(t, o, "Deployment", "backend", "backend", "DATABASE_URL", "postgresql://u@litemaas-db-rw:5432/litemaas_db?sslmode=disable")
 			}, "sslmode=disable in the production profile"},
+		{"the backend reading all data", "gitops/overlays/example-ha", checkHAProfile,
+			func(t *testing.T, o []*unstructured.Unstructured) {
+				roles := listAt(mustFind(t, o, "Cluster", haCluster).Object, "spec", "managed", "roles")
+				roles[0].(map[string]any)["inRoles"] = []any{"pg_read_all_data"}
+			}, "role litemaas_backend is in pg_read_all_data"},
 		{"PGSSLMODE=prefer", "gitops/overlays/example-ha", checkNoSSLDisable,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				setEnv(t, o, "Deployment", "litellm", "litellm", "PGSSLMODE", "prefer")
