@@ -55,8 +55,8 @@ func TestOpenShiftChecksReject(t *testing.T) {
 		{"role without inherit", "gitops/overlays/example-ha", checkCNPGRoleDefaults,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				roles := listAt(mustFind(t, o, "Cluster", haCluster).Object, "spec", "managed", "roles")
-				delete(roles[1].(map[string]any), "inherit")
-			}, "managed.roles[1] (litellm) omits inherit: the CRD defaults it to true"},
+				delete(roles[2].(map[string]any), "inherit")
+			}, "managed.roles[2] (litellm) omits inherit: the CRD defaults it to true"},
 		{"role without connectionLimit", "gitops/overlays/example-ha", checkCNPGRoleDefaults,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				roles := listAt(mustFind(t, o, "Cluster", haCluster).Object, "spec", "managed", "roles")
