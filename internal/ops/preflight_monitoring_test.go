@@ -42,7 +42,7 @@ func TestUserWorkloadMonitoringRow(t *testing.T) {
 		wantStatus string // "" = no row
 		want       string
 	}{
-		{"on", ha, []runtime.Object{cm("enableUserWorkload: true\n")}, false, statusOK, "on: PrometheusRule/litemaas"},
+		{"on", ha, []runtime.Object{cm("enableUserWorkload: true\n")}, false, statusOK, "PrometheusRule/litemaas evaluated"},
 		{"no ConfigMap", ha, nil, false, statusWarn, "off (no ConfigMap openshift-monitoring/cluster-monitoring-config)"},
 		{"explicitly off", ha, []runtime.Object{cm("enableUserWorkload: false\n")}, false, statusWarn, "enableUserWorkload is not true"},
 		{"other settings only", ha, []runtime.Object{cm("prometheusK8s:\n  retention: 24h\n")}, false, statusWarn, "enableUserWorkload is not true"},
