@@ -38,9 +38,10 @@ func TestDeadlineArithmetic(t *testing.T) {
 	require.NoError(t, err)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// No env: the program's defaults apply.
+			// No env: the program's defaults apply. One attempt, as the check requires.
 			spec := map[string]any{
 				"activeDeadlineSeconds": tc.deadline,
+				"backoffLimit":          int64(0),
 				"template":              map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": syncJobName}}}},
 			}
 			ps := checkJobDeadline("Job/"+syncJobName, spec, wait, retry)
