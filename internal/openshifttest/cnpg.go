@@ -94,12 +94,47 @@ type CNPG struct {
 	fronts   map[string]*tlsFront // ns/name -> the instances' front
 }
 
-// Start runs the stand-in until ctx ends; it returns once its informers have synced.
+// Start runs the stand-in until ctx ends. When CloudNativePG's CRDs exist it returns once its informers
+// have synced; otherwise (OLM installs them later, as on a cluster where the operator is not installed
+// yet) it starts when they appear, as the operator's Deployment does once OLM created it.
 func (c *CNPG) Start(ctx context.Context, wg *sync.WaitGroup) error {
+	c.mu.Lock()
+	c.fronts = map[string]*tlsFront{}
+	c.mu.Unlock()
+	if _, err := c.Dynamic.Resource(ClusterGVR).List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+		return c.start(ctx, wg)
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cnpg: listing Clusters: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			_, errC := c.Dynamic.Resource(ClusterGVR).List(ctx, metav1.ListOptions{Limit: 1})
+			_, errD := c.Dynamic.Resource(DatabaseGVR).List(ctx, metav1.ListOptions{Limit: 1})
+			if errC == nil && errD == nil {
+				c.Log.printf("cnpg: the CloudNativePG CRDs exist: the operator starts")
+				if err := c.start(ctx, wg); err != nil && ctx.Err() == nil {
+					c.Log.printf("cnpg: %v", err)
+				}
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (c *CNPG) start(ctx context.Context, wg *sync.WaitGroup) error {
 	if c.Database == nil {
 		c.Database = func(_, db string) string { return db }
 	}
-	c.fronts = map[string]*tlsFront{}
 	// A short resync: a role's Secret created after its Cluster is picked up, as the instance manager's
 	// periodic role reconciliation does.
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(c.Dynamic, 5*time.Second)
