@@ -12,7 +12,8 @@
 //     the destination https://kubernetes.default.svc mean the cluster of $KUBECONFIG;
 //   - an in-process Redis (miniredis, as Argo CD's own tests use);
 //   - stand-ins for what nodes and the OpenShift router do (see Kubelet, Router and the PV
-//     provisioner), all driven by watches.
+//     provisioner), and for OpenShift's controllers, SCC admission, OLM and CloudNativePG
+//     (internal/openshifttest, see OpenShiftOptions), all driven by watches.
 //
 // The binaries come from hack/argocd/build.sh (its last output line is the directory, ARGOCD_BIN in
 // the tests); kube-apiserver and etcd come from kapitest.
@@ -41,6 +42,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
 )
 
 // EnvBin names the directory hack/argocd/build.sh prints, for tests.
@@ -66,6 +68,8 @@ type Options struct {
 	AppResync time.Duration
 	// Kubelet configures the stand-in for the nodes.
 	Kubelet KubeletOptions
+	// OpenShift chooses the OpenShift stand-ins (all on by default).
+	OpenShift OpenShiftOptions
 	// Log, when set, receives one line per thing the stand-ins do (pods started, hooks run, routes
 	// admitted), with a timestamp; useful to read a failed test.
 	Log io.Writer
@@ -79,6 +83,11 @@ type Harness struct {
 	// Dir holds the processes' logs, the admin kubeconfig, Redis-free state and the pods' files.
 	Dir     string
 	Kubelet *Kubelet
+	// The OpenShift stand-ins OpenShiftOptions left on (nil when off).
+	PullSecrets *openshifttest.PullSecrets
+	SCC         *openshifttest.SCC
+	OLM         *openshifttest.OLM
+	CNPG        *openshifttest.CNPG
 
 	redis      *miniredis.Miniredis
 	procs      []*process
@@ -125,7 +134,7 @@ func Start(ctx context.Context, o Options) (_ *Harness, err error) {
 	if err := h.startControllerManager(ctx, kubeconfig); err != nil {
 		return nil, err
 	}
-	if err := h.install(ctx); err != nil {
+	if err := h.install(ctx, o.OpenShift); err != nil {
 		return nil, err
 	}
 
@@ -139,6 +148,9 @@ func Start(ctx context.Context, o Options) (_ *Harness, err error) {
 		return nil, err
 	}
 	if err := startProvisioner(runCtx, h, &h.wg); err != nil {
+		return nil, err
+	}
+	if err := h.startOpenShift(runCtx, o.OpenShift); err != nil {
 		return nil, err
 	}
 
@@ -296,7 +308,7 @@ func (h *Harness) startControllerManager(ctx context.Context, kubeconfig string)
 
 // install applies the OpenShift CRDs the tree uses (gitops/test/crds), Argo CD's CRDs, Argo CD's
 // namespace, base config and AppProject default.
-func (h *Harness) install(ctx context.Context) error {
+func (h *Harness) install(ctx context.Context, os OpenShiftOptions) error {
 	root, err := manifests.RepoRoot()
 	if err != nil {
 		return err
@@ -306,12 +318,23 @@ func (h *Harness) install(ctx context.Context) error {
 		return fmt.Errorf("rendering gitops/test/crds: %w", err)
 	}
 	// The operators' CRDs the tree may use (CloudNativePG, monitoring, OLM; internal/manifests'
-	// upstream-crds.yaml), so that an overlay's kinds exist; no operator runs.
+	// upstream-crds.yaml), so that an overlay's kinds exist. With OLM on, CloudNativePG's come from
+	// its Subscription, as on a cluster.
 	operatorCRDs, err := manifests.UpstreamCRDs()
 	if err != nil {
 		return fmt.Errorf("reading the operators' CRDs: %w", err)
 	}
-	crds = append(crds, operatorCRDs...)
+	for _, c := range operatorCRDs {
+		if !os.NoOLM && cnpgCRD(c) {
+			continue
+		}
+		crds = append(crds, c)
+	}
+	olm, err := openShiftCRDs(os)
+	if err != nil {
+		return err
+	}
+	crds = append(crds, olm...)
 	argoCRDs, err := manifests.Render(filepath.Join(h.BinDir, "manifests", "crds"))
 	if err != nil {
 		return fmt.Errorf("reading Argo CD's CRDs: %w", err)

@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
 
 func TestExpand(t *testing.T) {
@@ -55,4 +57,34 @@ func TestFieldValue(t *testing.T) {
 	}
 	_, err := fieldValue(pod, "spec.unknown")
 	assert.Error(t, err)
+}
+
+func TestRewriteQueryPaths(t *testing.T) {
+	mounts := []mount{{path: "/etc/litemaas/db-ca", local: "/tmp/pod/volumes/db-ca"}}
+	for in, want := range map[string]string{
+		"postgresql://u:p@litemaas-db-rw:5432/db?sslmode=verify-full&sslrootcert=/etc/litemaas/db-ca/ca.crt": "postgresql://u:p@litemaas-db-rw:5432/db?sslmode=verify-full&sslrootcert=/tmp/pod/volumes/db-ca/ca.crt",
+		"postgresql://u:p@h:5432/db?sslmode=disable":                                                         "postgresql://u:p@h:5432/db?sslmode=disable",
+		"plain=/etc/litemaas/db-ca/ca.crt not a URL":                                                         "plain=/etc/litemaas/db-ca/ca.crt not a URL",
+	} {
+		assert.Equal(t, want, rewriteQueryPaths(in, mounts), in)
+	}
+}
+
+func TestRewriteClusterServices(t *testing.T) {
+	s := NewServices(&pgtest.Server{})
+	s.setClusters(func(ns, cluster string) string {
+		if ns == "litemaas" && cluster == "litemaas-db" {
+			return "127.0.0.1:6543"
+		}
+		return ""
+	})
+	for in, want := range map[string]string{
+		"postgresql://u:p@litemaas-db-rw:5432/litemaas_db?sslmode=verify-full":       "postgresql://u:p@127.0.0.1:6543/litemaas_db?sslmode=verify-full",
+		"postgresql://u:p@litemaas-db-ro.litemaas.svc:5432/litellm_db":               "postgresql://u:p@127.0.0.1:6543/litellm_db",
+		"postgresql://u:p@litemaas-db-r.litemaas.svc.cluster.local:5432/litemaas_db": "postgresql://u:p@127.0.0.1:6543/litemaas_db",
+		"postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db":                 "postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db",
+		"postgresql://u:p@other-rw:5432/litemaas_db":                                 "postgresql://u:p@other-rw:5432/litemaas_db",
+	} {
+		assert.Equal(t, want, s.Rewrite("litemaas", in), in)
+	}
 }

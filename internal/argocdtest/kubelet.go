@@ -441,6 +441,7 @@ func (k *Kubelet) command(ctx, runCtx context.Context, pod *corev1.Pod, c *corev
 				break
 			}
 		}
+		s = rewriteQueryPaths(s, mounts)
 		if k.o.Rewrite != nil {
 			s = k.o.Rewrite(pod.Namespace, s)
 		}
@@ -593,4 +594,16 @@ func terminalStatus(pod *corev1.Pod, st *corev1.PodStatus, phase corev1.PodPhase
 	for i := range st.ContainerStatuses {
 		st.ContainerStatuses[i].Started = &started
 	}
+}
+
+// rewriteQueryPaths maps the mounted files a URL's query names (libpq's sslrootcert=/path, ...) to their
+// local copies.
+func rewriteQueryPaths(s string, mounts []mount) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	for _, m := range mounts {
+		s = strings.ReplaceAll(s, "="+m.path+"/", "="+m.local+"/")
+	}
+	return s
 }

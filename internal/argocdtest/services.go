@@ -30,9 +30,10 @@ import (
 type Services struct {
 	PG *pgtest.Server
 
-	mu      sync.Mutex
-	litellm map[string]*liteLLM
-	dbs     map[string]bool
+	mu       sync.Mutex
+	litellm  map[string]*liteLLM
+	dbs      map[string]bool
+	clusters func(ns, cluster string) string // CloudNativePG Cluster -> its instances' address
 }
 
 type liteLLM struct {
@@ -52,7 +53,7 @@ func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Contain
 	case c.Name == "postgres" && strings.Contains(image, "postgres"):
 		return s.startPostgres(ctx, pod.Namespace, env, mounts)
 	case c.Name == "backend":
-		return s.startBackend(ctx, pod.Namespace, env)
+		return s.startBackend(ctx, pod.Namespace, env, mounts)
 	case c.Name == "litellm":
 		return s.startLiteLLM(pod.Namespace, env)
 	}
@@ -97,7 +98,24 @@ func (s *Services) pgHost() string {
 var (
 	litellmAddr  = regexp.MustCompile(`https?://litellm((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:4000`)
 	postgresAddr = regexp.MustCompile(`@postgres((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:5432/([A-Za-z0-9_]+)`)
+	// A CloudNativePG Cluster's Services: <cluster>-rw, -ro, -r.
+	clusterAddr = regexp.MustCompile(`@([a-z0-9-]+)-(rw|ro|r)((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:5432/([A-Za-z0-9_]+)`)
 )
+
+// setClusters points the Service names of CloudNativePG Clusters at addr(ns, cluster) (the
+// CloudNativePG stand-in's instances).
+func (s *Services) setClusters(addr func(ns, cluster string) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clusters = addr
+}
+
+// track records a database created for a namespace, dropped by Forget.
+func (s *Services) track(db string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dbs[db] = true
+}
 
 // Rewrite is a KubeletOptions.Rewrite.
 func (s *Services) Rewrite(ns, v string) string {
@@ -107,6 +125,22 @@ func (s *Services) Rewrite(ns, v string) string {
 				return m
 			}
 			return u
+		})
+	}
+	s.mu.Lock()
+	clusters := s.clusters
+	s.mu.Unlock()
+	if clusters != nil {
+		v = clusterAddr.ReplaceAllStringFunc(v, func(m string) string {
+			sub := clusterAddr.FindStringSubmatch(m)
+			if sub[4] != "" && sub[4] != "."+ns {
+				return m
+			}
+			addr := clusters(ns, sub[1])
+			if addr == "" {
+				return m
+			}
+			return "@" + addr + "/" + s.Database(ns, sub[7])
 		})
 	}
 	host := s.pgHost()
@@ -223,10 +257,14 @@ func (s *Services) databases(ctx context.Context) (map[string]bool, error) {
 	return m, nil
 }
 
-func (s *Services) startBackend(ctx context.Context, ns string, env map[string]string) error {
+func (s *Services) startBackend(ctx context.Context, ns string, env, mounts map[string]string) error {
 	raw := env["DATABASE_URL"]
 	if raw == "" {
 		return fmt.Errorf("backend: DATABASE_URL is not set")
+	}
+	// A CA file its URL names (sslrootcert) is read from the container's volume.
+	for path, local := range mounts {
+		raw = strings.ReplaceAll(raw, "="+path+"/", "="+local+"/")
 	}
 	conn, err := pgx.Connect(ctx, s.Rewrite(ns, raw))
 	if err != nil {
@@ -267,6 +305,21 @@ func (s *Services) startLiteLLM(ns string, env map[string]string) error {
 	}
 	s.litellm[ns] = &liteLLM{key: key, server: srv}
 	return nil
+}
+
+// LiteLLMDown stops namespace ns's double as a crashed or restarting LiteLLM pod would be (connections
+// refused, the pod still Ready until its probe notices); up starts it again on the same address.
+func (s *Services) LiteLLMDown(ns string) (up func() error, err error) {
+	s.mu.Lock()
+	l := s.litellm[ns]
+	s.mu.Unlock()
+	if l == nil {
+		return nil, fmt.Errorf("no LiteLLM double runs for namespace %s", ns)
+	}
+	if err := l.server.Stop(); err != nil {
+		return nil, err
+	}
+	return func() error { return l.server.Start("") }, nil
 }
 
 // Forget stops namespace ns's double and drops its databases, as deleting the namespace (and the

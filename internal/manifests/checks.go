@@ -839,9 +839,7 @@ func checkSyncJobWith(objs []*unstructured.Unstructured, profile syncJobProfile)
 	if has(job.Object, "spec", "ttlSecondsAfterFinished") {
 		p.addf("Job/litemaas-sync: ttlSecondsAfterFinished can delete the Job before Argo CD reads its result")
 	}
-	if b, _, _ := unstructured.NestedInt64(job.Object, "spec", "backoffLimit"); b != 2 {
-		p.addf("Job/litemaas-sync: backoffLimit %d, want 2", b)
-	}
+	// backoffLimit: one attempt, held by the "Job deadlines" check (deadlines.go).
 	spec := mapAt(job.Object, "spec", "template", "spec")
 	if stringAt(spec, "restartPolicy") != "Never" {
 		p.addf("Job/litemaas-sync: restartPolicy %q, want Never (podFailurePolicy needs it)", stringAt(spec, "restartPolicy"))

@@ -89,7 +89,27 @@ func checkJobDeadlines(objs []*unstructured.Unstructured) []string {
 		}
 		p = append(p, checkJobDeadline(owner, spec, wait, retry)...)
 	}
+	// The other hook Jobs (the PreSync secrets job) have their own deadline; one attempt each too.
+	for _, o := range objs {
+		if o.GetKind() == "Job" && o.GetName() != syncJobName && o.GetAnnotations()[hookAnnotation] != "" {
+			p = append(p, checkOneAttempt(ref(o), mapAt(o.Object, "spec"))...)
+		}
+	}
 	return p
+}
+
+// checkOneAttempt: backoffLimit 0. activeDeadlineSeconds bounds the whole Job, every pod of it: a retry
+// after a first pod that ran nearly to the deadline would be killed before it could end by itself and
+// report. So one attempt per Job; the next sync (or drift run) is the retry.
+func checkOneAttempt(owner string, spec map[string]any) []string {
+	backoff, ok, _ := unstructured.NestedInt64(spec, "backoffLimit")
+	if !ok {
+		backoff = 6 // Kubernetes' default
+	}
+	if backoff == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: backoffLimit %d: activeDeadlineSeconds covers all attempts, so a retry gets only what the first pod left; set backoffLimit: 0 (the next sync or drift run is the retry)", owner, backoff)}
 }
 
 // checkJobDeadline holds one Job spec's activeDeadlineSeconds against the timeouts its container
@@ -116,9 +136,10 @@ func checkJobDeadline(owner string, spec map[string]any, wait, retry reconcileTi
 	if len(p) > 0 {
 		return p
 	}
+	p = append(p, checkOneAttempt(owner, spec)...)
 	deadline, ok, _ := unstructured.NestedInt64(spec, "activeDeadlineSeconds")
 	if !ok {
-		return []string{fmt.Sprintf("%s: no activeDeadlineSeconds; it must be above %s = %s + %s + status write + start/exit", owner, budget, wait.name, retry.name)}
+		return append(p, fmt.Sprintf("%s: no activeDeadlineSeconds; it must be above %s = %s + %s + status write + start/exit", owner, budget, wait.name, retry.name))
 	}
 	if time.Duration(deadline)*time.Second <= budget {
 		p.addf("%s: activeDeadlineSeconds %d must be above %s = %s + %s + status write + start/exit", owner, deadline, budget, wait.name, retry.name)

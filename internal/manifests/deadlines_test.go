@@ -38,9 +38,10 @@ func TestDeadlineArithmetic(t *testing.T) {
 	require.NoError(t, err)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// No env: the program's defaults apply.
+			// No env: the program's defaults apply. One attempt, as the check requires.
 			spec := map[string]any{
 				"activeDeadlineSeconds": tc.deadline,
+				"backoffLimit":          int64(0),
 				"template":              map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": syncJobName}}}},
 			}
 			ps := checkJobDeadline("Job/"+syncJobName, spec, wait, retry)
@@ -76,6 +77,14 @@ func TestJobDeadlinesRejectBrokenJobs(t *testing.T) {
 			setEnv(t, o, "Job", syncJobName, syncJobName, "RETRY_TIMEOUT", "five minutes")
 			return o
 		}, "Job/" + syncJobName + ": env RETRY_TIMEOUT: "},
+		{"the hook Job retried", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			set(t, mustFind(t, o, "Job", syncJobName).Object, int64(2), "spec", "backoffLimit")
+			return o
+		}, "Job/" + syncJobName + ": backoffLimit 2: activeDeadlineSeconds covers all attempts"},
+		{"the secrets hook Job at Kubernetes' default retries", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			unstructured.RemoveNestedField(mustFind(t, o, "Job", "litemaas-secrets").Object, "spec", "backoffLimit")
+			return o
+		}, "Job/litemaas-secrets: backoffLimit 6"},
 		{"the drift CronJob gone", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			mustFind(t, o, "CronJob", driftCronJobName)
 			return deleteObject(o, "CronJob", driftCronJobName)

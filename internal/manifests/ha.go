@@ -25,6 +25,8 @@ var haChecks = append(slices.Clip(commonChecks),
 	objectCheck{"Secret references", func(objs []*unstructured.Unstructured) []string { return checkSecretRefsIn(objs, haSecretContract()) }},
 	objectCheck{"sync Job", func(objs []*unstructured.Unstructured) []string { return checkSyncJobWith(objs, haSyncJob) }},
 	objectCheck{"ha profile", checkHAProfile},
+	objectCheck{"CloudNativePG role defaults", checkCNPGRoleDefaults},
+	objectCheck{"database TLS", checkNoSSLDisable},
 )
 
 // checkHA: the rate limits from cluster-settings, and the cluster part's admission policy admitting the
@@ -188,6 +190,13 @@ func checkCNPGCluster(objs []*unstructured.Unstructured) []string {
 		for _, flag := range []string{"superuser", "createrole", "createdb", "replication", "bypassrls"} {
 			if isTrue(r, flag) {
 				p.addf("Cluster/%s: role %s has %s (least privilege)", haCluster, name, flag)
+			}
+		}
+		// Reading everything is the logical backup's job alone: a client role reads what it needs, as in the
+		// single-instance profile (the backend's model reader: one table).
+		for _, in := range strs(listAt(r, "inRoles")) {
+			if (in == "pg_read_all_data" || in == "pg_write_all_data") && name != "litemaas_backup" {
+				p.addf("Cluster/%s: role %s is in %s: it can read every table of both databases (key hashes, spend logs); grant it only what it reads", haCluster, name, in)
 			}
 		}
 		if stringAt(r, "ensure") != "present" || !isTrue(r, "login") {

@@ -97,6 +97,14 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		return out
 	}
 	add("no Secret data", checkNoSecretData(objs))
+	if slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "Subscription" }) {
+		cat, err := LoadOLMCatalog(c.Root)
+		if err != nil {
+			add("OLM Subscription", []string{err.Error()})
+		} else {
+			add("OLM Subscription", checkSubscriptions(objs, cat))
+		}
+	}
 	switch t.Kind {
 	case AppTarget:
 		for _, ac := range appChecks {
@@ -105,6 +113,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("parity", c.checkParity(t, objs))
+		add("storage settings", c.checkStorage(t, objs))
 	case HATarget:
 		for _, ac := range haChecks {
 			add(ac.rule, ac.check(objs))
@@ -112,6 +121,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("ha profile", c.checkHA(t, objs))
+		add("storage settings", c.checkStorage(t, objs))
 	case ClusterTarget:
 		add("labels", checkLabels(objs))
 		add("cluster part", checkClusterPart(objs))
@@ -169,6 +179,7 @@ var commonChecks = []objectCheck{
 	{"TLS verification", checkTLSVerification},
 	{"Job deadlines", checkJobDeadlines},
 	{"backend guard", checkBackendGuard},
+	{"ServiceAccount pull secrets", checkServiceAccountPullSecrets},
 }
 
 // appChecks are the checks of an app overlay that need nothing but its objects.

@@ -330,6 +330,7 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 		}
 		if o.InitOverlay == "" {
 			rows = append(rows, checkJobImages(ctx, c, d.overlayDir, d.overlayRel)...)
+			rows = append(rows, checkOverlayMonitoring(ctx, c, d.overlayDir)...)
 		}
 	}
 	// --init-overlay writes the cluster's domain; the access URLs fall back to it when no overlay renders.

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
@@ -33,8 +34,8 @@ const (
 	globalPullSecretName      = "pull-secret"
 )
 
-// jobImagePullSecret is the Secret the component job-image-pull-secret names on the hook Jobs'
-// ServiceAccounts, for a private job image.
+// jobImagePullSecret is the Secret the component job-image-pull-secret names in the job pods'
+// imagePullSecrets, for a private job image.
 const jobImagePullSecret = "litemaas-job-image-pull"
 
 // registryTransport carries deploy's registry lookups (always wrapped by jobimage.LoopbackHTTPOnly).
@@ -362,3 +363,58 @@ func listEntry(lines []string, match func(string) bool) (int, int) {
 func is(s string) func(string) bool { return func(t string) bool { return t == s } }
 
 func leading(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+
+// OpenShift's monitoring configuration: user workload monitoring (the Prometheus and Thanos Ruler that
+// evaluate a namespace's PrometheusRules and scrape its PodMonitors) runs only with
+// enableUserWorkload: true in this ConfigMap's config.yaml.
+const (
+	monitoringNamespace     = "openshift-monitoring"
+	monitoringConfigMap     = "cluster-monitoring-config"
+	monitoringConfigKey     = "config.yaml"
+	enableUserWorkloadPatch = `oc -n openshift-monitoring patch configmap cluster-monitoring-config --type merge -p '{"data":{"config.yaml":"enableUserWorkload: true\n"}}'` +
+		` (or create it: oc -n openshift-monitoring create configmap cluster-monitoring-config --from-literal=config.yaml='enableUserWorkload: true'; merge into an existing config.yaml rather than replacing it)`
+)
+
+// checkUserWorkloadMonitoring says whether the overlay's alerts and PodMonitors will be evaluated: an
+// overlay with a PrometheusRule or PodMonitor (the alerts component, the ha profile) on a cluster with
+// user workload monitoring off syncs fine and never alerts. No row for an overlay without them.
+func checkUserWorkloadMonitoring(ctx context.Context, c *Cluster, objs []*unstructured.Unstructured) []row {
+	var kinds []string
+	for _, o := range objs {
+		if k := o.GetKind(); (k == "PrometheusRule" || k == "PodMonitor") && strings.HasPrefix(o.GetAPIVersion(), "monitoring.coreos.com/") {
+			kinds = append(kinds, k+"/"+o.GetName())
+		}
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	const component, check = "monitoring", "user workload monitoring"
+	what := strings.Join(kinds, ", ")
+	cm, err := c.Kube.CoreV1().ConfigMaps(monitoringNamespace).Get(ctx, monitoringConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return []row{{component, check, statusWarn, fmt.Sprintf("off (no ConfigMap %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
+	case err != nil:
+		return []row{{component, check, statusWarn, fmt.Sprintf("cannot read ConfigMap %s/%s (%v): make sure enableUserWorkload: true is set there, or %s is never evaluated", monitoringNamespace, monitoringConfigMap, err, what)}}
+	}
+	var cfg struct {
+		EnableUserWorkload *bool `json:"enableUserWorkload"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data[monitoringConfigKey]), &cfg); err != nil {
+		return []row{{component, check, statusWarn, fmt.Sprintf("ConfigMap %s/%s: %s does not parse (%v): the monitoring operator ignores it, so user workload monitoring is off and %s is never evaluated", monitoringNamespace, monitoringConfigMap, monitoringConfigKey, err, what)}}
+	}
+	if cfg.EnableUserWorkload == nil || !*cfg.EnableUserWorkload {
+		return []row{{component, check, statusWarn, fmt.Sprintf("off (enableUserWorkload is not true in %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
+	}
+	return []row{{component, check, statusOK, fmt.Sprintf("on: %s evaluated", what)}}
+}
+
+// checkOverlayMonitoring renders the overlay and runs checkUserWorkloadMonitoring on it (a render
+// failure is checkJobImages' row).
+func checkOverlayMonitoring(ctx context.Context, c *Cluster, overlayDir string) []row {
+	objs, err := manifests.Render(overlayDir)
+	if err != nil {
+		return nil
+	}
+	return checkUserWorkloadMonitoring(ctx, c, objs)
+}

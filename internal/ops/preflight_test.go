@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
@@ -221,8 +222,9 @@ func TestPreflightJobImageNeedsCredentials(t *testing.T) {
 		ref + " is " + digest + " (private; pulled with the cluster's global pull secret openshift-config/pull-secret)"}, rows[0])
 }
 
-// TestJobImagePullSecretComponent: the overlay knob names the Secret on both hook ServiceAccounts, and
-// the preflight pulls with that Secret.
+// TestJobImagePullSecretComponent: the overlay knob names the Secret in the pod templates of the Jobs
+// and the drift CronJob that run the job image (never on a ServiceAccount, where OpenShift appends its own
+// dockercfg Secret), and the preflight pulls with that Secret.
 func TestJobImagePullSecretComponent(t *testing.T) {
 	setupCluster(t)
 	root := repoCopy(t)
@@ -234,18 +236,30 @@ func TestJobImagePullSecretComponent(t *testing.T) {
 
 	objs, err := manifests.Render(overlay)
 	require.NoError(t, err)
-	sas := map[string]bool{}
+	withSecret := map[string]bool{}
 	for _, o := range objs {
-		if o.GetKind() == "ServiceAccount" {
-			var sa corev1.ServiceAccount
-			require.NoError(t, jsonRoundTrip(o.Object, &sa))
-			if len(sa.ImagePullSecrets) > 0 {
-				assert.Equal(t, []corev1.LocalObjectReference{{Name: jobImagePullSecret}}, sa.ImagePullSecrets, o.GetName())
-				sas[o.GetName()] = true
-			}
+		var path []string
+		switch o.GetKind() {
+		case "ServiceAccount":
+			assert.NotContains(t, o.Object, "imagePullSecrets", "ServiceAccount/%s", o.GetName())
+			continue
+		case "Job":
+			path = []string{"spec", "template", "spec"}
+		case "CronJob":
+			path = []string{"spec", "jobTemplate", "spec", "template", "spec"}
+		default:
+			continue
+		}
+		spec, _, _ := unstructured.NestedMap(o.Object, path...)
+		var ps corev1.PodSpec
+		require.NoError(t, jsonRoundTrip(spec, &ps))
+		if len(ps.ImagePullSecrets) > 0 {
+			assert.Equal(t, []corev1.LocalObjectReference{{Name: jobImagePullSecret}}, ps.ImagePullSecrets, o.GetName())
+			withSecret[o.GetKind()+"/"+o.GetName()] = true
 		}
 	}
-	assert.Equal(t, map[string]bool{"litemaas-secrets": true, "litemaas-sync": true}, sas, "exactly the two hook ServiceAccounts")
+	assert.Equal(t, map[string]bool{"Job/litemaas-secrets": true, "Job/litemaas-sync": true, "CronJob/litemaas-sync-drift": true}, withSecret,
+		"exactly the pods that run the job image")
 	images := hookImages(objs)
 	require.Len(t, images, 1)
 	assert.Equal(t, []string{jobImagePullSecret}, images[0].pullSecrets)

@@ -53,8 +53,11 @@ type RoleSecret struct {
 // RoleContract is the least-privilege split of the CloudNativePG profile. The names are referenced by
 // gitops/components/ha (Cluster managed roles, Database owners, the pods' secretKeyRefs): keep them.
 var RoleContract = []RoleSecret{
-	// Owns litemaas_db (creates its tables at start) and reads LiteLLM's model table.
-	{Name: "litemaas-db-backend", Username: "litemaas_backend", URLs: []RoleURL{{Key: KeyDatabaseURL, Backend: true}, {Key: KeyLiteLLMDatabaseURL}}},
+	// Owns litemaas_db (creates its tables at start).
+	{Name: "litemaas-db-backend", Username: "litemaas_backend", URLs: []RoleURL{{Key: KeyDatabaseURL, Backend: true}}},
+	// The backend's LITELLM_DATABASE_URL: reads LiteLLM_ProxyModelTable in litellm_db, nothing else (as
+	// RoleModelReader in the single-instance profile).
+	{Name: "litemaas-db-model-reader", Username: "litemaas_model_reader", URLs: []RoleURL{{Key: KeyLiteLLMDatabaseURL}}},
 	// Owns litellm_db (LiteLLM migrates its own schema).
 	{Name: "litemaas-db-litellm", Username: "litellm", URLs: []RoleURL{{Key: KeyDatabaseURL}}},
 	// The litemaas-sync job: writes models rows and relaxes users.oauth_id in litemaas_db.

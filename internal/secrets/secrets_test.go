@@ -862,7 +862,7 @@ func TestJobManifest(t *testing.T) {
 		return v
 	}
 	assert.EqualValues(t, 300, spec("spec", "activeDeadlineSeconds"))
-	assert.EqualValues(t, 2, spec("spec", "backoffLimit"))
+	assert.EqualValues(t, 0, spec("spec", "backoffLimit"), "one attempt per sync: the deadline bounds the whole Job")
 	assert.Equal(t, "Never", spec("spec", "template", "spec", "restartPolicy"))
 	assert.Equal(t, jobSA, spec("spec", "template", "spec", "serviceAccountName"))
 	assert.NotContains(t, spec("spec", "template", "metadata", "labels"), "app.kubernetes.io/part-of")

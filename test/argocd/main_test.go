@@ -134,6 +134,8 @@ func start(bin string) (_ *fixture, err error) {
 			Start:   f.svc.Start,
 			HostEnv: []string{"SSL_CERT_FILE=" + caFile},
 		},
+		// OpenShift's controllers, SCC admission, OLM and CloudNativePG (on its PostgreSQL) as stand-ins.
+		OpenShift: argocdtest.OpenShiftOptions{Services: f.svc},
 	}); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -23,43 +25,59 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
 )
 
-// testOverlays: every overlay under gitops/overlays/ syncs to Succeeded/Synced/Healthy, PostSync
-// included. Each overlay is the whole stack in namespace litemaas, so they run one after the other:
-// the app-of-apps' overlay (example, synced by the scenarios before) is deleted with its resources
-// first, then each other overlay gets an Application like the shipped one and is deleted after.
+// testOverlays: every overlay under gitops/overlays/ and every cluster folder under gitops/clusters/
+// syncs to Succeeded/Synced/Healthy, PostSync included, with the OpenShift stand-ins on. Each is the
+// whole stack in namespace litemaas, so they run one after the other: the app-of-apps' overlay
+// (example, synced by the scenarios before) is deleted with its resources first, then each other
+// overlay gets an Application like the shipped one and is deleted after. The production profile meets
+// OLM (its Subscription, the InstallPlan a person approves) and the CloudNativePG stand-in; the
+// overlays of quietPeriods stay quiet after their sync.
 func testOverlays(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	apps := f.kube.Dynamic().Resource(argocdtest.ApplicationGVR).Namespace(argocdtest.DefaultNamespace)
 	// The root Application has no resources finalizer: deleting it leaves its child, as the README says.
-	require.NoError(t, apps.Delete(ctx, rootApp, metav1.DeleteOptions{}))
+	// (Both are missing when this scenario runs alone, with -run.)
+	if err := apps.Delete(ctx, rootApp, metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+		require.NoError(t, err)
+	}
 	rootSynced = false
-	deleteWithResources(t, f, childApp)
+	if _, err := apps.Get(ctx, childApp, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		deleteWithResources(t, f, childApp)
+	}
 
-	entries, err := os.ReadDir(filepath.Join(f.repo.Work, "gitops/overlays"))
-	require.NoError(t, err)
+	var folders []string
+	for _, parent := range []string{"gitops/overlays", "gitops/clusters"} {
+		entries, err := os.ReadDir(filepath.Join(f.repo.Work, parent))
+		require.NoError(t, err)
+		for _, e := range entries {
+			if e.IsDir() {
+				folders = append(folders, parent+"/"+e.Name())
+			}
+		}
+	}
 	shipped := readObject(t, filepath.Join(f.repo.Work, "gitops/argocd/app-of-apps/step-06b-private-ai-litemaas.yaml"))
 	cat, err := catalog.Load(filepath.Join(f.repo.Work, modelsFile))
 	require.NoError(t, err)
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		overlay := "gitops/overlays/" + e.Name()
-		t.Run(e.Name(), func(t *testing.T) {
-			skipWithoutOperator(t, f, overlay)
+	for _, overlay := range folders {
+		t.Run(strings.TrimPrefix(overlay, "gitops/"), func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(f.repo.Work, overlay, "cluster")); err == nil {
 				// The overlay's cluster-admin part, applied once by a cluster admin.
 				cluster, err := manifests.Render(filepath.Join(f.repo.Work, overlay, "cluster"))
 				require.NoError(t, err)
 				f.kube.Apply(t, cluster...)
+				approveOperators(t, f, cluster)
 			}
 			userSteps(t, f, overlay)
 			head, err := f.repo.Head(ctx)
 			require.NoError(t, err)
 			app := shipped.DeepCopy()
-			name := "overlay-" + e.Name()
+			name := "overlay-" + filepath.Base(overlay)
+			if strings.HasPrefix(overlay, "gitops/clusters/") {
+				name = "cluster-" + filepath.Base(overlay)
+			}
 			app.SetName(name)
 			require.NoError(t, unstructured.SetNestedField(app.Object, overlay, "spec", "source", "path"))
 			t0 := time.Now()
@@ -78,24 +96,203 @@ func testOverlays(t *testing.T, f *fixture) {
 			}
 			assert.ElementsMatch(t, catalogIDs(cat), liteLLMModels(t, f), "models in LiteLLM")
 			assert.ElementsMatch(t, catalogIDs(cat), dbModels(t, f), "rows in the backend's database")
+			checkOpenShift(t, f, overlay, a)
+			if period, ok := quietPeriods[overlay]; ok {
+				seen := quietApp(t, f, name, period)
+				t.Logf("%s: quiet for %s after the sync: Synced/Healthy throughout, %d comparisons, no sync, no hook run", overlay, period, seen)
+			}
 			deleteWithResources(t, f, name)
 		})
 	}
 }
 
-// operatorGroups are API groups whose kinds Argo CD 3.6 judges by a status only their operator writes
-// (its built-in health checks of CloudNativePG's Cluster, Database and Backup); the harness plays no
-// such operator.
-var operatorGroups = map[string]string{"postgresql.cnpg.io": "CloudNativePG"}
+// quietPeriods: how long an overlay must stay quiet after its sync. The production profile gets the full
+// two minutes (eight periodic comparisons at appResync 15 s, plus refreshes); the fleet's folders and the
+// pull-secret overlay get a shorter period with a refresh every few seconds, enough comparisons to see
+// a difference with a controller without adding minutes to the package.
+var quietPeriods = map[string]time.Duration{
+	"gitops/overlays/example-ha":           2 * time.Minute,
+	"gitops/clusters/prod-east":            30 * time.Second,
+	"gitops/clusters/in-cluster":           30 * time.Second,
+	"gitops/overlays/example-with-options": 30 * time.Second,
+}
 
-// skipWithoutOperator skips an overlay that needs an operator the harness does not play, naming it.
-func skipWithoutOperator(t *testing.T, f *fixture, overlay string) {
-	objs, err := manifests.Render(filepath.Join(f.repo.Work, overlay))
+// quietApp watches Application name for period: it must stay Synced/Healthy with no new operation and
+// no hook run while Argo CD compares it with git (periodically, and on a refresh every 5 s). It
+// returns the number of comparisons seen.
+func quietApp(t *testing.T, f *fixture, name string, period time.Duration) int {
+	t.Helper()
+	ctx := context.Background()
+	before, err := f.h.App(ctx, name)
 	require.NoError(t, err)
+	require.True(t, before.Done(""), before.String())
+	started := *before.Status.OperationState.StartedAt
+	runs := len(f.h.Kubelet.Runs())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = f.h.Refresh(ctx, name)
+			}
+		}
+	}()
+	var seen int
+	var last time.Time
+	changed, err := f.h.WaitApp(ctx, name, period, func(a *argocdtest.App) bool {
+		if a.Status.ReconciledAt != nil && a.Status.ReconciledAt.After(last) {
+			last = *a.Status.ReconciledAt
+			seen++
+		}
+		op := a.Status.OperationState
+		return a.Status.Sync.Status != "Synced" || a.Status.Health.Status != "Healthy" || op == nil || op.StartedAt == nil || !op.StartedAt.Equal(started)
+	})
+	require.ErrorIs(t, err, context.DeadlineExceeded, "something changed during the quiet period: %s", changed)
+	newRuns := f.h.Kubelet.Runs()[runs:]
+	assert.Empty(t, hookRuns(newRuns), "no hook ran: %s", runNames(newRuns))
+	assert.GreaterOrEqual(t, seen, int(period/(15*time.Second)), "Argo CD compared the Application with git during the period (%d times)", seen)
+	return seen
+}
+
+// approveOperators does what the production profile's README asks after applying the cluster part: the
+// first InstallPlan of each OLM Subscription approved, then waits for the operator's CRDs.
+func approveOperators(t *testing.T, f *fixture, cluster []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	dyn := f.kube.Dynamic()
+	for _, o := range cluster {
+		if o.GetKind() != "Subscription" {
+			continue
+		}
+		subs := dyn.Resource(openshifttest.SubscriptionGVR).Namespace(o.GetNamespace())
+		var sub *unstructured.Unstructured
+		require.Eventually(t, func() bool {
+			sub, _ = subs.Get(ctx, o.GetName(), metav1.GetOptions{})
+			if sub == nil {
+				return false
+			}
+			state, _, _ := unstructured.NestedString(sub.Object, "status", "state")
+			installed, _, _ := unstructured.NestedString(sub.Object, "status", "installedCSV")
+			ref, _, _ := unstructured.NestedString(sub.Object, "status", "installPlanRef", "name")
+			return installed != "" || (state == "UpgradePending" && ref != "")
+		}, time.Minute, 200*time.Millisecond, "Subscription %s/%s resolves to an InstallPlan (status: %v)", o.GetNamespace(), o.GetName(), statusOf(sub))
+		if installed, _, _ := unstructured.NestedString(sub.Object, "status", "installedCSV"); installed != "" {
+			continue // installed by an earlier overlay of the same cluster
+		}
+		ref, _, _ := unstructured.NestedString(sub.Object, "status", "installPlanRef", "name")
+		_, err := dyn.Resource(openshifttest.InstallPlanGVR).Namespace(o.GetNamespace()).Patch(ctx, ref, types.MergePatchType,
+			[]byte(`{"spec":{"approved":true}}`), metav1.PatchOptions{})
+		require.NoError(t, err, "approving InstallPlan %s", ref)
+		require.Eventually(t, func() bool {
+			sub, _ = subs.Get(ctx, o.GetName(), metav1.GetOptions{})
+			installed, _, _ := unstructured.NestedString(sub.Object, "status", "installedCSV")
+			return installed != ""
+		}, 2*time.Minute, 200*time.Millisecond, "Subscription %s/%s installs its CSV (status: %v)", o.GetNamespace(), o.GetName(), statusOf(sub))
+		t.Logf("OLM: Subscription %s/%s installed %s", o.GetNamespace(), o.GetName(), nested(sub, "status", "installedCSV"))
+	}
+}
+
+func statusOf(u *unstructured.Unstructured) any {
+	if u == nil {
+		return nil
+	}
+	return u.Object["status"]
+}
+
+// checkOpenShift: what the OpenShift stand-ins did under the overlay, so that "synced and quiet" is not
+// the absence of the controllers: each ServiceAccount carries its dockercfg pull secret, the namespace
+// its SCC ranges, and a CloudNativePG Cluster served the stack's sessions (the PostSync job's included).
+func checkOpenShift(t *testing.T, f *fixture, overlay string, a *argocdtest.App) {
+	t.Helper()
+	ctx := context.Background()
+	cs := f.kube.Clientset()
+	ns, err := cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, ns.Annotations[openshifttest.UIDRangeAnnotation], "namespace %s has its SCC UID range", namespace)
+	for _, r := range a.Status.Resources {
+		switch r.Kind {
+		case "ServiceAccount":
+			sa, err := cs.CoreV1().ServiceAccounts(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.NotEmpty(t, sa.Annotations[openshifttest.PullSecretRefAnnotation], "ServiceAccount %s has its dockercfg pull secret", r.Name)
+		case "Cluster":
+			cl, err := f.kube.Dynamic().Resource(openshifttest.ClusterGVR).Namespace(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, openshifttest.PhaseHealthy, nested(cl, "status", "phase"))
+			assert.Positive(t, f.h.CNPG.Sessions(r.Namespace, r.Name), "sessions went through Cluster %s's Services", r.Name)
+			cannot, _, _ := unstructured.NestedMap(cl.Object, "status", "managedRolesStatus", "cannotReconcile")
+			assert.Empty(t, cannot, "every managed role reconciled")
+		}
+	}
+	// With a Cluster, the PostSync job waited for it (its status as the operator writes it) before
+	// writing the rows checked above through the Cluster's Service.
+	var cluster bool
+	for _, r := range a.Status.Resources {
+		cluster = cluster || r.Kind == "Cluster"
+	}
+	var last *argocdtest.Run
+	for _, r := range f.h.Kubelet.Runs() {
+		if r.Job == "litemaas-sync" && r.Namespace == namespace {
+			last = &r
+		}
+	}
+	require.NotNil(t, last, "%s: the PostSync job ran", overlay)
+	assert.Zero(t, last.ExitCode, "%s: %s", overlay, last.Output)
+	if cluster {
+		assert.Contains(t, last.Output, "cnpg cluster", "%s: the PostSync job waited for the CloudNativePG Cluster", overlay)
+	}
+}
+
+// backupSecrets creates what the production profile's README asks for before the first sync: the
+// Secrets a CloudNativePG Cluster's backup section names (the object store's credentials, its CA), with
+// the keys it reads. Their values are the user's; nothing here checks them.
+func backupSecrets(t *testing.T, f *fixture, objs []*unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	keys := map[string]map[string]string{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch m := v.(type) {
+		case map[string]any:
+			name, okName := m["name"].(string)
+			key, okKey := m["key"].(string)
+			if okName && okKey && len(m) == 2 {
+				if keys[name] == nil {
+					keys[name] = map[string]string{}
+				}
+				keys[name][key] = "value-of-" + key
+				return
+			}
+			for _, x := range m {
+				walk(x)
+			}
+		case []any:
+			for _, x := range m {
+				walk(x)
+			}
+		}
+	}
 	for _, o := range objs {
-		if op, ok := operatorGroups[o.GroupVersionKind().Group]; ok {
-			t.Skipf("%s renders %s %s: Argo CD's health check waits for the status the %s operator writes, and the harness plays no %s operator",
-				overlay, o.GetKind(), o.GetName(), op, op)
+		if o.GetKind() == "Cluster" && o.GroupVersionKind().Group == openshifttest.ClusterGVR.Group {
+			backup, _, _ := unstructured.NestedMap(o.Object, "spec", "backup")
+			walk(backup)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	require.NoError(t, f.h.EnsureNamespace(ctx, namespace))
+	for name, data := range keys {
+		_, err := f.kube.Clientset().CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, StringData: data,
+		}, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			require.NoError(t, err, "creating the Secret %s the production profile's README asks for", name)
 		}
 	}
 }
@@ -106,6 +303,7 @@ func skipWithoutOperator(t *testing.T, f *fixture, overlay string) {
 func userSteps(t *testing.T, f *fixture, overlay string) {
 	objs, err := manifests.Render(filepath.Join(f.repo.Work, overlay))
 	require.NoError(t, err)
+	backupSecrets(t, f, objs)
 	job := manifests.Find(objs, "Job", "litemaas-secrets")
 	require.NotNil(t, job, "%s renders no Job litemaas-secrets", overlay)
 	containers, _, _ := unstructured.NestedSlice(job.Object, "spec", "template", "spec", "containers")
