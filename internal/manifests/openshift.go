@@ -5,7 +5,6 @@ package manifests
 // and the Application never stays Synced.
 
 import (
-	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -54,15 +53,6 @@ func checkCNPGRoleDefaults(objs []*unstructured.Unstructured) []string {
 		}
 	}
 	return p
-}
-
-func sortedKeys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // checkNoSSLDisable: in the production profile nothing turns TLS to PostgreSQL off or leaves it
