@@ -1,5 +1,5 @@
 // Command litemaas-sync keeps LiteLLM and the LiteMaaS database in line with a models catalog. It
-// runs as an Argo CD PostSync hook; see the README for its configuration and exit codes.
+// runs as an Argo CD PostSync hook; see docs/configuration.md for its settings and docs/troubleshooting.md for its exit codes.
 package main
 
 import (

@@ -12,10 +12,10 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
 )
 
-// TestREADMEDryRunExample generates the README's dry-run example ("The plan (dry run)") from the
-// scenario it describes, and fails when the README shows anything else. UPDATE_README=1 rewrites it.
+// TestREADMEDryRunExample generates the dry-run example of docs/configuration.md ("The plan (dry run)") from the
+// scenario it describes, and fails when the page shows anything else. UPDATE_README=1 rewrites it.
 func TestREADMEDryRunExample(t *testing.T) {
-	const readme = "../../README.md"
+	const readme = "../../docs/configuration.md"
 	base, err := os.ReadFile("../../gitops/base/models.yaml")
 	require.NoError(t, err)
 	first := replaceOnce(t, string(base), "    contextLength: 32768\n    supportsStreaming: true\n    availability: available\n    apiBase: http://gpt-oss-20b",

@@ -186,3 +186,31 @@ func TestRelativeLinksResolve(t *testing.T) {
 	t.Logf("%d relative links checked in %d Markdown files", checked, len(files))
 	assert.NotZero(t, checked, "no relative link found: the scanner is broken")
 }
+
+// readmeBudget is the README's length limit: it is the front door, read in ten minutes; the rest lives in
+// docs/, each file linked from it.
+const readmeBudget = 250
+
+// TestREADMEIsTheFrontDoor fails on a README over its budget, and on a file of docs/ that the README does
+// not link exactly once (a page nobody can find, or a README that sends readers to one page twice).
+func TestREADMEIsTheFrontDoor(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	lines := strings.Count(string(data), "\n")
+	assert.LessOrEqual(t, lines, readmeBudget, "README.md has %d lines: move detail to docs/", lines)
+
+	pages, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	require.NoError(t, err)
+	require.NotEmpty(t, pages, "docs/ has no page")
+	links, _ := scan(t, "README.md")
+	for _, p := range pages {
+		rel := "docs/" + filepath.Base(p)
+		n := 0
+		for _, l := range links {
+			if path, _, _ := strings.Cut(l.target, "#"); path == rel {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "README.md links %s %d times (want once)", rel, n)
+	}
+}
