@@ -3,6 +3,7 @@ package ops
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -74,6 +75,22 @@ func pinRegistry(t *testing.T, root string, skip string) jobimage.RegistryOption
 	return o
 }
 
+// useOf returns the tree's use of repository repo in file (images.yaml or an overlay's images: entries).
+func useOf(t *testing.T, root, file, repo string) imageUse {
+	t.Helper()
+	inv, _, err := inventoryUses(root)
+	require.NoError(t, err)
+	_, ovl, err := overlayUses(root)
+	require.NoError(t, err)
+	for _, u := range append(inv, ovl...) {
+		if u.file == file && u.repo == repo {
+			return u
+		}
+	}
+	require.FailNow(t, "no use of "+repo+" in "+file)
+	return imageUse{}
+}
+
 func TestPinImages(t *testing.T) {
 	ctx := context.Background()
 	root := pinTree(t)
@@ -90,20 +107,23 @@ func TestPinImages(t *testing.T) {
 	t.Logf("pin-images:\n%s", out.String())
 
 	// Every tag an overlay sets is resolved: the entry gains its digest, images.yaml lists tag@digest.
-	d, err := jobimage.Lookup(ctx, "docker.io/library/postgres:16.9-alpine", reg)
+	// The tags and lines are the tree's own, read before the run, so an upgrade of a pin needs no edit here.
+	pg := useOf(t, root, imagesFile, "docker.io/library/postgres")
+	d, err := jobimage.Lookup(ctx, pg.ref(), reg)
 	require.NoError(t, err)
 	inv, overlay := read(imagesFile), read("gitops/overlays/example/kustomization.yaml")
-	assert.Contains(t, inv, "- name: docker.io/library/postgres:16.9-alpine@"+d.String()+"\n")
-	assert.Contains(t, overlay, "  - name: docker.io/library/postgres\n    newTag: 16.9-alpine\n    digest: "+d.String()+"\n")
-	assert.Contains(t, out.String(), "images/images.yaml:10: docker.io/library/postgres:16.9-alpine -> docker.io/library/postgres:16.9-alpine@"+d.String())
+	assert.Contains(t, inv, "- name: "+pg.ref()+"@"+d.String()+"\n")
+	assert.Contains(t, overlay, "  - name: docker.io/library/postgres\n    newTag: "+pg.tag+"\n    digest: "+d.String()+"\n")
+	assert.Contains(t, out.String(), fmt.Sprintf("images/images.yaml:%d: %s -> %s@%s", pg.line, pg.ref(), pg.ref(), d))
 	// The files keep their comments and layout: only lines with a digest are new or changed.
 	assert.Equal(t, strings.Count(beforeInv, "\n"), strings.Count(inv, "\n"))
 	assert.Contains(t, inv, "# Every container image the manifests in gitops/ run")
 	assert.Equal(t, strings.Count(beforeOverlay, "\n")+strings.Count(overlay, "digest: "), strings.Count(overlay, "\n"))
 	// A tag set outside the overlays' images: entries (the CloudNativePG Cluster's imageName) is
 	// resolved but left as written: the manifests keep its tag, and the inventory must equal them.
-	assert.Contains(t, inv, "- name: ghcr.io/cloudnative-pg/postgresql:16.9\n")
-	assert.Contains(t, out.String(), "not pinned: ghcr.io/cloudnative-pg/postgresql:16.9 (images/images.yaml:")
+	cnpg := useOf(t, root, imagesFile, "ghcr.io/cloudnative-pg/postgresql")
+	assert.Contains(t, inv, "- name: "+cnpg.ref()+"\n")
+	assert.Contains(t, out.String(), "not pinned: "+cnpg.ref()+" (images/images.yaml:")
 
 	// The tree still passes the policy checks on images.
 	c := manifests.NewChecker(root)
@@ -139,14 +159,16 @@ func TestPinImages(t *testing.T) {
 
 func TestPinImagesMissingTag(t *testing.T) {
 	root := pinTree(t)
-	reg := pinRegistry(t, root, "quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
+	backend := useOf(t, root, imagesFile, "quay.io/rh-aiservices-bu/litemaas-backend")
+	entry := useOf(t, root, "gitops/overlays/example/kustomization.yaml", "quay.io/rh-aiservices-bu/litemaas-backend")
+	reg := pinRegistry(t, root, backend.ref())
 	before, err := os.ReadFile(filepath.Join(root, imagesFile))
 	require.NoError(t, err)
 	err = PinImages(context.Background(), PinOptions{Root: root, Registry: reg})
 	require.Error(t, err)
 	t.Logf("%v", err)
-	assert.Contains(t, err.Error(), "images/images.yaml:14: quay.io/rh-aiservices-bu/litemaas-backend:0.4.0: the registry has no such tag")
-	assert.Contains(t, err.Error(), "gitops/overlays/example/kustomization.yaml:22: quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
+	assert.Contains(t, err.Error(), fmt.Sprintf("images/images.yaml:%d: %s: the registry has no such tag", backend.line, backend.ref()))
+	assert.Contains(t, err.Error(), fmt.Sprintf("gitops/overlays/example/kustomization.yaml:%d: %s", entry.line, backend.ref()))
 	assert.Contains(t, err.Error(), "nothing written")
 	after, err := os.ReadFile(filepath.Join(root, imagesFile))
 	require.NoError(t, err)

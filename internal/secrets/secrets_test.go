@@ -634,11 +634,12 @@ func TestRBAC(t *testing.T) {
 	err = dyn.Resource(secrets.OAuthClientResource).Delete(ctx, secrets.DefaultOAuthClientName, metav1.DeleteOptions{})
 	forbidden("delete the OAuthClient", err)
 
-	// The same job pointed at another namespace fails on RBAC, exit 1, and says what is missing.
+	// The same job pointed at another namespace fails on RBAC at once (no retry can fix a Role), exit 2,
+	// and says what is missing.
 	env["NAMESPACE"] = other
 	r3 := runJob(t, env, kc, dyn)
 	require.Error(t, r3.err)
-	assert.Equal(t, job.ExitFailed, job.Code(r3.err))
+	assert.Equal(t, job.ExitInvalid, job.Code(r3.err))
 	assert.Contains(t, r3.err.Error(), "needs `get` on it")
 	assert.Equal(t, []string{secrets.PostgresSecret}, keys(versions(t, other)), "nothing created in the other namespace")
 
