@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +190,61 @@ func TestVerifyAttestations(t *testing.T) {
 			t.Logf("%s: %v", tc.name, err)
 		})
 	}
+}
+
+// publicGoodFulcio reads the Fulcio certificates of Sigstore's public-good trusted root.
+func publicGoodFulcio(t *testing.T) *x509.CertPool {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/sigstore/trusted-root-public-good.json")
+	require.NoError(t, err)
+	var tr struct {
+		CertificateAuthorities []struct {
+			CertChain struct {
+				Certificates []struct {
+					RawBytes []byte `json:"rawBytes"`
+				} `json:"certificates"`
+			} `json:"certChain"`
+		} `json:"certificateAuthorities"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &tr))
+	pool := x509.NewCertPool()
+	n := 0
+	for _, ca := range tr.CertificateAuthorities {
+		for _, c := range ca.CertChain.Certificates {
+			cert, err := x509.ParseCertificate(c.RawBytes)
+			require.NoError(t, err)
+			pool.AddCert(cert)
+			n++
+		}
+	}
+	require.Positive(t, n)
+	return pool
+}
+
+// A bundle GitHub Actions really signed (through Sigstore's public-good Fulcio) verifies, and fails on
+// another digest or another workflow, with the message that says which.
+func TestVerifyBundleGitHubSigned(t *testing.T) {
+	raw, err := os.ReadFile("testdata/sigstore/sigstore-js-2.0.0-provenance.sigstore.json")
+	require.NoError(t, err)
+	roots := publicGoodFulcio(t)
+	subject := v1.Hash{Algorithm: "sha512", Hex: "46d4e2f74c4877316640000a6fdf8a8b59f1e0847667973e9859f774dd31b8f1e0937813b777fb66a2ac67d50540fe34640966eee9fc2ccca387082b4c85cd3c"}
+	identity := Identity{Workflow: "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml"}
+
+	a, err := VerifyBundle(raw, subject, identity, roots)
+	require.NoError(t, err)
+	assert.Equal(t, "https://slsa.dev/provenance/v1", a.PredicateType)
+	assert.Equal(t, "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main", a.SAN)
+
+	tampered := subject
+	tampered.Hex = strings.Repeat("0", len(subject.Hex))
+	_, err = VerifyBundle(raw, tampered, identity, roots)
+	assert.ErrorIs(t, err, ErrDigestMismatch)
+	t.Logf("tampered digest: %v", err)
+
+	_, err = VerifyBundle(raw, subject, Identity{Workflow: "https://github.com/acme/litemaas-gitops/.github/workflows/image.yaml"}, roots)
+	assert.ErrorIs(t, err, ErrIdentityMismatch)
+	t.Logf("wrong identity: %v", err)
+
+	_, err = VerifyBundle(raw, subject, identity, newTestCA(t).pool())
+	assert.ErrorIs(t, err, ErrBadSignature)
 }
