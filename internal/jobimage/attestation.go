@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	_ "embed"
 	"encoding/asn1"
 	"encoding/json"
 	"errors"
@@ -60,8 +61,11 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrIdentityMismatch: a bundle is attached but signed by another identity.
 	ErrIdentityMismatch = errors.New("identity mismatch")
-	// ErrBadSignature: the bundle's signature or certificate chain does not verify.
+	// ErrBadSignature: the bundle's signature does not verify.
 	ErrBadSignature = errors.New("signature does not verify")
+	// ErrUntrustedCertificate: the bundle's certificate does not chain to the given roots (another
+	// Sigstore instance, e.g. GitHub's own for private repositories, or a forged certificate).
+	ErrUntrustedCertificate = errors.New("certificate not issued by a trusted Sigstore CA")
 )
 
 // Attestation is one bundle that verified.
@@ -74,7 +78,8 @@ type Attestation struct {
 // VerifyAttestations fetches the Sigstore bundles attached to digest (OCI referrers, with the tag
 // fallback for registries without the referrers API) and verifies each. It returns those that verify,
 // or an error wrapping ErrUnsigned when there is none, or, when bundles exist and none verifies, the
-// reason of the first (ErrDigestMismatch, ErrIdentityMismatch, ErrBadSignature) with the details.
+// reason of the first (ErrDigestMismatch, ErrIdentityMismatch, ErrBadSignature, ErrUntrustedCertificate)
+// with the details.
 func VerifyAttestations(ctx context.Context, digest name.Digest, want Identity, roots *x509.CertPool, o RegistryOptions) ([]Attestation, error) {
 	idx, err := remote.Referrers(digest, o.remote(ctx)...)
 	if err != nil {
@@ -202,7 +207,7 @@ func VerifyBundle(raw []byte, subject v1.Hash, want Identity, roots *x509.CertPo
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: leaf.NotBefore,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}); err != nil {
-		return Attestation{}, fmt.Errorf("%w: the certificate does not chain to the trusted Sigstore roots: %v", ErrBadSignature, err)
+		return Attestation{}, fmt.Errorf("%w: the certificate does not chain to the trusted Sigstore roots: %v", ErrUntrustedCertificate, err)
 	}
 	env := b.DSSEEnvelope
 	if env == nil || len(env.Signatures) == 0 {
@@ -281,4 +286,43 @@ func verifySignature(c *x509.Certificate, msg, sig []byte) error {
 		return fmt.Errorf("unsupported key type %T", k)
 	}
 	return nil
+}
+
+// publicGoodTrustedRoot is the trusted root of Sigstore's public-good instance (the one GitHub's
+// actions/attest uses for public repositories), as github.com/sigstore/sigstore-go ships it: Fulcio's root
+// and intermediate certificates are what PublicGoodFulcio reads of it.
+//
+//go:embed sigstore-public-good-trusted-root.json
+var publicGoodTrustedRoot []byte
+
+// PublicGoodFulcio returns the certificates of the public-good Fulcio CAs, as the roots of VerifyBundle.
+func PublicGoodFulcio() (*x509.CertPool, error) {
+	var tr struct {
+		CertificateAuthorities []struct {
+			CertChain struct {
+				Certificates []struct {
+					RawBytes []byte `json:"rawBytes"`
+				} `json:"certificates"`
+			} `json:"certChain"`
+		} `json:"certificateAuthorities"`
+	}
+	if err := json.Unmarshal(publicGoodTrustedRoot, &tr); err != nil {
+		return nil, fmt.Errorf("the embedded Sigstore trusted root: %w", err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for _, ca := range tr.CertificateAuthorities {
+		for _, c := range ca.CertChain.Certificates {
+			cert, err := x509.ParseCertificate(c.RawBytes)
+			if err != nil {
+				return nil, fmt.Errorf("the embedded Sigstore trusted root: %w", err)
+			}
+			pool.AddCert(cert)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, errors.New("the embedded Sigstore trusted root holds no Fulcio certificate")
+	}
+	return pool, nil
 }

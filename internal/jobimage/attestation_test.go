@@ -160,7 +160,7 @@ func TestVerifyAttestations(t *testing.T) {
 			attach(t, d, ca.bundle(t, "https://github.com/acme/litemaas-gitops/.github/workflows/image.yaml.evil@refs/heads/main", h))
 		}, wantErr: ErrIdentityMismatch, wantMsg: "identity mismatch"},
 		{name: "untrusted CA", attach: func(t *testing.T, d name.Digest, h v1.Hash) { attach(t, d, other.bundle(t, goodSAN, h)) },
-			wantErr: ErrBadSignature, wantMsg: "does not chain to the trusted Sigstore roots"},
+			wantErr: ErrUntrustedCertificate, wantMsg: "does not chain to the trusted Sigstore roots"},
 		{name: "payload changed after signing", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
 			b := ca.bundle(t, goodSAN, h)
 			var m map[string]any
@@ -246,5 +246,11 @@ func TestVerifyBundleGitHubSigned(t *testing.T) {
 	t.Logf("wrong identity: %v", err)
 
 	_, err = VerifyBundle(raw, subject, identity, newTestCA(t).pool())
-	assert.ErrorIs(t, err, ErrBadSignature)
+	assert.ErrorIs(t, err, ErrUntrustedCertificate)
+
+	// The embedded roots are those of the test data.
+	embedded, err := PublicGoodFulcio()
+	require.NoError(t, err)
+	_, err = VerifyBundle(raw, subject, identity, embedded)
+	require.NoError(t, err)
 }
