@@ -81,7 +81,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := jobimage.WriteLayout(*dir, *image, idx); err != nil {
 			return err
 		}
-		sbom, err := jobimage.SBOM(idx, binaries, m)
+		ref, err := jobimage.ParseReference(*image)
+		if err != nil {
+			return err
+		}
+		sbom, err := jobimage.SBOM(idx, binaries, m, ref.Context().Name())
 		if err != nil {
 			return err
 		}

@@ -83,8 +83,9 @@ type spdxRelationship struct {
 // SHA-256, the Go standard library, and every module the binaries link, at the versions their build
 // information records (what the linker used, so what go.sum pinned). Licenses are NOASSERTION: the build
 // information does not carry them, and a guess would be worse than none. The creation time is the
-// commit's, and every list is sorted, so two builds of one commit give one SBOM.
-func SBOM(idx v1.ImageIndex, binaries map[string][]byte, m Metadata) ([]byte, error) {
+// commit's, and every list is sorted, so two builds of one commit give one SBOM. repository is where the
+// image is published (the package URL's repository_url); empty means DefaultName.
+func SBOM(idx v1.ImageIndex, binaries map[string][]byte, m Metadata, repository string) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
@@ -106,7 +107,10 @@ func SBOM(idx v1.ImageIndex, binaries map[string][]byte, m Metadata) ([]byte, er
 		},
 		DocumentDescribes: []string{imageID},
 	}
-	imageRepo := DefaultName
+	imageRepo := repository
+	if imageRepo == "" {
+		imageRepo = DefaultName
+	}
 	doc.Packages = append(doc.Packages, spdxPackage{
 		Name:             Title,
 		SPDXID:           imageID,

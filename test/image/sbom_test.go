@@ -87,7 +87,7 @@ func goSum(t *testing.T) map[string]bool {
 func TestSBOMListsTheBinarysModulesAtTheGoSumVersions(t *testing.T) {
 	_, idx := sharedLayout(t)
 	bins, _ := compiled(t)
-	raw, err := jobimage.SBOM(idx, bins, meta)
+	raw, err := jobimage.SBOM(idx, bins, meta, "ghcr.io/acme/litemaas-sync")
 	require.NoError(t, err)
 	var doc sbomDoc
 	require.NoError(t, json.Unmarshal(raw, &doc))
@@ -152,6 +152,8 @@ func TestSBOMListsTheBinarysModulesAtTheGoSumVersions(t *testing.T) {
 	d, err := idx.Digest()
 	require.NoError(t, err)
 	assert.Contains(t, doc.DocumentNamespace, d.Hex, "the namespace names the image")
+	purl := "pkg:oci/litemaas-sync@sha256:" + d.Hex + "?repository_url=ghcr.io%2Facme%2Flitemaas-sync"
+	assert.True(t, strings.Contains(string(raw), purl), "the image's package URL names where it is published: %s", purl)
 	t.Logf("SBOM: %d Go modules, stdlib %s, %d bytes", len(modules), stdlib, len(raw))
 }
 
@@ -160,7 +162,7 @@ func TestTwoBuildsGiveOneSBOM(t *testing.T) {
 	var digests []string
 	for range 2 {
 		dir, idx := buildLayout(t, meta)
-		raw, err := jobimage.SBOM(idx, bins, meta)
+		raw, err := jobimage.SBOM(idx, bins, meta, "ghcr.io/acme/litemaas-sync")
 		require.NoError(t, err)
 		p, err := jobimage.WriteSBOM(dir, raw)
 		require.NoError(t, err)
@@ -177,7 +179,7 @@ func TestTwoBuildsGiveOneSBOM(t *testing.T) {
 	later := meta
 	later.Created = meta.Created.Add(time.Second)
 	_, idx := buildLayout(t, later)
-	raw, err := jobimage.SBOM(idx, bins, later)
+	raw, err := jobimage.SBOM(idx, bins, later, "ghcr.io/acme/litemaas-sync")
 	require.NoError(t, err)
 	sum := sha256.Sum256(raw)
 	assert.NotEqual(t, digests[0], "sha256:"+hex.EncodeToString(sum[:]))
