@@ -113,7 +113,7 @@ pin-images: ops-binary ## Resolve every image tag (images/images.yaml, the overl
 	$(BIN)/litemaas-ops pin-images
 
 .PHONY: image image-push
-image: ## Build the job image for linux/amd64 and linux/arm64 into the OCI layout _output/image (no container engine needed)
+image: ## Build the job image for linux/amd64 and linux/arm64 into the OCI layout _output/image and its SBOM _output/image.spdx.json (no container engine needed)
 	$(GO) run ./hack/image build --out _output/image --image $(IMAGE) $(if $(SOURCE),--source $(SOURCE))
 
 image-push: ## Push the image `make image` built: IMAGE=<registry>/<repo>:<tag>; prints the digest and the overlay's images: entry

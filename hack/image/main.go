@@ -4,7 +4,8 @@
 //	go run ./hack/image push  [--layout _output/image] --image REGISTRY/REPOSITORY:TAG
 //	go run ./hack/image inspect [--layout _output/image]
 //
-// build writes an OCI image layout with one index for linux/amd64 and linux/arm64. The labels and
+// build writes an OCI image layout with one index for linux/amd64 and linux/arm64, and next to it
+// (DIR.spdx.json) the SBOM of the image in SPDX 2.3 JSON, made from the binaries' build information. The labels and
 // timestamps come from git (revision, `git describe`, the commit time) unless SOURCE_DATE_EPOCH,
 // --revision, --version or --source say otherwise. push sends that index to a registry with the
 // credentials of the usual auth files, then prints its digest and the overlay's images: entry.
@@ -13,6 +14,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,11 +74,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		start := time.Now()
-		idx, err := jobimage.Build(ctx, jobimage.BuildOptions{Root: ".", CABundle: *ca, Metadata: m})
+		idx, binaries, err := jobimage.Build(ctx, jobimage.BuildOptions{Root: ".", CABundle: *ca, Metadata: m})
 		if err != nil {
 			return err
 		}
 		if err := jobimage.WriteLayout(*dir, *image, idx); err != nil {
+			return err
+		}
+		ref, err := jobimage.ParseReference(*image)
+		if err != nil {
+			return err
+		}
+		sbom, err := jobimage.SBOM(idx, binaries, m, ref.Context().Name())
+		if err != nil {
+			return err
+		}
+		sbomPath, err := jobimage.WriteSBOM(*dir, sbom)
+		if err != nil {
 			return err
 		}
 		d, err := idx.Digest()
@@ -84,7 +98,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "built %s for linux/amd64 and linux/arm64 in %s (%s)\n", *image, time.Since(start).Round(time.Second), m.Version)
-		fmt.Fprintf(out, "OCI layout: %s\nindex digest: %s\n", *dir, d)
+		fmt.Fprintf(out, "OCI layout: %s\nindex digest: %s\nSBOM (SPDX 2.3): %s sha256:%x\n", *dir, d, sbomPath, sha256.Sum256(sbom))
 		return nil
 
 	case "push":

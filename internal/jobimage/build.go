@@ -135,19 +135,20 @@ type BuildOptions struct {
 	Metadata Metadata
 }
 
-// Build cross-compiles the binary for every platform and assembles the index.
-func Build(ctx context.Context, o BuildOptions) (v1.ImageIndex, error) {
+// Build cross-compiles the binary for every platform and assembles the index. It returns the binaries
+// too (keyed by v1.Platform.String()), which the SBOM is made from.
+func Build(ctx context.Context, o BuildOptions) (v1.ImageIndex, map[string][]byte, error) {
 	if err := o.Metadata.validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ca, err := ReadCABundle(o.CABundle)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	work := o.WorkDir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "litemaas-image-"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer os.RemoveAll(work)
 	}
@@ -155,15 +156,16 @@ func Build(ctx context.Context, o BuildOptions) (v1.ImageIndex, error) {
 	for _, p := range Platforms {
 		bin, err := Compile(ctx, o.Go, o.Root, work, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		data, err := os.ReadFile(bin)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		binaries[p.String()] = data
 	}
-	return Index(binaries, ca, o.Metadata)
+	idx, err := Index(binaries, ca, o.Metadata)
+	return idx, binaries, err
 }
 
 // Compile builds the binary for platform p into dir with the Containerfile's flags and returns its path.

@@ -251,11 +251,15 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 	}
 
 	// The Applications as deploy will apply them: your fork, the chosen overlay, a refresh request.
+	var fork string // the job image's attestations must come from its image workflow
 	for _, app := range apps {
 		repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
 		if o.RepoURL != "" {
 			repo = o.RepoURL
 			_ = unstructured.SetNestedField(app.Object, repo, "spec", "source", "repoURL")
+		}
+		if fork == "" {
+			fork = repo
 		}
 		check := "repoURL of " + app.GetName()
 		if strings.Contains(repo, repoURLPlaceholder) {
@@ -329,7 +333,9 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, settingsFile, suggestion))
 		}
 		if o.InitOverlay == "" {
-			rows = append(rows, checkJobImages(ctx, c, d.overlayDir, d.overlayRel)...)
+			pulled := checkJobImages(ctx, c, d.overlayDir, d.overlayRel)
+			rows = append(rows, pulled...)
+			rows = append(rows, checkJobImageSignatures(ctx, d.overlayDir, fork, pulled)...)
 			rows = append(rows, checkOverlayMonitoring(ctx, c, d.overlayDir)...)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/rhysd/actionlint"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 )
 
 func lint(t *testing.T, files ...string) []*actionlint.Error {
@@ -119,4 +121,18 @@ func TestUnpinnedUsesFound(t *testing.T) {
 		"line 4: - uses: actions/cache@0057852bfaa89a56745cba8c7296529d2fc39830",
 		"line 5: - uses: actions/cache@0057852bfaa89a56745c # v4.3.0",
 	}, unpinnedUses(wf))
+}
+
+// TestImageWorkflowAttestsTheSBOMMakeImageWrites: the workflow's sbom-path is where `make image` writes the
+// SBOM, so that a moved layout fails here and not on the fork's first release.
+func TestImageWorkflowAttestsTheSBOMMakeImageWrites(t *testing.T) {
+	wf, err := os.ReadFile("../../.github/workflows/image.yaml")
+	require.NoError(t, err)
+	mk, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+	out := regexp.MustCompile(`(?m)^\s*\$\(GO\) run \./hack/image build --out (\S+)`).FindSubmatch(mk)
+	require.NotNil(t, out, "the Makefile's image target with --out")
+	sbom := regexp.MustCompile(`(?m)^\s*sbom-path:\s*(\S+)\s*$`).FindSubmatch(wf)
+	require.NotNil(t, sbom, "no sbom-path in image.yaml")
+	assert.Equal(t, jobimage.SBOMPath(string(out[1])), string(sbom[1]))
 }
