@@ -45,6 +45,18 @@ func TestDriftCronJobCheckCanFail(t *testing.T) {
 		{"no schedule", func(t *testing.T, o []*unstructured.Unstructured) {
 			require.NoError(t, unstructured.SetNestedField(Find(o, "CronJob", driftCronJobName).Object, "hourly", "spec", "schedule"))
 		}, "not a cron schedule"},
+		{"counted in the Application's health", func(t *testing.T, o []*unstructured.Unstructured) {
+			cron := Find(o, "CronJob", driftCronJobName)
+			ann := cron.GetAnnotations()
+			delete(ann, "argocd.argoproj.io/ignore-healthcheck")
+			cron.SetAnnotations(ann)
+		}, "ignore-healthcheck"},
+		{"updated in place by a sync", func(t *testing.T, o []*unstructured.Unstructured) {
+			cron := Find(o, "CronJob", driftCronJobName)
+			ann := cron.GetAnnotations()
+			ann["argocd.argoproj.io/sync-options"] = "Replace=true"
+			cron.SetAnnotations(ann)
+		}, "Force=true and Replace=true"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,7 @@ func TestArgoCD(t *testing.T) {
 		{"a commit breaking the catalog", testBrokenCatalog},
 		{"self-heal of a hand-made LiteLLM deployment", testLiteLLMSelfHeal},
 		{"a commit removing a model with PRUNE on", testPrune},
+		{"a failed drift run, then a commit", testFailedDrift},
 		{"every overlay syncs to Healthy", testOverlays},
 		{"the Application CRD of gitops/test/crds is Argo CD's", testCRDIsUpstream},
 	}
