@@ -159,10 +159,9 @@ func testCatalogEdit(t *testing.T, f *fixture) {
 // so; nothing in LiteLLM or PostgreSQL changes; and the job's own reason is on the Job as an Event,
 // the place the console shows it (scenario: what a user sees without `oc logs`).
 func testBrokenCatalog(t *testing.T, f *fixture) {
-	// A scheduled drift run while the broken catalog is mounted fails too, and leaves the CronJob
-	// Degraded (Argo CD's CronJob health: last run not successful), which fails every sync until a
-	// drift run succeeds (README, "Known limitations"). This scenario is about the hook: keep the
-	// schedule out of its window (about 45 s from the broken commit to the fixed sync).
+	// A scheduled drift run while the broken catalog is mounted fails too (its own scenario shows that
+	// this never blocks a sync). This scenario is about the hook and counts its runs: keep the schedule
+	// out of its window (about 45 s from the broken commit to the fixed sync).
 	awayFromSchedule(t, f, 2*time.Minute)
 	ctx := context.Background()
 	llmBefore := liteLLMState(t, f)
