@@ -327,3 +327,17 @@ func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 	assert.Contains(t, err.Error(), "Pod litemaas/backend-pod: ")
 	assert.Contains(t, err.Error(), `violates PodSecurity "restricted:latest": unrestricted capabilities`)
 }
+
+// What restricted-v2 refuses beyond PSA restricted stays a Go rule (checkRestrictedV2): PSA accepts a
+// fixed non-root UID and a Localhost seccomp profile, OpenShift does not.
+func TestRestrictedV2BeyondPodSecurity(t *testing.T) {
+	d := newDryRunner(t)
+	objs := rendered(t, sampleOverlay(t).dir)
+	backend := mustFind(t, objs, "Deployment", "backend").DeepCopy()
+	set(t, templateSpec(t, backend), int64(1000), "securityContext", "runAsUser")
+	set(t, templateContainer(t, backend, "backend"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
+	require.NoError(t, d.create(context.Background(), backend), "PSA restricted accepts it")
+	got := strings.Join(checkRestrictedV2([]*unstructured.Unstructured{backend}), "\n")
+	assert.Contains(t, got, "Deployment/backend: pod securityContext.runAsUser is set")
+	assert.Contains(t, got, "Deployment/backend container backend: seccompProfile is Localhost")
+}

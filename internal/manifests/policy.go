@@ -159,7 +159,7 @@ type objectCheck struct {
 // more entry here (or in the profile's own list below): the tests and `litemaas-ops check` then
 // both run it.
 var commonChecks = []objectCheck{
-	{"pod security", checkPodSecurity},
+	{"restricted-v2", checkRestrictedV2},
 	{"resources", checkResources},
 	{"probes", checkProbes},
 	{"hook Jobs", checkHookJobs},
