@@ -190,7 +190,7 @@ var appChecks = append(slices.Clip(commonChecks),
 	objectCheck{"database roles", checkDatabaseRoles},
 )
 
-// checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
+// checkParity holds the overlay against the parity table (gitops/parity.yaml) and its rate limits
 // against its cluster-settings.
 func (c *Checker) checkParity(t Target, objs []*unstructured.Unstructured) []string {
 	if t.Settings == "" {
