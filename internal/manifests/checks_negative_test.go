@@ -77,66 +77,32 @@ func TestChecksRejectBrokenObjects(t *testing.T) {
 		break_ func(t *testing.T, objs []*unstructured.Unstructured) []*unstructured.Unstructured
 		want   string // a substring of one reported problem
 	}{
-		// pod security
-		{"pod runAsUser", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		// restricted-v2 beyond PSA restricted (which the dry run judges: TestServerSideDryRunPodSecurity)
+		{"pod runAsUser", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			set(t, podSpecOf(t, o, "Deployment", "backend"), int64(1000), "securityContext", "runAsUser")
 			return o
 		}, "runAsUser"},
-		{"container runAsUser", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		{"container runAsUser", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			set(t, containerOf(t, o, "StatefulSet", "postgres", "postgres"), int64(999), "securityContext", "runAsUser")
 			return o
 		}, "runAsUser"},
-		{"fsGroup", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		{"fsGroup", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			set(t, podSpecOf(t, o, "StatefulSet", "postgres"), int64(70), "securityContext", "fsGroup")
 			return o
 		}, "fsGroup"},
-		{"runAsGroup", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		{"runAsGroup", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			set(t, podSpecOf(t, o, "Job", syncJobName), int64(0), "securityContext", "runAsGroup")
 			return o
 		}, "runAsGroup"},
-		{"runAsNonRoot missing", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			delete(mapAt(podSpecOf(t, o, "Deployment", "frontend"), "securityContext"), "runAsNonRoot")
+		{"seccomp Localhost in the pod", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			set(t, podSpecOf(t, o, "Deployment", "backend"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
 			return o
-		}, "runAsNonRoot"},
-		{"allowPrivilegeEscalation true", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, containerOf(t, o, "Deployment", "litellm", "litellm"), true, "securityContext", "allowPrivilegeEscalation")
+		}, "Deployment/backend: pod seccompProfile is Localhost"},
+		{"seccomp Localhost in a container", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+			set(t, containerOf(t, o, "Deployment", "litellm", "litellm"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
 			return o
-		}, "allowPrivilegeEscalation"},
-		{"allowPrivilegeEscalation unset in an init container", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			init := maps(listAt(podSpecOf(t, o, "Deployment", "backend"), "initContainers"))[0]
-			delete(mapAt(init, "securityContext"), "allowPrivilegeEscalation")
-			return o
-		}, "allowPrivilegeEscalation"},
-		{"capabilities not dropped", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, containerOf(t, o, "Deployment", "frontend", "frontend"), []any{"NET_RAW"}, "securityContext", "capabilities", "drop")
-			return o
-		}, "drop"},
-		{"capability added", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, containerOf(t, o, "Deployment", "frontend", "frontend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
-			return o
-		}, "SYS_ADMIN"},
-		{"seccomp missing", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			delete(mapAt(podSpecOf(t, o, "Deployment", "backend"), "securityContext"), "seccompProfile")
-			return o
-		}, "seccompProfile"},
-		{"seccomp unconfined in a container", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, containerOf(t, o, "Deployment", "backend", "backend"), "Unconfined", "securityContext", "seccompProfile", "type")
-			return o
-		}, "seccompProfile"},
-		{"privileged", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, containerOf(t, o, "Deployment", "backend", "backend"), true, "securityContext", "privileged")
-			return o
-		}, "privileged"},
-		{"hostPath", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			spec := podSpecOf(t, o, "StatefulSet", "postgres")
-			spec["volumes"] = append(listAt(spec, "volumes"), map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var"}})
-			return o
-		}, "hostPath"},
-		{"hostNetwork", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			podSpecOf(t, o, "Deployment", "litellm")["hostNetwork"] = true
-			return o
-		}, "hostNetwork"},
-		{"CronJob with runAsUser", plain(checkPodSecurity), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
+		}, "Deployment/litellm container litellm: seccompProfile is Localhost"},
+		{"CronJob with runAsUser", plain(checkRestrictedV2), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			job := mustFind(t, o, "Job", syncJobName).DeepCopy()
 			cj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": map[string]any{"name": "backup"}}}
 			tmpl := mapAt(job.Object, "spec", "template")

@@ -1,12 +1,13 @@
 package manifests
 
-// The parity table of gitops/README.md ("Parity with upstream LiteMaaS") held against the rendered
+// The parity table (gitops/parity.yaml, shown in gitops/README.md "Parity with upstream LiteMaaS") held against the rendered
 // overlays, and the policy checks of the settings upstream's deployment makes and ours must keep: the
 // backup volume at BACKUP_STORAGE_PATH, the portal's rate limits, REDIS_HOST exactly with Redis, an
 // explicit DISABLE_SCHEMA_UPDATE. Checker runs them on every app overlay (policy.go).
 
 import (
-	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	yaml3 "gopkg.in/yaml.v3"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,6 +27,7 @@ import (
 )
 
 const (
+	parityFile    = "gitops/parity.yaml"
 	parityReadme  = "gitops/README.md"
 	parityHeading = "## Parity with upstream LiteMaaS"
 	upstreamList  = "internal/manifests/testdata/upstream-settings.txt"
@@ -35,7 +38,7 @@ var parityWorkloads = []string{"backend", "frontend", "litellm"}
 
 // parityRow is one row of the table.
 type parityRow struct {
-	line     int
+	line     int    // in parityFile
 	workload string // backend, frontend, litellm
 	init     bool   // the row is about the init containers
 	volume   bool   // setting is a mount path, not an env var
@@ -44,6 +47,9 @@ type parityRow struct {
 	ours     []parityAlt
 	why      string
 }
+
+// where names the row's place in parityFile for a message.
+func (r parityRow) where() string { return fmt.Sprintf("%s line %d", parityFile, r.line) }
 
 // key identifies a row the way upstream-settings.txt names it.
 func (r parityRow) key() string { return settingKey(r.workload, r.init, r.volume, r.setting) }
@@ -62,88 +68,147 @@ func settingKey(workload string, init, volume bool, setting string) string {
 // parityAlt is one alternative of the "ours" column: a value, or unset, for overlays with a component
 // (or for every other overlay when component is empty).
 type parityAlt struct {
-	value     string // the text in backticks; empty with unset
+	value     string // empty with unset
 	unset     bool
 	component string
 }
 
-var (
-	altRE     = regexp.MustCompile("^(?:`([^`]+)`|\\*unset\\*)(?: with ([a-z0-9-]+))?$")
-	settingRE = regexp.MustCompile("^(volume )?`([^`]+)`$")
-	workRE    = regexp.MustCompile(`^([a-z]+)( \(init\))?$`)
-)
+// parityFileRow is a row as parityFile spells it.
+type parityFileRow struct {
+	Workload string `yaml:"workload"`
+	Init     bool   `yaml:"init"`
+	Env      string `yaml:"env"`
+	Volume   string `yaml:"volume"`
+	Upstream string `yaml:"upstream"`
+	Ours     []struct {
+		Value *string `yaml:"value"`
+		Unset bool    `yaml:"unset"`
+		With  string  `yaml:"with"`
+	} `yaml:"ours"`
+	Why string `yaml:"why"`
+}
 
-// parseParityTable reads the table of the section heading in the markdown text.
-func parseParityTable(text string) ([]parityRow, error) {
+var componentRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// parseParityFile reads the rows of parityFile's text; an unknown field or a malformed row is an error
+// naming its line.
+func parseParityFile(data []byte) ([]parityRow, error) {
+	var doc struct {
+		Rows []parityFileRow `yaml:"rows"`
+	}
+	dec := yaml3.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	// The same text as nodes, for the line of each row.
+	var nodes struct {
+		Rows []yaml3.Node `yaml:"rows"`
+	}
+	if err := yaml3.Unmarshal(data, &nodes); err != nil {
+		return nil, err
+	}
 	var rows []parityRow
 	var errs []string
-	in, header := false, 0
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	for i, fr := range doc.Rows {
+		r := parityRow{line: nodes.Rows[i].Line, workload: fr.Workload, init: fr.Init, upstream: fr.Upstream, why: fr.Why}
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Sprintf("line %d: ", r.line)+fmt.Sprintf(format, args...))
+		}
+		if !slices.Contains(parityWorkloads, fr.Workload) {
+			bad("workload %q, want one of %v", fr.Workload, parityWorkloads)
+			continue
+		}
 		switch {
-		case line == parityHeading:
-			in = true
+		case (fr.Env == "") == (fr.Volume == ""):
+			bad("%s: set exactly one of env and volume", fr.Workload)
 			continue
-		case !in:
-			continue
-		case strings.HasPrefix(line, "## "):
-			in = false
-			continue
-		case !strings.HasPrefix(line, "|"):
-			if header > 0 && len(rows) > 0 {
-				in = false
-			}
-			continue
+		case fr.Volume != "":
+			r.volume, r.setting = true, fr.Volume
+		default:
+			r.setting = fr.Env
 		}
-		header++
-		if header <= 2 { // the header and the separator
-			continue
-		}
-		cells := strings.Split(strings.Trim(line, "|"), "|")
-		if len(cells) != 5 {
-			errs = append(errs, fmt.Sprintf("line %d: %d cells, want 5 (workload, setting, upstream, ours, why)", n, len(cells)))
-			continue
-		}
-		for i := range cells {
-			cells[i] = strings.TrimSpace(cells[i])
-		}
-		r := parityRow{line: n, upstream: cells[2], why: cells[4]}
-		w := workRE.FindStringSubmatch(cells[0])
-		if w == nil || !slices.Contains(parityWorkloads, w[1]) {
-			errs = append(errs, fmt.Sprintf("line %d: workload %q, want one of %v, optionally with \" (init)\"", n, cells[0], parityWorkloads))
-			continue
-		}
-		r.workload, r.init = w[1], w[2] != ""
-		s := settingRE.FindStringSubmatch(cells[1])
-		if s == nil {
-			errs = append(errs, fmt.Sprintf("line %d: setting %q, want `NAME` or volume `/path`", n, cells[1]))
-			continue
-		}
-		r.volume, r.setting = s[1] != "", s[2]
-		for _, a := range strings.Split(cells[3], ";") {
-			m := altRE.FindStringSubmatch(strings.TrimSpace(a))
-			if m == nil {
-				errs = append(errs, fmt.Sprintf("line %d: ours %q: each alternative is `value` or *unset*, optionally followed by \"with <component>\"", n, strings.TrimSpace(a)))
+		for _, a := range fr.Ours {
+			if (a.Value == nil) == !a.Unset {
+				bad("%s: each alternative of ours is a value or unset: true", r.key())
 				continue
 			}
-			r.ours = append(r.ours, parityAlt{value: m[1], unset: m[1] == "", component: m[2]})
+			if a.With != "" && !componentRE.MatchString(a.With) {
+				bad("%s: with %q is not a component name", r.key(), a.With)
+			}
+			alt := parityAlt{unset: a.Unset, component: a.With}
+			if a.Value != nil {
+				alt.value = *a.Value
+			}
+			r.ours = append(r.ours, alt)
 		}
-		if len(r.ours) > 0 && r.ours[len(r.ours)-1].component != "" {
-			errs = append(errs, fmt.Sprintf("line %d: ours of %s: the last alternative must apply to every other overlay (no \"with\")", n, r.key()))
+		if len(r.ours) == 0 || r.ours[len(r.ours)-1].component != "" {
+			bad("%s: the last alternative of ours must apply to every other overlay (no with)", r.key())
 		}
 		if r.upstream == "" || r.why == "" {
-			errs = append(errs, fmt.Sprintf("line %d: %s: upstream and why must be filled in (why: \"same\" when it is)", n, r.key()))
+			bad("%s: upstream and why must be filled in (why: \"same\" when it is)", r.key())
 		}
 		rows = append(rows, r)
 	}
 	if len(rows) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Sprintf("no table under %q", parityHeading))
+		errs = append(errs, "no rows")
 	}
 	if len(errs) > 0 {
-		return rows, fmt.Errorf("%s", strings.Join(errs, "\n"))
+		return rows, errors.New(strings.Join(errs, "\n"))
 	}
 	return rows, nil
+}
+
+// parityMarkdown renders the rows as the Markdown table of gitops/README.md's parity section.
+func parityMarkdown(rows []parityRow) string {
+	var b strings.Builder
+	b.WriteString("| workload | setting | upstream | ours | why |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		w := r.workload
+		if r.init {
+			w += " (init)"
+		}
+		setting := "`" + r.setting + "`"
+		if r.volume {
+			setting = "volume " + setting
+		}
+		var ours []string
+		for _, a := range r.ours {
+			s := "*unset*"
+			if !a.unset {
+				s = "`" + a.value + "`"
+			}
+			if a.component != "" {
+				s += " with " + a.component
+			}
+			ours = append(ours, s)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", w, setting, r.upstream, strings.Join(ours, "; "), r.why)
+	}
+	return b.String()
+}
+
+// readmeParityTable returns the Markdown table under parityHeading in text, and its byte range.
+func readmeParityTable(text string) (table string, start, end int, err error) {
+	h := strings.Index(text, "\n"+parityHeading+"\n")
+	if h < 0 {
+		return "", 0, 0, fmt.Errorf("no section %q", parityHeading)
+	}
+	start = strings.Index(text[h:], "\n|")
+	if start < 0 {
+		return "", 0, 0, fmt.Errorf("no table under %q", parityHeading)
+	}
+	start += h + 1
+	end = start
+	for end < len(text) && text[end] == '|' {
+		nl := strings.IndexByte(text[end:], '\n')
+		if nl < 0 {
+			end = len(text)
+			break
+		}
+		end += nl + 1
+	}
+	return text[start:end], start, end, nil
 }
 
 // expected is what a row says the overlay with these components and settings renders, in the form
@@ -257,16 +322,16 @@ func checkParity(rows []parityRow, objs []*unstructured.Unstructured, components
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if seen[r.key()] {
-			p.addf("table line %d: %s has a second row", r.line, r.key())
+			p.addf("%s: %s has a second row", r.where(), r.key())
 		}
 		seen[r.key()] = true
 		want, err := r.expected(components, settings)
 		if err != nil {
-			p.addf("table line %d: %s: %v", r.line, r.key(), err)
+			p.addf("%s: %s: %v", r.where(), r.key(), err)
 			continue
 		}
 		if got := renderedSetting(objs, r.workload, r.init, r.volume, r.setting); got != want {
-			p.addf("%s: renders %q, the parity table (line %d) says %q", r.key(), got, r.line, want)
+			p.addf("%s: renders %q, the parity table (%s) says %q", r.key(), got, r.where(), want)
 		}
 	}
 	for _, w := range parityWorkloads {
@@ -286,12 +351,12 @@ func checkParity(rows []parityRow, objs []*unstructured.Unstructured, components
 			}
 			for name := range envOf(c.spec) {
 				if k := settingKey(w, c.init, false, name); !seen[k] {
-					p.addf("%s is rendered but has no row in the parity table of %s", k, parityReadme)
+					p.addf("%s is rendered but has no row in the parity table %s", k, parityFile)
 				}
 			}
 			for _, m := range maps(listAt(c.spec, "volumeMounts")) {
 				if k := settingKey(w, c.init, true, stringAt(m, "mountPath")); !seen[k] {
-					p.addf("%s is rendered but has no row in the parity table of %s", k, parityReadme)
+					p.addf("%s is rendered but has no row in the parity table %s", k, parityFile)
 				}
 			}
 		}
@@ -304,7 +369,7 @@ func checkUpstreamCovered(rows []parityRow, upstream []string) []string {
 	var p problems
 	for _, u := range upstream {
 		if !slices.ContainsFunc(rows, func(r parityRow) bool { return r.key() == u }) {
-			p.addf("upstream sets %s, which has no row in the parity table of %s", u, parityReadme)
+			p.addf("upstream sets %s, which has no row in the parity table %s", u, parityFile)
 		}
 	}
 	return p
@@ -312,13 +377,13 @@ func checkUpstreamCovered(rows []parityRow, upstream []string) []string {
 
 // readParityRows reads and parses the parity table of the tree at root.
 func readParityRows(root string) ([]parityRow, error) {
-	data, err := os.ReadFile(filepath.Join(root, parityReadme))
+	data, err := os.ReadFile(filepath.Join(root, parityFile))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the parity table: %w", err)
 	}
-	rows, err := parseParityTable(string(data))
+	rows, err := parseParityFile(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s, section %q: %w", parityReadme, parityHeading, err)
+		return nil, fmt.Errorf("%s: %w", parityFile, err)
 	}
 	return rows, nil
 }

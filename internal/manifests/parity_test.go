@@ -4,6 +4,7 @@ package manifests
 // settings enable, and each check fed a broken object.
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestParityTable(t *testing.T) {
 		for _, a := range r.ours {
 			if a.component != "" {
 				fi, err := os.Stat(filepath.Join(repoRoot(t), "gitops/components", a.component))
-				assert.True(t, err == nil && fi.IsDir(), "table line %d: no component %s", r.line, a.component)
+				assert.True(t, err == nil && fi.IsDir(), "%s: no component %s", r.where(), a.component)
 			}
 		}
 	}
@@ -281,15 +282,43 @@ func TestParityChecksRejectBrokenObjects(t *testing.T) {
 
 	// The table's own format.
 	for name, text := range map[string]string{
-		"no table":          parityHeading + "\n\ntext\n",
-		"four cells":        parityHeading + "\n| a | b | c | d |\n|---|---|---|---|\n| backend | `X` | `1` | `1` |\n",
-		"unknown workload":  parityHeading + "\n| a | b | c | d | e |\n|---|---|---|---|---|\n| redis | `X` | `1` | `1` | same |\n",
-		"no fallback":       parityHeading + "\n| a | b | c | d | e |\n|---|---|---|---|---|\n| backend | `X` | `1` | `1` with redis-cache | same |\n",
-		"free text in ours": parityHeading + "\n| a | b | c | d | e |\n|---|---|---|---|---|\n| backend | `X` | `1` | one | same |\n",
-		"no why":            parityHeading + "\n| a | b | c | d | e |\n|---|---|---|---|---|\n| backend | `X` | `1` | `1` |  |\n",
+		"no rows":              "rows: []\n",
+		"unknown field":        "rows:\n- {workload: backend, env: X, upstream: a, ours: [{value: \"1\"}], why: same, comment: x}\n",
+		"unknown workload":     "rows:\n- {workload: redis, env: X, upstream: a, ours: [{value: \"1\"}], why: same}\n",
+		"env and volume":       "rows:\n- {workload: backend, env: X, volume: /x, upstream: a, ours: [{value: \"1\"}], why: same}\n",
+		"no fallback":          "rows:\n- {workload: backend, env: X, upstream: a, ours: [{value: \"1\", with: redis-cache}], why: same}\n",
+		"value and unset":      "rows:\n- {workload: backend, env: X, upstream: a, ours: [{value: \"1\", unset: true}], why: same}\n",
+		"neither value, unset": "rows:\n- {workload: backend, env: X, upstream: a, ours: [{with: redis-cache}, {unset: true}], why: same}\n",
+		"no why":               "rows:\n- {workload: backend, env: X, upstream: a, ours: [{value: \"1\"}]}\n",
 	} {
-		_, err := parseParityTable(text)
+		_, err := parseParityFile([]byte(text))
 		assert.Error(t, err, name)
 	}
+	_, err := parseParityFile([]byte("rows:\n- {workload: backend, env: X, upstream: a, ours: [{value: \"1\"}], why: same}\n- {workload: backend, env: Y, upstream: a, ours: [{value: \"1\"}]}\n"))
+	assert.ErrorContains(t, err, "line 3: backend Y: upstream and why must be filled in", "names the row's line")
 	assert.NotEmpty(t, checkUpstreamCovered(rows, []string{"backend SOMETHING_NEW"}))
+}
+
+var updateParity = flag.Bool("update-parity", false, "rewrite the parity table of gitops/README.md from gitops/parity.yaml")
+
+// The README's parity table is parityFile's rows, as parityMarkdown renders them.
+func TestParityReadme(t *testing.T) {
+	path := filepath.Join(repoRoot(t), parityReadme)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	table, start, end, err := readmeParityTable(string(data))
+	require.NoError(t, err)
+	want := parityMarkdown(readParityTable(t))
+	if *updateParity {
+		require.NoError(t, os.WriteFile(path, []byte(string(data[:start])+want+string(data[end:])), 0o644))
+		return
+	}
+	assert.Equal(t, want, table, "%s's parity table is not %s's rows: run go test ./internal/manifests -run TestParityReadme -update-parity", parityReadme, parityFile)
+
+	// The comparison can fail: a changed cell, a missing row.
+	assert.NotEqual(t, strings.Replace(want, "| `production` |", "| `development` |", 1), table)
+	lines := strings.SplitAfter(want, "\n")
+	assert.NotEqual(t, strings.Join(append(lines[:3:3], lines[4:]...), ""), table)
+	_, _, _, err = readmeParityTable("# x\n\n" + parityHeading + "\n\ntext only\n")
+	assert.Error(t, err)
 }

@@ -159,7 +159,7 @@ type objectCheck struct {
 // more entry here (or in the profile's own list below): the tests and `litemaas-ops check` then
 // both run it.
 var commonChecks = []objectCheck{
-	{"pod security", checkPodSecurity},
+	{"restricted-v2", checkRestrictedV2},
 	{"resources", checkResources},
 	{"probes", checkProbes},
 	{"hook Jobs", checkHookJobs},
@@ -190,7 +190,7 @@ var appChecks = append(slices.Clip(commonChecks),
 	objectCheck{"database roles", checkDatabaseRoles},
 )
 
-// checkParity holds the overlay against the parity table of gitops/README.md and its rate limits
+// checkParity holds the overlay against the parity table (gitops/parity.yaml) and its rate limits
 // against its cluster-settings.
 func (c *Checker) checkParity(t Target, objs []*unstructured.Unstructured) []string {
 	if t.Settings == "" {

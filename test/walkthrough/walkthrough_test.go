@@ -32,16 +32,18 @@ const sixthModel = `  - id: llama-3-8b
     apiBase: https://llm.example.net/v1
 `
 
-// The privileged patch a user might paste into the overlay.
-const privilegedPatch = `
+// A patch a user might paste into the overlay: a fixed UID, which OpenShift's restricted-v2 refuses
+// (it assigns one from the namespace's range). `make check` judges it offline; what Pod Security
+// Admission judges (a privileged container, say) only the tests' dry run against an apiserver does.
+const fixedUIDPatch = `
 patches:
   - target:
       kind: Deployment
       name: backend
     patch: |-
       - op: add
-        path: /spec/template/spec/containers/0/securityContext/privileged
-        value: true
+        path: /spec/template/spec/securityContext/runAsUser
+        value: 1000
 `
 
 func TestForkWalkthrough(t *testing.T) {
@@ -90,9 +92,9 @@ func TestForkWalkthrough(t *testing.T) {
 	assert.Contains(t, out.String(), "catalog gitops/base/models.yaml (6 models), apps domain "+domain)
 	assert.Contains(t, out.String(), "ok   "+overlay+"/cluster (cluster part")
 
-	// A privileged container in that overlay fails the check, naming the overlay, the object and the rule.
+	// A fixed UID in that overlay fails the check, naming the overlay, the object and the rule.
 	kust := filepath.Join(root, overlay, "kustomization.yaml")
-	require.NoError(t, os.WriteFile(kust, append([]byte(read(t, kust)), privilegedPatch...), 0o644))
+	require.NoError(t, os.WriteFile(kust, append([]byte(read(t, kust)), fixedUIDPatch...), 0o644))
 	out.Reset()
 	err = (&ops.CheckOptions{Root: root, Overlays: []string{overlay}}).Run(context.Background(), &out)
 	t.Logf("check --overlay %s:\n%s", overlay, out.String())
@@ -100,7 +102,7 @@ func TestForkWalkthrough(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, ops.ExitUsage, ce.ExitCode(), "problems found exit 2")
 	assert.Contains(t, out.String(), "FAIL "+overlay+" (overlay, ")
-	assert.Contains(t, out.String(), overlay+": pod security: Deployment/backend container backend: privileged")
+	assert.Contains(t, out.String(), overlay+": restricted-v2: Deployment/backend: pod securityContext.runAsUser is set")
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if strings.HasPrefix(line, overlay+": ") {
 			assert.Contains(t, line, "Deployment/backend", "only the patched object is reported")
