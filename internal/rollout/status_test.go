@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
@@ -344,10 +344,10 @@ func TestStateLine(t *testing.T) {
 	}
 }
 
-// TestWaiterValidation covers the checks Wait makes before it touches the API; the fake clientset
-// is never called.
+// TestWaiterValidation covers the checks Wait makes before it touches the API; the fake client is
+// never called.
 func TestWaiterValidation(t *testing.T) {
-	client := fake.NewClientset()
+	client := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	tests := []struct {
 		name    string
 		w       *Waiter
