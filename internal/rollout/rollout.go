@@ -307,7 +307,7 @@ func (w *Waiter) listWatch(wl Workload) (*cache.ListWatch, runtime.Object) {
 			l, err := ri.List(ctx, o)
 			w.recordErr(ctx, wl, err)
 			if err != nil {
-				return nil, err // not the typed nil: it must not escape as a non-nil runtime.Object
+				return nil, err // a nil *UnstructuredList must not escape as a non-nil runtime.Object
 			}
 			return l, nil
 		},

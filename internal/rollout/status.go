@@ -81,7 +81,7 @@ func describe(obj runtime.Object) (done bool, msg string, err error) {
 		return false, "", fmt.Errorf("converting %s: %w", gvk.Kind, err)
 	}
 	u := &unstructured.Unstructured{Object: content}
-	// Typed objects from a clientset carry no apiVersion/kind, and kstatus picks its rules by kind.
+	// The typed object carries no apiVersion/kind, and kstatus picks its rules by kind.
 	u.SetGroupVersionKind(gvk)
 	res, err := kstatus.Compute(u)
 	if err != nil {

@@ -2,6 +2,8 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -313,8 +315,26 @@ func TestDescribe(t *testing.T) {
 			if tc.name != "deployment being deleted" {
 				assert.Equal(t, tc.kubectl, done, "differs from kubectl rollout status")
 			}
+
+			// The same verdict from the object as the dynamic client delivers it.
+			content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tc.obj)
+			require.NoError(t, err)
+			u := &unstructured.Unstructured{Object: content}
+			u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(strings.TrimPrefix(fmt.Sprintf("%T", tc.obj), "*v1.")))
+			udone, umsg, err := describe(u)
+			require.NoError(t, err)
+			assert.Equal(t, done, udone, "unstructured %s", u.GetKind())
+			assert.Equal(t, msg, umsg)
 		})
 	}
+}
+
+func TestDescribeUnsupportedKind(t *testing.T) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
+	u.SetName("x")
+	_, _, err := describe(u)
+	require.ErrorContains(t, err, "unsupported object apps/v1, Kind=ReplicaSet x")
 }
 
 func TestStateLine(t *testing.T) {
