@@ -13,7 +13,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
@@ -33,17 +33,17 @@ const maxEventNote = 1024
 // batch.kubernetes.io/job-name and batch.kubernetes.io/controller-uid labels. Without them (a run
 // outside a Job) nothing is recorded. Recording is best effort: a failure is logged and never changes
 // the run's outcome or exit code.
-func recordOutcome(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Interface, namespace, action, msg string, failed bool, log *slog.Logger) {
+func recordOutcome(ctx context.Context, env envconfig.Lookuper, dc dynamic.Interface, namespace, action, msg string, failed bool, log *slog.Logger) {
 	reason := ReasonSucceeded
 	if failed {
 		reason = ReasonFailed
 	}
-	recordEvent(ctx, env, kc, namespace, action, msg, reason, failed, log)
+	recordEvent(ctx, env, dc, namespace, action, msg, reason, failed, log)
 }
 
 // recordEvent is recordOutcome with the Event's reason given: the classified cause of the run's end
 // (InvalidCatalog, NotReady, DatabaseAuthenticationFailed, Stopped, ...).
-func recordEvent(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Interface, namespace, action, msg, reason string, failed bool, log *slog.Logger) {
+func recordEvent(ctx context.Context, env envconfig.Lookuper, dc dynamic.Interface, namespace, action, msg, reason string, failed bool, log *slog.Logger) {
 	if env == nil {
 		return
 	}
@@ -61,9 +61,9 @@ func recordEvent(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Inte
 	if namespace == "" {
 		namespace = kube.DefaultNamespace()
 	}
-	if kc == nil {
+	if dc == nil {
 		var err error
-		if kc, _, err = kubeClients(nil, nil, false); err != nil {
+		if dc, _, err = kubeClient(nil); err != nil {
 			log.Warn("could not record the outcome as an Event on the Job", "job", name, "error", err)
 			return
 		}
@@ -71,7 +71,7 @@ func recordEvent(ctx context.Context, env envconfig.Lookuper, kc kubernetes.Inte
 	// Still record after SIGTERM: the Event then says why the run stopped.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := kc.EventsV1().Events(namespace).Create(ctx, outcomeEvent(namespace, name, uid, action, msg, reason, failed), metav1.CreateOptions{}); err != nil {
+	if _, err := kube.Events(dc, namespace).Create(ctx, outcomeEvent(namespace, name, uid, action, msg, reason, failed), metav1.CreateOptions{}); err != nil {
 		log.Warn("could not record the outcome as an Event on the Job", "job", name, "error", err)
 	}
 }

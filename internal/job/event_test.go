@@ -10,8 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 )
 
 func TestRecordOutcome(t *testing.T) {
@@ -35,15 +38,19 @@ func TestRecordOutcome(t *testing.T) {
 		{name: "no uid: nothing", env: map[string]string{"JOB_NAME": "litemaas-sync", "NAMESPACE": "litemaas"}, msg: "x", want: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kc := fake.NewClientset()
-			recordOutcome(context.Background(), envconfig.MapLookuper(tc.env), kc, "", "Reconcile", tc.msg, tc.failed, nil)
-			list, err := kc.EventsV1().Events("litemaas").List(context.Background(), metav1.ListOptions{})
+			events := eventsv1.SchemeGroupVersion.WithResource("events")
+			dc := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{events: "EventList"})
+			recordOutcome(context.Background(), envconfig.MapLookuper(tc.env), dc, "", "Reconcile", tc.msg, tc.failed, nil)
+			list, err := dc.Resource(events).Namespace("litemaas").List(context.Background(), metav1.ListOptions{})
 			require.NoError(t, err)
 			require.Len(t, list.Items, tc.want)
 			if tc.want == 0 {
 				return
 			}
-			ev := list.Items[0]
+			assert.Equal(t, "events.k8s.io/v1", list.Items[0].GetAPIVersion())
+			assert.Equal(t, "Event", list.Items[0].GetKind())
+			var ev eventsv1.Event
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[0].Object, &ev))
 			assert.Equal(t, corev1.ObjectReference{APIVersion: "batch/v1", Kind: "Job", Namespace: "litemaas", Name: "litemaas-sync", UID: "u-1"}, ev.Regarding)
 			assert.Equal(t, tc.wantType, ev.Type)
 			assert.Equal(t, tc.reason, ev.Reason)

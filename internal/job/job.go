@@ -3,6 +3,7 @@
 package job
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
@@ -138,25 +138,23 @@ const exitCodes = "Exit codes: 0 done, 1 failed, 2 invalid configuration, catalo
 
 func usageError(format string, a ...any) error { return cli.Usagef(format, a...) }
 
-// kubeClients returns the given clients, building the missing ones from in-cluster config or
-// KUBECONFIG. The dynamic client is built only when needDynamic; given clients alone need no config.
-func kubeClients(kc kubernetes.Interface, dc dynamic.Interface, needDynamic bool) (kubernetes.Interface, dynamic.Interface, error) {
-	if kc != nil && (dc != nil || !needDynamic) {
-		return kc, dc, nil
+// served reports whether the API server serves a group/version (kube.GroupVersionServed).
+type served = func(ctx context.Context, groupVersion string) (bool, error)
+
+// kubeClient returns dc, or builds the client from in-cluster config or KUBECONFIG; a given client
+// needs no config. The job reads and writes every object through the dynamic client: client-go's
+// typed clientset would link every API group into the binary for the handful of kinds it touches.
+// The discovery probe comes with a built client (nil with a given one).
+func kubeClient(dc dynamic.Interface) (dynamic.Interface, served, error) {
+	if dc != nil {
+		return dc, nil, nil
 	}
 	rc, err := kube.RESTConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	if kc == nil {
-		if kc, err = kubernetes.NewForConfig(rc); err != nil {
-			return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
-		}
+	if dc, err = dynamic.NewForConfig(rc); err != nil {
+		return nil, nil, fmt.Errorf("Kubernetes client: %w", err)
 	}
-	if dc == nil && needDynamic {
-		if dc, err = dynamic.NewForConfig(rc); err != nil {
-			return nil, nil, fmt.Errorf("Kubernetes dynamic client: %w", err)
-		}
-	}
-	return kc, dc, nil
+	return dc, kube.GroupVersionServed(rc), nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
@@ -37,9 +36,10 @@ type ReconcileOptions struct {
 	Log io.Writer
 	// TerminationLog is written with the one-line outcome when the file exists.
 	TerminationLog string
-	// Kube and Dynamic, when set, replace the clients built from in-cluster config or KUBECONFIG.
-	Kube    kubernetes.Interface
+	// Dynamic, when set, replaces the client built from in-cluster config or KUBECONFIG. Served is
+	// then the wiring check's discovery probe (kube.GroupVersionServed); nil skips that check.
 	Dynamic dynamic.Interface
+	Served  func(ctx context.Context, groupVersion string) (bool, error)
 }
 
 // Run waits for the stack, then reconciles. The plan or the changes and the one-line summary go to out.
@@ -53,7 +53,7 @@ func (o *ReconcileOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		err = invalid(err)
 		msg := "litemaas-sync: failed: " + err.Error()
 		writeTerminationLog(o.TerminationLog, msg)
-		recordEvent(ctx, o.Env, o.Kube, "", "Reconcile", msg, ReasonInvalidConfig, true, nil)
+		recordEvent(ctx, o.Env, o.Dynamic, "", "Reconcile", msg, ReasonInvalidConfig, true, nil)
 		return err
 	}
 	if o.DryRun {
@@ -73,7 +73,7 @@ type run struct {
 	cfg       *config.Reconcile
 	log       *slog.Logger
 	namespace string
-	kc        kubernetes.Interface
+	dc        dynamic.Interface
 	cat       *catalog.Catalog
 	// res is set once the reconcile ran (also when it failed).
 	res *reconcile.Result
@@ -103,14 +103,14 @@ func (r *run) finish(ctx context.Context, out io.Writer, err error) error {
 		r.log.Error("finished", slog.String("summary", summary), slog.String("reason", ee.Reason), slog.Int("exit", ee.Code))
 	}
 	writeTerminationLog(r.opts.TerminationLog, "litemaas-sync: "+summary)
-	if r.kc != nil && r.cfg.StatusConfigMap != "" && !r.cfg.DryRun {
+	if r.dc != nil && r.cfg.StatusConfigMap != "" && !r.cfg.DryRun {
 		var res reconcile.Result
 		if r.res != nil {
 			res = *r.res
 		} else if r.cat != nil {
 			res = reconcile.NotRun(r.cat, err)
 		}
-		if perr := publishStatus(ctx, r.kc, r.namespace, r.cfg.StatusConfigMap, res, summary, ee); perr != nil {
+		if perr := publishStatus(ctx, r.dc, r.namespace, r.cfg.StatusConfigMap, res, summary, ee); perr != nil {
 			r.log.Warn("could not publish the status", "error", perr)
 		}
 	}
@@ -120,7 +120,7 @@ func (r *run) finish(ctx context.Context, out io.Writer, err error) error {
 	if err != nil {
 		reason = ReasonFailed
 	}
-	recordEvent(ctx, r.opts.Env, r.kc, r.namespace, "Reconcile", eventNote(ee, summary), reason, err != nil, r.log)
+	recordEvent(ctx, r.opts.Env, r.dc, r.namespace, "Reconcile", eventNote(ee, summary), reason, err != nil, r.log)
 	if err == nil {
 		return nil
 	}
@@ -142,16 +142,14 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	o, cfg, log, namespace := r.opts, r.cfg, r.log, r.namespace
 	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it. The
 	// clients come first, so that even a bad WAIT_FOR is reported in the status.
-	kc, dc := o.Kube, o.Dynamic
-	needDynamic := strings.Contains(cfg.WaitFor, readiness.CNPGClusterKind+"/")
-	if (kc == nil && (strings.TrimSpace(cfg.WaitFor) != "" || cfg.ModelsConfigMap != "")) || (dc == nil && needDynamic) {
+	dc, served := o.Dynamic, o.Served
+	if dc == nil && (strings.TrimSpace(cfg.WaitFor) != "" || cfg.ModelsConfigMap != "") {
 		var err error
-		// The dynamic client too: the wiring check reads the backend's Routes through it.
-		if kc, dc, err = kubeClients(kc, dc, true); err != nil {
+		if dc, served, err = kubeClient(nil); err != nil {
 			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
 		}
 	}
-	r.kc = kc
+	r.dc = dc
 	// CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) are waited for through their status;
 	// the other entries are workloads.
 	clusters, rest, err := readiness.SplitCNPGClusters(cfg.WaitFor)
@@ -165,7 +163,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 
 	// The catalog is checked before anything is waited for: a bad one fails at once, and nothing is
 	// written anywhere.
-	cat, err := loadCatalog(ctx, cfg, kc, namespace)
+	cat, err := loadCatalog(ctx, cfg, dc, namespace)
 	if err != nil {
 		return err
 	}
@@ -188,7 +186,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 
 	// A Role that does not allow the wait, or an API server the job does not trust, would only show
 	// as a wait that never ends: ask once, before waiting.
-	if err := checkKubeAccess(ctx, kc, dc, namespace, workloads, clusters); err != nil {
+	if err := checkKubeAccess(ctx, dc, namespace, workloads, clusters); err != nil {
 		return err
 	}
 	w := &readiness.Waiter{
@@ -200,7 +198,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	}
 	var waits readiness.AllWorkloads
 	if len(workloads) > 0 {
-		waits = append(waits, &rollout.Waiter{Client: kc, Namespace: namespace, Workloads: workloads, Logger: log})
+		waits = append(waits, &rollout.Waiter{Client: dc, Namespace: namespace, Workloads: workloads, Logger: log})
 	}
 	if len(clusters) > 0 {
 		waits = append(waits, &readiness.CNPGWaiter{Client: dc, Namespace: namespace, Names: clusters, Logger: log})
@@ -216,7 +214,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
 
 	if cfg.VerifyWiring {
-		if err := verifyWiring(ctx, cfg, kc, dc, namespace, log); err != nil {
+		if err := verifyWiring(ctx, cfg, dc, served, namespace, log); err != nil {
 			return err
 		}
 	}
@@ -246,7 +244,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 // checkKubeAccess reads each workload of WAIT_FOR once, as the wait's informers will: a 401, a 403
 // or an untrusted certificate fails the run at once, naming what to fix. Other errors (the API
 // server restarting) are left to the wait.
-func checkKubeAccess(ctx context.Context, kc kubernetes.Interface, dc dynamic.Interface, namespace string, workloads []rollout.Workload, clusters []string) error {
+func checkKubeAccess(ctx context.Context, dc dynamic.Interface, namespace string, workloads []rollout.Workload, clusters []string) error {
 	one := metav1.ListOptions{Limit: 1}
 	check := func(what string, err error) error {
 		if p := fault.Classify(fault.Kubernetes, err); p != nil {
@@ -255,20 +253,12 @@ func checkKubeAccess(ctx context.Context, kc kubernetes.Interface, dc dynamic.In
 		return nil
 	}
 	for _, w := range workloads {
-		if kc == nil {
+		if dc == nil {
 			break
 		}
 		o := one
 		o.FieldSelector = "metadata.name=" + w.Name
-		var err error
-		switch w.Kind {
-		case "deployment":
-			_, err = kc.AppsV1().Deployments(namespace).List(ctx, o)
-		case "statefulset":
-			_, err = kc.AppsV1().StatefulSets(namespace).List(ctx, o)
-		case "daemonset":
-			_, err = kc.AppsV1().DaemonSets(namespace).List(ctx, o)
-		}
+		_, err := dc.Resource(w.Resource()).Namespace(namespace).List(ctx, o)
 		if err := check(w.String(), err); err != nil {
 			return err
 		}
@@ -287,7 +277,7 @@ func checkKubeAccess(ctx context.Context, kc kubernetes.Interface, dc dynamic.In
 	return nil
 }
 
-func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Interface, namespace string) (*catalog.Catalog, error) {
+func loadCatalog(ctx context.Context, cfg *config.Reconcile, dc dynamic.Interface, namespace string) (*catalog.Catalog, error) {
 	if cfg.ModelsFile != "" {
 		c, err := catalog.Load(cfg.ModelsFile)
 		if err != nil {
@@ -296,7 +286,7 @@ func loadCatalog(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Inter
 		return c, nil
 	}
 	name, key := cfg.ConfigMapRef()
-	data, err := kube.ReadConfigMapKey(ctx, kc, namespace, name, key)
+	data, err := kube.ReadConfigMapKey(ctx, dc, namespace, name, key)
 	if err != nil {
 		err = fmt.Errorf("MODELS_CONFIGMAP: %w", err)
 		if p := fault.Classify(fault.Kubernetes, err); p != nil {
@@ -349,14 +339,14 @@ func litellmReady(ctx context.Context, c *litellm.Client) error {
 }
 
 // verifyWiring refuses to write anything while values that must agree across components disagree.
-func verifyWiring(ctx context.Context, cfg *config.Reconcile, kc kubernetes.Interface, dc dynamic.Interface, namespace string, log *slog.Logger) error {
+func verifyWiring(ctx context.Context, cfg *config.Reconcile, dc dynamic.Interface, served served, namespace string, log *slog.Logger) error {
 	problems := wiring.CheckSecrets(wiring.Secrets{
 		MasterKey:     cfg.MasterKey,
 		BackendAPIKey: cfg.BackendLiteLLMAPIKey,
 		AdminAPIKeys:  cfg.BackendAdminAPIKeys,
 	})
-	if kc != nil && dc != nil && len(workloadsOf(cfg)) > 0 {
-		p, skipped, err := wiring.Cluster{Client: kc, Dynamic: dc, Namespace: namespace}.Check(ctx)
+	if dc != nil && served != nil && len(workloadsOf(cfg)) > 0 {
+		p, skipped, err := wiring.Cluster{Dynamic: dc, Served: served, Namespace: namespace}.Check(ctx)
 		if err != nil {
 			return fmt.Errorf("checking the backend's settings against the routes: %w", err)
 		}

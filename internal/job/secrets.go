@@ -9,7 +9,6 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
@@ -25,8 +24,7 @@ type SecretsOptions struct {
 	Log io.Writer
 	// TerminationLog is written with the one-line outcome when the file exists.
 	TerminationLog string
-	// Kube and Dynamic, when set, replace the clients built from in-cluster config or KUBECONFIG.
-	Kube    kubernetes.Interface
+	// Dynamic, when set, replaces the client built from in-cluster config or KUBECONFIG.
 	Dynamic dynamic.Interface
 }
 
@@ -45,7 +43,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			}
 		}
 		writeTerminationLog(o.TerminationLog, msg)
-		recordOutcome(ctx, o.Env, o.Kube, "", "GenerateSecrets", msg, err != nil, nil)
+		recordOutcome(ctx, o.Env, o.Dynamic, "", "GenerateSecrets", msg, err != nil, nil)
 	}()
 
 	cfg, err := config.LoadSecrets(ctx, o.Env)
@@ -79,11 +77,11 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		return invalid(fmt.Errorf("configuration: %w", err))
 	}
 
-	kc, dc, err := kubeClients(o.Kube, o.Dynamic, opts.Mode == secrets.ModeOAuthClient)
+	dc, _, err := kubeClient(o.Dynamic)
 	if err != nil {
 		return invalid(fmt.Errorf("the secrets command needs the Kubernetes API: %w", err))
 	}
-	clients := secrets.Clients{Kube: kc, Dynamic: dc}
+	clients := secrets.Clients{Dynamic: dc}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -94,7 +92,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 		fmt.Fprintln(out, summary)
 	}
 	if err == nil && cfg.DatabaseRoles {
-		err = syncRoleSecrets(ctx, kc, namespace, opts.Settings, log, out, &summary)
+		err = syncRoleSecrets(ctx, dc, namespace, opts.Settings, log, out, &summary)
 	}
 	var verr *secrets.ValidationError
 	var oerr *secrets.OIDCClientError

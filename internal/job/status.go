@@ -10,8 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/reconcile"
 )
 
@@ -19,7 +20,7 @@ import (
 // so that `make verify` can check the models without database access from a laptop. It is written
 // at every end of a run (the outcome's code, reason and, for a catalog problem, file, model and
 // field), and replaces every key: nothing of an earlier run survives.
-func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name string, res reconcile.Result, summary string, outcome *ExitError) error {
+func publishStatus(ctx context.Context, dc dynamic.Interface, namespace, name string, res reconcile.Result, summary string, outcome *ExitError) error {
 	// Still publish after SIGTERM: the status then says the run failed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -52,7 +53,7 @@ func publishStatus(ctx context.Context, kc kubernetes.Interface, namespace, name
 			data[k] = v
 		}
 	}
-	cms := kc.CoreV1().ConfigMaps(namespace)
+	cms := kube.ConfigMaps(dc, namespace)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

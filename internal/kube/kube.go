@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -80,8 +79,8 @@ func loader() clientcmd.ClientConfig {
 }
 
 // ReadConfigMapKey returns the value of key in ConfigMap namespace/name, from data or binaryData.
-func ReadConfigMapKey(ctx context.Context, c kubernetes.Interface, namespace, name, key string) ([]byte, error) {
-	cm, err := c.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+func ReadConfigMapKey(ctx context.Context, c dynamic.Interface, namespace, name, key string) ([]byte, error) {
+	cm, err := ConfigMaps(c, namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("configmap %s/%s not found (wanted key %q): %w", namespace, name, key, err)
 	}

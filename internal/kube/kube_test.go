@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -67,26 +68,26 @@ func TestReadConfigMapKey(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "job"}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	limited, err := kubernetes.NewForConfig(srv.TokenConfig(t, ns, "job"))
+	limited, err := dynamic.NewForConfig(srv.TokenConfig(t, ns, "job"))
 	require.NoError(t, err)
 
 	tests := []struct {
 		name      string
-		client    kubernetes.Interface
+		client    dynamic.Interface
 		cm, key   string
 		want      string
 		wantErr   string
 		wantCheck func(error) bool
 	}{
-		{name: "data key", client: admin, cm: "models", key: "models.yaml", want: "- name: a\n"},
-		{name: "binaryData key", client: admin, cm: "models", key: "blob", want: "\x00\x01\x02"},
+		{name: "data key", client: srv.Dynamic(), cm: "models", key: "models.yaml", want: "- name: a\n"},
+		{name: "binaryData key", client: srv.Dynamic(), cm: "models", key: "blob", want: "\x00\x01\x02"},
 		{name: "allowed by resourceNames", client: limited, cm: "models", key: "models.yaml", want: "- name: a\n"},
 		{
-			name: "missing key", client: admin, cm: "models", key: "nope",
+			name: "missing key", client: srv.Dynamic(), cm: "models", key: "nope",
 			wantErr: `configmap ` + ns + `/models has no key "nope" (keys: blob, models.yaml)`,
 		},
 		{
-			name: "missing configmap", client: admin, cm: "absent", key: "k",
+			name: "missing configmap", client: srv.Dynamic(), cm: "absent", key: "k",
 			wantErr: `configmap ` + ns + `/absent not found (wanted key "k")`, wantCheck: apierrors.IsNotFound,
 		},
 		{

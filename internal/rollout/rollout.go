@@ -17,11 +17,13 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/klog/v2"
@@ -47,6 +49,18 @@ var kindAliases = map[string]string{
 type Workload struct {
 	Kind string // "deployment", "statefulset" or "daemonset"
 	Name string
+}
+
+// Resource is the API resource of w's (normalized) kind.
+func (w Workload) Resource() schema.GroupVersionResource {
+	switch w.Kind {
+	case KindStatefulSet:
+		return appsv1.SchemeGroupVersion.WithResource("statefulsets")
+	case KindDaemonSet:
+		return appsv1.SchemeGroupVersion.WithResource("daemonsets")
+	default:
+		return appsv1.SchemeGroupVersion.WithResource("deployments")
+	}
 }
 
 // String returns "kind/name", the form ParseWorkloads accepts.
@@ -94,7 +108,7 @@ func ParseWorkloads(s string) ([]Workload, error) {
 
 // Waiter waits for Workloads in Namespace to be rolled out.
 type Waiter struct {
-	Client    kubernetes.Interface
+	Client    dynamic.Interface
 	Namespace string
 	Workloads []Workload
 	Logger    *slog.Logger // nil means slog.Default()
@@ -282,62 +296,28 @@ func (w *Waiter) waitOne(ctx context.Context, wl Workload) error {
 	return nil
 }
 
-// listWatch lists and watches only the named object, through the typed client.
+// listWatch lists and watches only the named object, through the dynamic client; describe reads the
+// unstructured objects it yields.
 func (w *Waiter) listWatch(wl Workload) (*cache.ListWatch, runtime.Object) {
 	selector := fields.OneTermEqualSelector("metadata.name", wl.Name).String()
-	apps := w.Client.AppsV1()
-	var (
-		list    func(context.Context, metav1.ListOptions) (runtime.Object, error)
-		watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)
-		objType runtime.Object
-	)
-	// Each list returns a typed nil on error; it must not escape as a non-nil runtime.Object.
-	switch wl.Kind {
-	case KindDeployment:
-		c := apps.Deployments(w.Namespace)
-		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			l, err := c.List(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			return l, nil
-		}
-		watchFn, objType = c.Watch, &appsv1.Deployment{}
-	case KindStatefulSet:
-		c := apps.StatefulSets(w.Namespace)
-		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			l, err := c.List(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			return l, nil
-		}
-		watchFn, objType = c.Watch, &appsv1.StatefulSet{}
-	case KindDaemonSet:
-		c := apps.DaemonSets(w.Namespace)
-		list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			l, err := c.List(ctx, o)
-			if err != nil {
-				return nil, err
-			}
-			return l, nil
-		}
-		watchFn, objType = c.Watch, &appsv1.DaemonSet{}
-	}
+	ri := w.Client.Resource(wl.Resource()).Namespace(w.Namespace)
 	return &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = selector
-			obj, err := list(ctx, o)
+			l, err := ri.List(ctx, o)
 			w.recordErr(ctx, wl, err)
-			return obj, err
+			if err != nil {
+				return nil, err // a nil *UnstructuredList must not escape as a non-nil runtime.Object
+			}
+			return l, nil
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = selector
-			wi, err := watchFn(ctx, o)
+			wi, err := ri.Watch(ctx, o)
 			w.recordErr(ctx, wl, err)
 			return wi, err
 		},
-	}, objType
+	}, &unstructured.Unstructured{}
 }
 
 // recordErr keeps the last list/watch error for Pending; the informer itself retries with backoff.

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -174,7 +175,7 @@ func TestWaitReturnsSoonAfterRollout(t *testing.T) {
 	markProgressing(t, ns, "litellm")
 
 	w := &rollout.Waiter{
-		Client: srv.Clientset(), Namespace: ns, Logger: testLogger(t),
+		Client: srv.Dynamic(), Namespace: ns, Logger: testLogger(t),
 		Workloads: []rollout.Workload{{Kind: "deployment", Name: "litellm"}},
 	}
 	done := startWait(t.Context(), w)
@@ -209,7 +210,7 @@ func TestWaitTimeoutReportsPending(t *testing.T) {
 
 	workloads, err := rollout.ParseWorkloads("statefulset/postgres,deployment/litellm,deployment/backend,deployment/frontend")
 	require.NoError(t, err)
-	w := &rollout.Waiter{Client: srv.Clientset(), Namespace: ns, Workloads: workloads, Logger: testLogger(t)}
+	w := &rollout.Waiter{Client: srv.Dynamic(), Namespace: ns, Workloads: workloads, Logger: testLogger(t)}
 	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -231,7 +232,7 @@ func TestWaitForWorkloadCreatedLater(t *testing.T) {
 	t.Parallel()
 	ns := srv.CreateNamespace(t, "later")
 	w := &rollout.Waiter{
-		Client: srv.Clientset(), Namespace: ns, Logger: testLogger(t),
+		Client: srv.Dynamic(), Namespace: ns, Logger: testLogger(t),
 		Workloads: []rollout.Workload{{Kind: "sts", Name: "postgres"}},
 	}
 	done := startWait(t.Context(), w)
@@ -260,7 +261,7 @@ func TestWaitRolloutInProgress(t *testing.T) {
 	})
 
 	w := &rollout.Waiter{
-		Client: srv.Clientset(), Namespace: ns, Logger: testLogger(t),
+		Client: srv.Dynamic(), Namespace: ns, Logger: testLogger(t),
 		Workloads: []rollout.Workload{{Kind: "Deployment", Name: "backend"}},
 	}
 	done := startWait(t.Context(), w)
@@ -302,7 +303,7 @@ func TestWaitStatefulSetRevision(t *testing.T) {
 	require.NoError(t, err)
 
 	w := &rollout.Waiter{
-		Client: srv.Clientset(), Namespace: ns, Logger: testLogger(t),
+		Client: srv.Dynamic(), Namespace: ns, Logger: testLogger(t),
 		Workloads: []rollout.Workload{{Kind: "statefulset", Name: "postgres"}},
 	}
 	done := startWait(t.Context(), w)
@@ -369,11 +370,13 @@ func TestWaitAsServiceAccount(t *testing.T) {
 
 	job, err := kubernetes.NewForConfig(srv.TokenConfig(t, ns, "litemaas-sync"))
 	require.NoError(t, err)
+	jobDynamic, err := dynamic.NewForConfig(srv.TokenConfig(t, ns, "litemaas-sync"))
+	require.NoError(t, err)
 
 	t.Run("wait works with the job's token", func(t *testing.T) {
 		workloads, err := rollout.ParseWorkloads("statefulset/postgres,deployment/litellm")
 		require.NoError(t, err)
-		w := &rollout.Waiter{Client: job, Namespace: ns, Workloads: workloads, Logger: testLogger(t)}
+		w := &rollout.Waiter{Client: jobDynamic, Namespace: ns, Workloads: workloads, Logger: testLogger(t)}
 		done := startWait(t.Context(), w)
 		eventuallyPending(t, w,
 			"statefulset/postgres: waiting for rollout: generation 1 not observed yet",
@@ -452,9 +455,9 @@ func TestWaitAsServiceAccount(t *testing.T) {
 			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "narrow"},
 			"subjects": []any{map[string]any{"kind": "ServiceAccount", "name": "narrow", "namespace": ns}},
 		}})
-		narrow, err := kubernetes.NewForConfig(srv.TokenConfig(t, ns, "narrow"))
+		narrow, err := dynamic.NewForConfig(srv.TokenConfig(t, ns, "narrow"))
 		require.NoError(t, err)
-		_, err = narrow.AppsV1().Deployments(ns).List(t.Context(), metav1.ListOptions{})
+		_, err = narrow.Resource(rollout.Workload{Kind: rollout.KindDeployment}.Resource()).Namespace(ns).List(t.Context(), metav1.ListOptions{})
 		require.True(t, apierrors.IsForbidden(err), "an unrestricted list must be refused, got %v", err)
 
 		w := &rollout.Waiter{
@@ -468,7 +471,7 @@ func TestWaitAsServiceAccount(t *testing.T) {
 
 	t.Run("Pending shows the Forbidden error", func(t *testing.T) {
 		w := &rollout.Waiter{
-			Client: job, Namespace: other, Logger: testLogger(t),
+			Client: jobDynamic, Namespace: other, Logger: testLogger(t),
 			Workloads: []rollout.Workload{{Kind: "deployment", Name: "litellm"}},
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)

@@ -44,6 +44,11 @@ func describe(obj runtime.Object) (done bool, msg string, err error) {
 		reason   string   // why not rolled out, beyond the counts
 		complete bool     // the replica counts satisfy kubectl's rule
 	)
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if obj, err = typed(u); err != nil {
+			return false, "", err
+		}
+	}
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		gvk, observed = appsv1.SchemeGroupVersion.WithKind("Deployment"), o.Status.ObservedGeneration
@@ -76,7 +81,7 @@ func describe(obj runtime.Object) (done bool, msg string, err error) {
 		return false, "", fmt.Errorf("converting %s: %w", gvk.Kind, err)
 	}
 	u := &unstructured.Unstructured{Object: content}
-	// Typed objects from a clientset carry no apiVersion/kind, and kstatus picks its rules by kind.
+	// The typed object carries no apiVersion/kind, and kstatus picks its rules by kind.
 	u.SetGroupVersionKind(gvk)
 	res, err := kstatus.Compute(u)
 	if err != nil {
@@ -98,6 +103,26 @@ func describe(obj runtime.Object) (done bool, msg string, err error) {
 		parts = append(parts, res.Message)
 	}
 	return done, strings.Join(parts, ", "), nil
+}
+
+// typed converts a workload read through the dynamic client into its k8s.io/api struct, which the
+// replica-count rules read.
+func typed(u *unstructured.Unstructured) (runtime.Object, error) {
+	var obj runtime.Object
+	switch u.GroupVersionKind() {
+	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
+		obj = &appsv1.Deployment{}
+	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
+		obj = &appsv1.StatefulSet{}
+	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
+		obj = &appsv1.DaemonSet{}
+	default:
+		return nil, fmt.Errorf("unsupported object %s %s", u.GroupVersionKind(), u.GetName())
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), obj); err != nil {
+		return nil, fmt.Errorf("decoding %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return obj, nil
 }
 
 func replicasOrDefault(p *int32) int32 {

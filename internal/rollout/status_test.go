@@ -2,6 +2,8 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
@@ -313,8 +315,26 @@ func TestDescribe(t *testing.T) {
 			if tc.name != "deployment being deleted" {
 				assert.Equal(t, tc.kubectl, done, "differs from kubectl rollout status")
 			}
+
+			// The same verdict from the object as the dynamic client delivers it.
+			content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tc.obj)
+			require.NoError(t, err)
+			u := &unstructured.Unstructured{Object: content}
+			u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(strings.TrimPrefix(fmt.Sprintf("%T", tc.obj), "*v1.")))
+			udone, umsg, err := describe(u)
+			require.NoError(t, err)
+			assert.Equal(t, done, udone, "unstructured %s", u.GetKind())
+			assert.Equal(t, msg, umsg)
 		})
 	}
+}
+
+func TestDescribeUnsupportedKind(t *testing.T) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
+	u.SetName("x")
+	_, _, err := describe(u)
+	require.ErrorContains(t, err, "unsupported object apps/v1, Kind=ReplicaSet x")
 }
 
 func TestStateLine(t *testing.T) {
@@ -344,10 +364,10 @@ func TestStateLine(t *testing.T) {
 	}
 }
 
-// TestWaiterValidation covers the checks Wait makes before it touches the API; the fake clientset
-// is never called.
+// TestWaiterValidation covers the checks Wait makes before it touches the API; the fake client is
+// never called.
 func TestWaiterValidation(t *testing.T) {
-	client := fake.NewClientset()
+	client := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	tests := []struct {
 		name    string
 		w       *Waiter

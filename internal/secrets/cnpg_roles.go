@@ -23,7 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // Keys of a role Secret. username and password are CloudNativePG's.
@@ -88,7 +90,7 @@ func (r *RoleResult) Summary() string {
 // Every existing Secret is validated first; on any problem it returns a *ValidationError and writes
 // nothing. The database URLs point at s.PostgresHost (the Cluster's read-write Service). rnd nil means
 // crypto/rand.
-func SyncRoles(ctx context.Context, kc kubernetes.Interface, namespace string, s Settings, rnd io.Reader, log *slog.Logger) (*RoleResult, error) {
+func SyncRoles(ctx context.Context, dc dynamic.Interface, namespace string, s Settings, rnd io.Reader, log *slog.Logger) (*RoleResult, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
@@ -98,7 +100,7 @@ func SyncRoles(ctx context.Context, kc kubernetes.Interface, namespace string, s
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	client := kc.CoreV1().Secrets(namespace)
+	client := kube.Secrets(dc, namespace)
 	existing := map[string]*corev1.Secret{}
 	var red redactor
 	for _, rs := range RoleContract {

@@ -82,14 +82,14 @@ func TestRoleSecretsUnderTheProfilesRBACAndPolicy(t *testing.T) {
 	env := jobEnv(t, objs, ns)
 	require.Equal(t, "true", env["DATABASE_ROLES"])
 	env["OAUTH_CLIENT_NAME"] = secrets.DefaultOAuthClientName
-	r := runJob(t, env, kc, dyn)
+	r := runJob(t, env, dyn)
 	require.NoError(t, r.err, r.logs)
 	checkRoleShapes(t, ns)
 	assert.Contains(t, r.out, "role secrets: litemaas-db-backend created")
 
 	// Second run: nothing written.
 	before := versions(t, ns)
-	r2 := runJob(t, env, kc, dyn)
+	r2 := runJob(t, env, dyn)
 	require.NoError(t, r2.err, r2.logs)
 	assert.Equal(t, before, versions(t, ns))
 

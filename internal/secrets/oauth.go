@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // OAuthClientResource is OpenShift's OAuthClient (cluster-scoped; its fields are at the top level).
@@ -110,7 +112,7 @@ func checkTokenSecret(sec *corev1.Secret, name, serviceAccount string) []Problem
 func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (string, []string, error) {
 	var changes []string
 	ns, saName := s.o.Namespace, s.o.ServiceAccount
-	sas := s.c.Kube.CoreV1().ServiceAccounts(ns)
+	sas := kube.ServiceAccounts(s.c.Dynamic, ns)
 	sa, err := sas.Get(ctx, saName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -143,7 +145,7 @@ func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (stri
 		}
 	}
 
-	secrets := s.c.Kube.CoreV1().Secrets(ns)
+	secrets := kube.Secrets(s.c.Dynamic, ns)
 	if existing == nil {
 		_, err := secrets.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{

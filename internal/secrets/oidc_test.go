@@ -36,11 +36,11 @@ func oidcJob(t *testing.T, name string) (string, map[string]string, func() run) 
 	ns := srv.CreateNamespace(t, name)
 	objs := render(t, oidcModeDir, ns)
 	srv.Apply(t, pick(objs, "ServiceAccount", "Role", "RoleBinding")...)
-	_, kc, dyn := jobClients(t, ns)
+	_, _, dyn := jobClients(t, ns)
 	env := jobEnv(t, objs, ns)
 	require.Equal(t, "oidc", env["OAUTH_MODE"], "the component switches the mode")
 	require.Equal(t, secrets.DefaultOIDCClientSecret, env["OIDC_CLIENT_SECRET_NAME"])
-	return ns, env, func() run { return runJob(t, env, kc, dyn) }
+	return ns, env, func() run { return runJob(t, env, dyn) }
 }
 
 func TestOIDCMode(t *testing.T) {

@@ -100,10 +100,10 @@ type run struct {
 	err       error
 }
 
-func runJob(t *testing.T, env map[string]string, kc kubernetes.Interface, dyn dynamic.Interface) run {
+func runJob(t *testing.T, env map[string]string, dyn dynamic.Interface) run {
 	t.Helper()
 	var out, logs bytes.Buffer
-	o := &job.SecretsOptions{Env: envconfig.MapLookuper(env), Log: &logs, Kube: kc, Dynamic: dyn}
+	o := &job.SecretsOptions{Env: envconfig.MapLookuper(env), Log: &logs, Dynamic: dyn}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := o.Run(ctx, &out)
@@ -120,7 +120,7 @@ func adminRun(t *testing.T, ns, oauthClient string, extra ...string) run {
 	for i := 0; i+1 < len(extra); i += 2 {
 		env[extra[i]] = extra[i+1]
 	}
-	return runJob(t, env, srv.Clientset(), srv.Dynamic())
+	return runJob(t, env, srv.Dynamic())
 }
 
 // versions returns name -> resourceVersion of every Secret in ns.
@@ -569,7 +569,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 			for k, v := range extra {
 				env[k] = v
 			}
-			r := runJob(t, env, srv.Clientset(), srv.Dynamic())
+			r := runJob(t, env, srv.Dynamic())
 			require.Error(t, r.err)
 			assert.Equal(t, job.ExitInvalid, job.Code(r.err), r.err.Error())
 			assert.Empty(t, versions(t, ns), "nothing created")
@@ -595,14 +595,14 @@ func TestRBAC(t *testing.T) {
 	env := jobEnv(t, objs, ns)
 	assert.Equal(t, "oauthclient", env["OAUTH_MODE"])
 
-	r := runJob(t, env, kc, dyn)
+	r := runJob(t, env, dyn)
 	require.NoError(t, r.err, r.logs)
 	checkShapes(t, ns)
 	client := getOAuthClient(t, secrets.DefaultOAuthClientName)
 	uris, _, _ := unstructured.NestedStringSlice(client.Object, "redirectURIs")
 	assert.Equal(t, []string{callbackURL}, uris)
 	before := versions(t, ns)
-	r2 := runJob(t, env, kc, dyn)
+	r2 := runJob(t, env, dyn)
 	require.NoError(t, r2.err, r2.logs)
 	assert.Equal(t, before, versions(t, ns))
 
@@ -637,7 +637,7 @@ func TestRBAC(t *testing.T) {
 	// The same job pointed at another namespace fails on RBAC at once (no retry can fix a Role), exit 2,
 	// and says what is missing.
 	env["NAMESPACE"] = other
-	r3 := runJob(t, env, kc, dyn)
+	r3 := runJob(t, env, dyn)
 	require.Error(t, r3.err)
 	assert.Equal(t, job.ExitInvalid, job.Code(r3.err))
 	assert.Contains(t, r3.err.Error(), "needs `get` on it")
@@ -666,7 +666,7 @@ func TestServiceAccountMode(t *testing.T) {
 	err := srv.Clientset().CoreV1().ServiceAccounts(ns).Delete(context.Background(), secrets.DefaultServiceAccount, metav1.DeleteOptions{})
 	require.True(t, err == nil || apierrors.IsNotFound(err))
 
-	_, kc, dyn := jobClients(t, ns)
+	_, _, dyn := jobClients(t, ns)
 	env := jobEnv(t, objs, ns)
 	require.Equal(t, "serviceaccount", env["OAUTH_MODE"], "the component switches the mode")
 	env["TOKEN_WAIT_TIMEOUT"] = "20s"
@@ -677,7 +677,7 @@ func TestServiceAccountMode(t *testing.T) {
 	stop := simulateTokenController(t, ns, secrets.DefaultTokenSecret, current)
 	defer stop()
 
-	r := runJob(t, env, kc, dyn)
+	r := runJob(t, env, dyn)
 	require.NoError(t, r.err, r.logs)
 	assert.Equal(t, "secrets: created postgres-secret(6 keys), created litellm-secret(3 keys), created backend-secret(6 keys); "+
 		"serviceaccount litemaas-oauth serviceaccount created, token secret created, OAUTH_CLIENT_SECRET set from token\n", r.out)
@@ -694,7 +694,7 @@ func TestServiceAccountMode(t *testing.T) {
 
 	// Second run: nothing to do.
 	before := versions(t, ns)
-	r2 := runJob(t, env, kc, dyn)
+	r2 := runJob(t, env, dyn)
 	require.NoError(t, r2.err, r2.logs)
 	assert.Equal(t, "secrets: unchanged postgres-secret, unchanged litellm-secret, unchanged backend-secret; serviceaccount litemaas-oauth unchanged\n", r2.out)
 	assert.Equal(t, before, versions(t, ns))
@@ -708,7 +708,7 @@ func TestServiceAccountMode(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return string(getSecret(t, ns, secrets.DefaultTokenSecret).Data["token"]) == current()
 	}, 10*time.Second, 50*time.Millisecond)
-	r3 := runJob(t, env, kc, dyn)
+	r3 := runJob(t, env, dyn)
 	require.NoError(t, r3.err, r3.logs)
 	assert.Equal(t, "secrets: unchanged postgres-secret, unchanged litellm-secret, updated backend-secret(OAUTH_CLIENT_SECRET replaced); "+
 		"serviceaccount litemaas-oauth OAUTH_CLIENT_SECRET set from token\n", r3.out)
@@ -721,7 +721,7 @@ func TestServiceAccountMode(t *testing.T) {
 func TestServiceAccountModeWithoutTokenController(t *testing.T) {
 	ns := srv.CreateNamespace(t, "sa-no-token")
 	env := map[string]string{"NAMESPACE": ns, "OAUTH_MODE": "serviceaccount", "TOKEN_WAIT_TIMEOUT": "1s"}
-	r := runJob(t, env, srv.Clientset(), nil)
+	r := runJob(t, env, srv.Dynamic())
 	require.Error(t, r.err)
 	assert.Equal(t, job.ExitTimeout, job.Code(r.err))
 	assert.ErrorIs(t, r.err, secrets.ErrTokenTimeout)
@@ -738,7 +738,7 @@ func TestServiceAccountModeWithoutTokenController(t *testing.T) {
 	stop := simulateTokenController(t, ns, secrets.DefaultTokenSecret, func() string { return token })
 	defer stop()
 	env["TOKEN_WAIT_TIMEOUT"] = "20s"
-	r2 := runJob(t, env, srv.Clientset(), nil)
+	r2 := runJob(t, env, srv.Dynamic())
 	require.NoError(t, r2.err, r2.logs)
 	assert.Equal(t, "secrets: unchanged postgres-secret, unchanged litellm-secret, filled backend-secret(1 key); "+
 		"serviceaccount litemaas-oauth OAUTH_CLIENT_SECRET set from token\n", r2.out)
@@ -755,7 +755,7 @@ func TestServiceAccountModeRefusesForeignTokenSecret(t *testing.T) {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	before := versions(t, ns)
-	r := runJob(t, map[string]string{"NAMESPACE": ns, "OAUTH_MODE": "serviceaccount"}, cs, nil)
+	r := runJob(t, map[string]string{"NAMESPACE": ns, "OAUTH_MODE": "serviceaccount"}, srv.Dynamic())
 	require.Error(t, r.err)
 	assert.Equal(t, job.ExitInvalid, job.Code(r.err))
 	assert.Contains(t, r.err.Error(), "litemaas-oauth-token: is not a kubernetes.io/service-account-token Secret of ServiceAccount litemaas-oauth")
@@ -772,7 +772,7 @@ func TestAdmissionPolicy(t *testing.T) {
 	ns := srv.CreateNamespace(t, "vap")
 	objs := render(t, saModeDir, ns) // the widest Role: serviceaccount mode may also create ServiceAccounts
 	srv.Apply(t, pick(objs, "ServiceAccount", "Role", "RoleBinding")...)
-	_, kc, _ := jobClients(t, ns)
+	_, kc, dyn := jobClients(t, ns)
 	core := kc.CoreV1()
 
 	tokenFor := func(name, sa string) *corev1.Secret {
@@ -833,7 +833,7 @@ func TestAdmissionPolicy(t *testing.T) {
 	stop := simulateTokenController(t, ns, secrets.DefaultTokenSecret, func() string { return token })
 	defer stop()
 	_ = srv.Clientset().CoreV1().ServiceAccounts(ns).Delete(ctx, secrets.DefaultServiceAccount, metav1.DeleteOptions{})
-	r := runJob(t, env, kc, nil)
+	r := runJob(t, env, dyn)
 	require.NoError(t, r.err, r.logs)
 	checkShapes(t, ns)
 	equalSecret(t, token, string(getSecret(t, ns, secrets.BackendSecret).Data["OAUTH_CLIENT_SECRET"]), "OAUTH_CLIENT_SECRET == token")

@@ -16,7 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // Mode is how the backend's OAuth client is set up.
@@ -139,8 +140,7 @@ func checkCallbackURL(v string) error {
 
 // Clients are the API clients Sync uses.
 type Clients struct {
-	Kube kubernetes.Interface
-	// Dynamic reaches the OAuthClient (oauthclient mode only).
+	// Dynamic reaches the Secrets, the ServiceAccount and the OAuthClient.
 	Dynamic dynamic.Interface
 }
 
@@ -360,7 +360,7 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 
 // getSecret returns the Secret, or nil when it does not exist.
 func (s *syncer) getSecret(ctx context.Context, name string) (*corev1.Secret, error) {
-	sec, err := s.c.Kube.CoreV1().Secrets(s.o.Namespace).Get(ctx, name, metav1.GetOptions{})
+	sec, err := kube.Secrets(s.c.Dynamic, s.o.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		return sec, nil
@@ -376,7 +376,7 @@ func (s *syncer) getSecret(ctx context.Context, name string) (*corev1.Secret, er
 // apply creates or updates one Secret as planned, and only when something changes.
 func (s *syncer) apply(ctx context.Context, sp *SecretPlan) (SecretResult, error) {
 	r := SecretResult{Name: sp.Name, Added: sp.Added, Replaced: sp.Replaced}
-	secrets := s.c.Kube.CoreV1().Secrets(s.o.Namespace)
+	secrets := kube.Secrets(s.c.Dynamic, s.o.Namespace)
 	if sp.Existing == nil {
 		sec := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{

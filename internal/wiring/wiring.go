@@ -13,12 +13,12 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // AdminKeyPrefix is what the backend requires of every ADMIN_API_KEYS entry; others fail silently.
@@ -54,8 +54,9 @@ func CheckSecrets(s Secrets) []string {
 
 // Cluster reads the backend's settings and the Routes they must match.
 type Cluster struct {
-	Client    kubernetes.Interface
-	Dynamic   dynamic.Interface
+	Dynamic dynamic.Interface
+	// Served reports whether the API server serves a group/version (kube.GroupVersionServed).
+	Served    func(ctx context.Context, groupVersion string) (bool, error)
 	Namespace string
 	// Backend, LiteLLMRoute and FrontendRoute name the objects (defaults backend, litellm, litemaas).
 	Backend, LiteLLMRoute, FrontendRoute string
@@ -69,7 +70,7 @@ type Cluster struct {
 // says so.
 func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, err error) {
 	backend, lr, fr := or(c.Backend, "backend"), or(c.LiteLLMRoute, "litellm"), or(c.FrontendRoute, "litemaas")
-	d, err := c.Client.AppsV1().Deployments(c.Namespace).Get(ctx, backend, metav1.GetOptions{})
+	d, err := kube.Deployments(c.Dynamic, c.Namespace).Get(ctx, backend, metav1.GetOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("reading deployment/%s: %w", backend, err)
 	}
@@ -80,11 +81,12 @@ func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, 
 		idp = "the OpenID Connect provider (where it must be registered as the client's redirect URI)"
 		problems = append(problems, CheckOIDCIssuer(ctx, c.HTTPClient, backend, env["OAUTH_ISSUER"])...)
 	}
-	if _, err := c.Client.Discovery().ServerResourcesForGroupVersion(routes.GroupVersion().String()); err != nil {
-		if apierrors.IsNotFound(err) {
-			return problems, "no Route kind on this cluster: the backend's URLs were not compared with routes", nil
-		}
+	served, err := c.Served(ctx, routes.GroupVersion().String())
+	if err != nil {
 		return nil, "", fmt.Errorf("looking up the Route kind: %w", err)
+	}
+	if !served {
+		return problems, "no Route kind on this cluster: the backend's URLs were not compared with routes", nil
 	}
 	litellmHost, err := c.routeHost(ctx, lr)
 	if err != nil {

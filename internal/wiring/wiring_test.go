@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestCheckSecrets(t *testing.T) {
@@ -68,13 +67,16 @@ func route(name, host string) *unstructured.Unstructured {
 }
 
 func cluster(t *testing.T, d *appsv1.Deployment, withRoutes bool, objs ...runtime.Object) Cluster {
-	cs := fake.NewClientset(d)
-	if withRoutes {
-		cs.Resources = append(cs.Resources, &metav1.APIResourceList{GroupVersion: "route.openshift.io/v1", APIResources: []metav1.APIResource{{Name: "routes", Kind: "Route", Namespaced: true}}})
-	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	require.NoError(t, err)
+	dep := &unstructured.Unstructured{Object: u}
+	dep.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	scheme := runtime.NewScheme()
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{routes: "RouteList"}, objs...)
-	return Cluster{Client: cs, Dynamic: dyn, Namespace: "litemaas"}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{routes: "RouteList"}, append(objs, dep)...)
+	served := func(_ context.Context, gv string) (bool, error) {
+		return withRoutes && gv == "route.openshift.io/v1", nil
+	}
+	return Cluster{Dynamic: dyn, Served: served, Namespace: "litemaas"}
 }
 
 func TestClusterCheck(t *testing.T) {
