@@ -6,8 +6,8 @@ SHELL := /usr/bin/env bash
 GO        ?= go
 BIN       ?= bin
 IMAGE     ?= ghcr.io/litemaas-gitops/litemaas-sync:0.1.0
-# Test timeout for the whole suite; it normally takes a few minutes.
-TEST_TIMEOUT ?= 20m
+# Test timeout per package: the real Argo CD scenarios (test/argocd) take about 20 minutes on 2 cores.
+TEST_TIMEOUT ?= 30m
 export CGO_ENABLED ?= 0
 
 .PHONY: help
