@@ -70,6 +70,8 @@ func haSecretContract() map[string][]string {
 		}
 		c[rs.Name] = keys
 	}
+	// Made by CloudNativePG; mounted (ca.crt only) where a role URL verifies the server.
+	c[haCASecret] = []string{"ca.crt"}
 	return c
 }
 
@@ -96,6 +98,7 @@ func checkHAProfile(objs []*unstructured.Unstructured) []string {
 	p = append(p, checkDatabaseURLs(objs)...)
 	p = append(p, checkWaitFor(objs)...)
 	p = append(p, checkRoleSecretsJob(objs)...)
+	p = append(p, checkPostgresCA(objs)...)
 	p = append(p, checkHANetworkPolicy(objs)...)
 	return p
 }

@@ -111,6 +111,18 @@ func TestHAChecksReject(t *testing.T) {
 			rules := listAt(Find(objs, "NetworkPolicy", "litemaas-db").Object, "spec", "ingress")
 			require.NoError(t, unstructured.SetNestedSlice(Find(objs, "NetworkPolicy", "litemaas-db").Object, rules[:2], "spec", "ingress"))
 		}, "the operator's namespace on port 8000"},
+		{"role URLs without the CA", env("Job", "litemaas-secrets", "litemaas-secrets", "POSTGRES_CA_FILE", ""), "no POSTGRES_CA_FILE"},
+		{"backend without the CA mounted", func(objs []*unstructured.Unstructured) {
+			c := containerNamed(mapAt(Find(objs, "Deployment", "backend").Object, "spec", "template", "spec"), "backend")
+			delete(c, "volumeMounts")
+		}, "Deployment/backend container backend: reads a role URL that verifies PostgreSQL"},
+		{"the CA's key mounted", func(objs []*unstructured.Unstructured) {
+			for _, v := range maps(listAt(Find(objs, "Deployment", "litellm").Object, "spec", "template", "spec", "volumes")) {
+				if stringAt(v, "name") == "postgres-ca" {
+					delete(mapAt(v, "secret"), "items")
+				}
+			}
+		}, "the Secret also holds the CA's private key"},
 		{"a StatefulSet again", func(objs []*unstructured.Unstructured) {
 			objs[0].SetKind("StatefulSet")
 		}, "no single-instance PostgreSQL"},
