@@ -43,7 +43,7 @@ func testOverlays(t *testing.T, f *fixture) {
 	if err := apps.Delete(ctx, rootApp, metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
 		require.NoError(t, err)
 	}
-	rootSynced = false
+	f.rootSynced = false
 	if _, err := apps.Get(ctx, childApp, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		deleteWithResources(t, f, childApp)
 	}
