@@ -11,9 +11,14 @@
 //   - Argo CD's repo-server and application-controller, out of cluster: ARGOCD_FAKE_IN_CLUSTER makes
 //     the destination https://kubernetes.default.svc mean the cluster of $KUBECONFIG;
 //   - an in-process Redis (miniredis, as Argo CD's own tests use);
-//   - stand-ins for what nodes and the OpenShift router do (see Kubelet, Router and the PV
-//     provisioner), and for OpenShift's controllers, SCC admission, OLM and CloudNativePG
-//     (internal/openshifttest, see OpenShiftOptions), all driven by watches.
+//   - stand-ins, all driven by watches: for the nodes and their storage (internal/kubelettest: the
+//     Kubelet and the hostPath Provisioner), for the OpenShift router's Route admission (router.go),
+//     and for OpenShift's controllers, SCC admission, OLM and CloudNativePG (internal/openshifttest,
+//     see OpenShiftOptions). What the stack's own containers do when they start is
+//     internal/stacktest's, plugged into the Kubelet through Options.Kubelet.
+//
+// The package itself holds what stands in for nothing: Argo CD's processes, the git repository it
+// reads (Repo) and the Applications' status as the tests read it (App).
 //
 // The binaries come from hack/argocd/build.sh (its last output line is the directory, ARGOCD_BIN in
 // the tests); kube-apiserver and etcd come from kapitest.
@@ -37,10 +42,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
 )
@@ -67,7 +71,7 @@ type Options struct {
 	// (--app-resync; Argo CD's default is 120 s). A webhook or the refresh annotation asks at once.
 	AppResync time.Duration
 	// Kubelet configures the stand-in for the nodes.
-	Kubelet KubeletOptions
+	Kubelet kubelettest.Options
 	// OpenShift chooses the OpenShift stand-ins (all on by default).
 	OpenShift OpenShiftOptions
 	// Log, when set, receives one line per thing the stand-ins do (pods started, hooks run, routes
@@ -82,7 +86,7 @@ type Harness struct {
 	BinDir    string
 	// Dir holds the processes' logs, the admin kubeconfig, Redis-free state and the pods' files.
 	Dir     string
-	Kubelet *Kubelet
+	Kubelet *kubelettest.Kubelet
 	// The OpenShift stand-ins OpenShiftOptions left on (nil when off).
 	PullSecrets *openshifttest.PullSecrets
 	SCC         *openshifttest.SCC
@@ -128,7 +132,7 @@ func Start(ctx context.Context, o Options) (_ *Harness, err error) {
 	h.cancel = cancel
 
 	kubeconfig := filepath.Join(dir, "admin.kubeconfig")
-	if err := writeKubeconfig(kubeconfig, o.Kube.Config, o.Kube.CAData, ""); err != nil {
+	if err := o.Kube.WriteTokenKubeconfig(kubeconfig, o.Kube.Config.BearerToken, ""); err != nil {
 		return nil, err
 	}
 	if err := h.startControllerManager(ctx, kubeconfig); err != nil {
@@ -139,15 +143,18 @@ func Start(ctx context.Context, o Options) (_ *Harness, err error) {
 	}
 
 	// The stand-ins run before Argo CD so that nothing it creates waits for them.
-	h.Kubelet, err = newKubelet(h, o.Kubelet)
+	h.Kubelet, err = kubelettest.New(o.Kube, dir, h.logf, o.Kubelet)
 	if err != nil {
 		return nil, err
 	}
-	h.Kubelet.run(runCtx, &h.wg)
+	if err := h.Kubelet.Start(runCtx, &h.wg); err != nil {
+		return nil, err
+	}
 	if err := startRouter(runCtx, h, &h.wg); err != nil {
 		return nil, err
 	}
-	if err := startProvisioner(runCtx, h, &h.wg); err != nil {
+	provisioner := &kubelettest.Provisioner{Client: o.Kube.Clientset(), Dir: dir, Log: h.logf}
+	if err := provisioner.Start(runCtx, &h.wg); err != nil {
 		return nil, err
 	}
 	if err := h.startOpenShift(runCtx, o.OpenShift); err != nil {
@@ -191,7 +198,7 @@ func (h *Harness) Stop() {
 		}
 		h.wg.Wait()
 		if h.Kubelet != nil {
-			h.Kubelet.stopAll()
+			h.Kubelet.Stop()
 		}
 		if h.redis != nil {
 			h.redis.Close()
@@ -421,19 +428,6 @@ func (h *Harness) startArgoCD(ctx context.Context, kubeconfig string, resync tim
 		return err
 	}
 	return ctrl.waitReady(ctx, httpProbe(fmt.Sprintf("http://127.0.0.1:%d/healthz", ctrlMetrics)))
-}
-
-// writeKubeconfig writes cfg's server and credentials (a bearer token) to path.
-func writeKubeconfig(path string, cfg *rest.Config, ca []byte, namespace string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: ca}
-	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "user", Namespace: namespace}
-	kc.CurrentContext = "local"
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
-	}
-	return nil
 }
 
 // EnsureNamespace creates namespace name unless it exists (the stand-ins need none; tests that

@@ -8,6 +8,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/stacktest"
 )
 
 // OpenShiftOptions choose the OpenShift stand-ins of internal/openshifttest. All are on unless turned
@@ -22,7 +23,7 @@ type OpenShiftOptions struct {
 	NoOLM bool
 	// Services, when set, backs the CloudNativePG stand-in with its PostgreSQL and points the
 	// Clusters' Service names at it (Services.Rewrite); without it no CloudNativePG operator runs.
-	Services *Services
+	Services *stacktest.Services
 }
 
 // OLMNamespaces are the namespaces of an OpenShift cluster that OLM objects live in: the global
@@ -85,11 +86,11 @@ func (h *Harness) startOpenShift(ctx context.Context, o OpenShiftOptions) error 
 	if o.Services != nil {
 		svc := o.Services
 		h.CNPG = &openshifttest.CNPG{Client: cs, Dynamic: dyn, AdminURL: svc.PG.URL, Database: svc.Database,
-			OnDatabase: func(_, db string) { svc.track(db) }, Log: log}
+			OnDatabase: func(_, db string) { svc.TrackDatabase(db) }, Log: log}
 		if err := h.CNPG.Start(ctx, &h.wg); err != nil {
 			return err
 		}
-		svc.setClusters(h.CNPG.Addr)
+		svc.SetClusters(h.CNPG.Addr)
 	}
 	return nil
 }

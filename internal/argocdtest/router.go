@@ -3,18 +3,14 @@ package argocdtest
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 )
@@ -22,8 +18,10 @@ import (
 // RouteGVR is OpenShift's Route.
 var RouteGVR = schema.GroupVersionResource{Group: "route.openshift.io", Version: "v1", Resource: "routes"}
 
-// startRouter plays the OpenShift router: every Route is admitted for its host, which is what Argo
-// CD's Route health check waits for (status.ingress[].conditions Admitted=True).
+// startRouter plays the OpenShift router's status writer (openshift/router's StatusAdmitter,
+// pkg/router/controller/status.go): every Route is admitted for its host, which is what Argo CD's Route
+// health check waits for (status.ingress[].conditions Admitted=True). It stays with the harness, as
+// nothing but that health check reads it.
 func startRouter(ctx context.Context, h *Harness, wg *sync.WaitGroup) error {
 	dyn := h.Kube.Dynamic()
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
@@ -94,59 +92,6 @@ func admitted(u *unstructured.Unstructured) bool {
 		}
 	}
 	return true
-}
-
-// startProvisioner plays a dynamic volume provisioner: each Pending claim without a volume gets a
-// hostPath PersistentVolume of its size, access modes and class, pre-bound to it, which the
-// persistentvolume-binder controller then binds. (A StatefulSet's claims get one as well.)
-func startProvisioner(ctx context.Context, h *Harness, wg *sync.WaitGroup) error {
-	cs := h.Kube.Clientset()
-	factory := informers.NewSharedInformerFactory(cs, 0)
-	inf := factory.Core().V1().PersistentVolumeClaims().Informer()
-	provision := func(obj any) {
-		pvc, ok := obj.(*corev1.PersistentVolumeClaim)
-		if !ok || pvc.Spec.VolumeName != "" || pvc.Status.Phase != corev1.ClaimPending || pvc.DeletionTimestamp != nil {
-			return
-		}
-		size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
-		if size.IsZero() {
-			size = resource.MustParse("1Gi")
-		}
-		class := ""
-		if pvc.Spec.StorageClassName != nil {
-			class = *pvc.Spec.StorageClassName
-		}
-		hostPathType := corev1.HostPathDirectoryOrCreate
-		pv := &corev1.PersistentVolume{
-			ObjectMeta: metav1.ObjectMeta{Name: "pv-" + string(pvc.UID)},
-			Spec: corev1.PersistentVolumeSpec{
-				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
-				AccessModes:                   pvc.Spec.AccessModes,
-				StorageClassName:              class,
-				VolumeMode:                    pvc.Spec.VolumeMode,
-				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimDelete,
-				ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: pvc.Namespace, Name: pvc.Name, UID: pvc.UID},
-				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
-					Path: filepath.Join(h.Dir, "claims", pvc.Namespace, pvc.Name), Type: &hostPathType,
-				}},
-			},
-		}
-		_, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{FieldManager: "provisioner"})
-		if err != nil && !apierrors.IsAlreadyExists(err) && ctx.Err() == nil {
-			h.logf("provisioner: claim %s/%s: %v", pvc.Namespace, pvc.Name, err)
-			return
-		}
-		if err == nil {
-			h.logf("provisioner: claim %s/%s: volume %s (%s)", pvc.Namespace, pvc.Name, pv.Name, size.String())
-		}
-	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    provision,
-		UpdateFunc: func(_, obj any) { provision(obj) },
-	}); err != nil {
-		return err
-	}
-	return runInformer(ctx, wg, factory, inf, "provisioner: the claim informer")
 }
 
 // informerFactory is what the typed and the dynamic informer factories share.

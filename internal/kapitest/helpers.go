@@ -141,6 +141,20 @@ func (s *Server) WriteKubeconfig(t testing.TB, cfg *rest.Config) string {
 	return path
 }
 
+// WriteTokenKubeconfig writes to path a kubeconfig for the server that authenticates with token, its
+// context in namespace (may be empty), e.g. for KUBECONFIG of a process the harnesses start.
+func (s *Server) WriteTokenKubeconfig(path, token, namespace string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["kapitest"] = &clientcmdapi.Cluster{Server: s.Config.Host, CertificateAuthorityData: s.CAData}
+	kc.AuthInfos["kapitest"] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["kapitest"] = &clientcmdapi.Context{Cluster: "kapitest", AuthInfo: "kapitest", Namespace: namespace}
+	kc.CurrentContext = "kapitest"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
 // Apply creates or updates objs with server-side apply (field manager "kapitest", conflicts forced),
 // CustomResourceDefinitions and Namespaces first. It waits for each CRD to be Established so that
 // objects of its kind can follow in the same call. A namespaced object must name its namespace:

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 )
 
 // quietPeriod is how long the quiet scenario watches: about eight periodic comparisons (appResync) and two
@@ -77,7 +78,7 @@ func testQuiet(t *testing.T, f *fixture) {
 	require.NotNil(t, owner, "the drift Job has a controller")
 	require.Equal(t, "CronJob/"+driftCronJob, owner.Kind+"/"+owner.Name, "the drift Job's controller is the CronJob")
 	assert.True(t, jobComplete(job), "the drift Job completed within the period: %+v", job.Status)
-	var ran []argocdtest.Run
+	var ran []kubelettest.Run
 	for _, r := range newRuns {
 		if r.Job == driftJob {
 			ran = append(ran, r)
@@ -251,7 +252,7 @@ func commitAndSync(t testing.TB, f *fixture, msg string, edit func(string) error
 	return head, time.Since(t0)
 }
 
-func runNames(runs []argocdtest.Run) string {
+func runNames(runs []kubelettest.Run) string {
 	var names []string
 	for _, r := range runs {
 		names = append(names, fmt.Sprintf("%s (%s, exit %d)", r.Job, strings.Join(r.Args, " "), r.ExitCode))

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 )
 
@@ -37,8 +38,8 @@ var hookJobs = []string{"litemaas-secrets", "litemaas-sync"}
 
 // hookRuns keeps the runs of hook Jobs: the drift CronJob's own schedule (every 15 minutes) may start
 // a run during any scenario, and such a run is no hook.
-func hookRuns(runs []argocdtest.Run) []argocdtest.Run {
-	var out []argocdtest.Run
+func hookRuns(runs []kubelettest.Run) []kubelettest.Run {
+	var out []kubelettest.Run
 	for _, r := range runs {
 		if slices.Contains(hookJobs, r.Job) {
 			out = append(out, r)
@@ -128,7 +129,7 @@ func testLiteLLMSelfHeal(t *testing.T, f *fixture) {
 	require.Len(t, after, 1, "exactly one deployment of %s after the sync", duplicatedModel)
 	assert.Equal(t, ours[0].ID(), after[0].ID(), "the job's own deployment is the one kept")
 	assert.Equal(t, othersBefore, deploymentsExcept(t, proxy.Deployments(), duplicatedModel), "the other models' deployments are untouched")
-	var postSync *argocdtest.Run
+	var postSync *kubelettest.Run
 	for i := range newRuns {
 		if newRuns[i].Job == "litemaas-sync" {
 			postSync = &newRuns[i]

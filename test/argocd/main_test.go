@@ -24,8 +24,10 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/stacktest"
 )
 
 const (
@@ -43,7 +45,7 @@ type fixture struct {
 	dir     string
 	kube    *kapitest.Server
 	pg      *pgtest.Server
-	svc     *argocdtest.Services
+	svc     *stacktest.Services
 	h       *argocdtest.Harness
 	repo    *argocdtest.Repo
 	rec     *recorder
@@ -138,7 +140,7 @@ func start(bin string) (_ *fixture, err error) {
 	if f.pg, err = pgtest.Start(); err != nil {
 		return nil, fmt.Errorf("starting PostgreSQL: %w", err)
 	}
-	f.svc = argocdtest.NewServices(f.pg)
+	f.svc = stacktest.NewServices(f.pg)
 	// The OpenID Connect provider of the oidc overlay, on loopback with a test CA that the hook
 	// containers trust (as an image holding the provider's CA would).
 	f.oidc = newOIDCProvider()
@@ -153,7 +155,7 @@ func start(bin string) (_ *fixture, err error) {
 	}
 	if f.h, err = argocdtest.Start(ctx, argocdtest.Options{
 		BinDir: bin, Kube: f.kube, AppResync: appResync, Log: logFile,
-		Kubelet: argocdtest.KubeletOptions{
+		Kubelet: kubelettest.Options{
 			Run:     map[string]string{syncImage: sync},
 			Rewrite: f.svc.Rewrite,
 			Start:   f.svc.Start,

@@ -24,6 +24,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
 )
@@ -240,7 +241,7 @@ func checkOpenShift(t *testing.T, f *fixture, overlay string, a *argocdtest.App)
 	for _, r := range a.Status.Resources {
 		cluster = cluster || r.Kind == "Cluster"
 	}
-	var last *argocdtest.Run
+	var last *kubelettest.Run
 	for _, r := range f.h.Kubelet.Runs() {
 		if r.Job == "litemaas-sync" && r.Namespace == namespace {
 			last = &r

@@ -1,4 +1,4 @@
-package argocdtest
+package kubelettest
 
 import (
 	"context"
@@ -346,7 +346,7 @@ func (k *Kubelet) writeVolumes(ctx context.Context, pod *corev1.Pod, c *corev1.C
 		local := filepath.Join(dir, vm.Name)
 		if vol.PersistentVolumeClaim != nil {
 			// The claim's data outlives the pod, as a volume's does.
-			local = filepath.Join(k.h.Dir, "claims", pod.Namespace, vol.PersistentVolumeClaim.ClaimName)
+			local = claimDir(k.dir, pod.Namespace, vol.PersistentVolumeClaim.ClaimName)
 		}
 		if err := os.MkdirAll(local, 0o755); err != nil {
 			return nil, err

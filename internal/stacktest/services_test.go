@@ -1,4 +1,4 @@
-package argocdtest
+package stacktest
 
 import (
 	"net/url"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
 
 // Prisma's URL parameters, as LiteLLM's connection reads them, in pgx's terms.
@@ -39,5 +41,24 @@ func TestPrismaToPgx(t *testing.T) {
 			assert.Len(t, u.Query(), map[bool]int{true: 2, false: 1}[tt.rootCert != ""], "Prisma's own parameters are dropped")
 			assert.Equal(t, "litemaas-db-rw:5432", u.Host)
 		})
+	}
+}
+
+func TestRewriteClusterServices(t *testing.T) {
+	s := NewServices(&pgtest.Server{})
+	s.SetClusters(func(ns, cluster string) string {
+		if ns == "litemaas" && cluster == "litemaas-db" {
+			return "127.0.0.1:6543"
+		}
+		return ""
+	})
+	for in, want := range map[string]string{
+		"postgresql://u:p@litemaas-db-rw:5432/litemaas_db?sslmode=verify-full":       "postgresql://u:p@127.0.0.1:6543/litemaas_db?sslmode=verify-full",
+		"postgresql://u:p@litemaas-db-ro.litemaas.svc:5432/litellm_db":               "postgresql://u:p@127.0.0.1:6543/litellm_db",
+		"postgresql://u:p@litemaas-db-r.litemaas.svc.cluster.local:5432/litemaas_db": "postgresql://u:p@127.0.0.1:6543/litemaas_db",
+		"postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db":                 "postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db",
+		"postgresql://u:p@other-rw:5432/litemaas_db":                                 "postgresql://u:p@other-rw:5432/litemaas_db",
+	} {
+		assert.Equal(t, want, s.Rewrite("litemaas", in), in)
 	}
 }

@@ -1,4 +1,14 @@
-package argocdtest
+// Package stacktest stands in for what the LiteMaaS stack's own containers do when they start (the
+// `postgres`, `backend` and `litellm` containers of gitops/base), so that the tree's hooks, run by
+// internal/kubelettest's Kubelet, meet real servers: a real PostgreSQL (internal/pgtest) and the LiteLLM
+// double (internal/litellm/litellmtest). Services plugs into the Kubelet as its Options.Start and
+// Options.Rewrite.
+//
+// What each container does follows its upstream: the postgres image's entrypoint (docker-library/postgres
+// docker-entrypoint.sh: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB on an empty volume), the LiteMaaS
+// backend's start-up (its tables, the schema fixture of internal/pgtest), and LiteLLM's start-up
+// migration connecting with Prisma's reading of DATABASE_URL (see prismaToPgx).
+package stacktest
 
 import (
 	"context"
@@ -13,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
@@ -33,12 +44,12 @@ import (
 type Services struct {
 	PG *pgtest.Server
 
-	mu       sync.Mutex
-	litellm  map[string]*liteLLM
+	mu      sync.Mutex
+	litellm map[string]*liteLLM
 	// litellmTLS: namespace -> the TLS mode of LiteLLM's last database connection, in libpq's words.
 	litellmTLS map[string]string
-	dbs      map[string]bool
-	clusters func(ns, cluster string) string // CloudNativePG Cluster -> its instances' address
+	dbs        map[string]bool
+	clusters   func(ns, cluster string) string // CloudNativePG Cluster -> its instances' address
 }
 
 type liteLLM struct {
@@ -51,9 +62,9 @@ func NewServices(pg *pgtest.Server) *Services {
 	return &Services{PG: pg, litellm: map[string]*liteLLM{}, litellmTLS: map[string]string{}, dbs: map[string]bool{}}
 }
 
-// Start is a KubeletOptions.Start.
+// Start is a kubelettest.Options.Start.
 func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, env, mounts map[string]string) error {
-	image := imageName(c.Image)
+	image := kubelettest.ImageName(c.Image)
 	switch {
 	case c.Name == "postgres" && strings.Contains(image, "postgres"):
 		return s.startPostgres(ctx, pod.Namespace, env, mounts)
@@ -110,22 +121,23 @@ var (
 	clusterAddr = regexp.MustCompile(`@([a-z0-9-]+)-(rw|ro|r)((\.[a-z0-9-]+)(\.svc(\.cluster\.local)?)?)?:5432/([A-Za-z0-9_]+)`)
 )
 
-// setClusters points the Service names of CloudNativePG Clusters at addr(ns, cluster) (the
-// CloudNativePG stand-in's instances).
-func (s *Services) setClusters(addr func(ns, cluster string) string) {
+// SetClusters points the Service names of CloudNativePG Clusters at addr(ns, cluster) (the
+// CloudNativePG stand-in's instances, openshifttest.CNPG.Addr).
+func (s *Services) SetClusters(addr func(ns, cluster string) string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clusters = addr
 }
 
-// track records a database created for a namespace, dropped by Forget.
-func (s *Services) track(db string) {
+// TrackDatabase records a database created for a namespace (by the CloudNativePG stand-in), dropped by
+// Forget and Close.
+func (s *Services) TrackDatabase(db string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dbs[db] = true
 }
 
-// Rewrite is a KubeletOptions.Rewrite.
+// Rewrite is a kubelettest.Options.Rewrite.
 func (s *Services) Rewrite(ns, v string) string {
 	if u := s.LiteLLMURL(ns); u != "" {
 		v = litellmAddr.ReplaceAllStringFunc(v, func(m string) string {

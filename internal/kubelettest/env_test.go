@@ -1,4 +1,4 @@
-package argocdtest
+package kubelettest
 
 import (
 	"testing"
@@ -7,8 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
 
 func TestExpand(t *testing.T) {
@@ -36,7 +34,7 @@ func TestImageName(t *testing.T) {
 		"localhost:5000/x/y:1":                                 "localhost:5000/x/y",
 		"postgres":                                             "postgres",
 	} {
-		assert.Equal(t, want, imageName(in), in)
+		assert.Equal(t, want, ImageName(in), in)
 	}
 }
 
@@ -67,24 +65,5 @@ func TestRewriteQueryPaths(t *testing.T) {
 		"plain=/etc/litemaas/db-ca/ca.crt not a URL":                                                         "plain=/etc/litemaas/db-ca/ca.crt not a URL",
 	} {
 		assert.Equal(t, want, rewriteQueryPaths(in, mounts), in)
-	}
-}
-
-func TestRewriteClusterServices(t *testing.T) {
-	s := NewServices(&pgtest.Server{})
-	s.setClusters(func(ns, cluster string) string {
-		if ns == "litemaas" && cluster == "litemaas-db" {
-			return "127.0.0.1:6543"
-		}
-		return ""
-	})
-	for in, want := range map[string]string{
-		"postgresql://u:p@litemaas-db-rw:5432/litemaas_db?sslmode=verify-full":       "postgresql://u:p@127.0.0.1:6543/litemaas_db?sslmode=verify-full",
-		"postgresql://u:p@litemaas-db-ro.litemaas.svc:5432/litellm_db":               "postgresql://u:p@127.0.0.1:6543/litellm_db",
-		"postgresql://u:p@litemaas-db-r.litemaas.svc.cluster.local:5432/litemaas_db": "postgresql://u:p@127.0.0.1:6543/litemaas_db",
-		"postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db":                 "postgresql://u:p@litemaas-db-rw.elsewhere:5432/litemaas_db",
-		"postgresql://u:p@other-rw:5432/litemaas_db":                                 "postgresql://u:p@other-rw:5432/litemaas_db",
-	} {
-		assert.Equal(t, want, s.Rewrite("litemaas", in), in)
 	}
 }

@@ -1,4 +1,21 @@
-package argocdtest
+// Package kubelettest stands in for a cluster's nodes on a plain kube-apiserver (internal/kapitest), for
+// tests in which pods must run or become Ready without a container runtime:
+//
+//   - Kubelet: the kubelet's side of a pod's life. A Job's pod of a mapped image runs as a local process
+//     and ends Succeeded or Failed; any other pod becomes Running and Ready. It follows the kubelet
+//     (kubernetes pkg/kubelet): the container environment as kubelet_pods.go builds it
+//     (makeEnvironmentVariables: envFrom, env, valueFrom, the downward API, resourceFieldRef), the
+//     Services' variables of pkg/kubelet/envvars, $(VAR) expansion as
+//     third_party/forked/golang/expansion does it, volumes written as the configMap, secret, downwardAPI
+//     and projected volume plugins write them, a bound ServiceAccount token as the pod's identity, and
+//     the pod and container statuses (phase, conditions, exit codes, FallbackToLogsOnError termination
+//     messages) that pkg/kubelet/status and pkg/kubelet/kuberuntime report.
+//   - Provisioner: the nodes' local storage, as a dynamic provisioner of hostPath volumes (as
+//     kube-controller-manager's hostPath provisioner and sig-storage's external provisioners do: a
+//     PersistentVolume pre-bound to its claim), whose directories the Kubelet mounts.
+//
+// Both are driven by watches. They never schedule, pull or isolate anything.
+package kubelettest
 
 import (
 	"context"
@@ -27,8 +44,8 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 )
 
-// KubeletOptions configure the stand-in for the nodes.
-type KubeletOptions struct {
+// Options configure the Kubelet.
+type Options struct {
 	// Run maps a container image without tag or digest (e.g. "ghcr.io/litemaas-gitops/litemaas-sync")
 	// to a local binary. A Job's container of that image is run as that binary, as the image's
 	// entrypoint would be: the container's command (after its first word) and args, its environment
@@ -52,7 +69,7 @@ type KubeletOptions struct {
 }
 
 // Kubelet plays the nodes: it never schedules, pulls or isolates anything, but gives every pod the
-// status a kubelet would. A Job's pod runs (see KubeletOptions.Run) and ends Succeeded or Failed with
+// status a kubelet would. A Job's pod runs (see Options.Run) and ends Succeeded or Failed with
 // its containers' exit codes, reasons and termination messages; any other pod becomes Running and
 // Ready. Pods are picked up from a watch as they are created.
 //
@@ -60,8 +77,10 @@ type KubeletOptions struct {
 // message is lost; with terminationMessagePolicy FallbackToLogsOnError a failed container's message
 // is the tail of its output, as on a node when the program wrote no message.
 type Kubelet struct {
-	h        *Harness
-	o        KubeletOptions
+	kube     *kapitest.Server
+	dir      string
+	log      Logf
+	o        Options
 	cs       kubernetes.Interface
 	factory  informers.SharedInformerFactory
 	pods     listersv1.PodLister
@@ -85,11 +104,22 @@ type Run struct {
 	Output string
 }
 
-func newKubelet(h *Harness, o KubeletOptions) (*Kubelet, error) {
-	cs := h.Kube.Clientset()
+// Logf receives one line per thing a stand-in does; nil discards them.
+type Logf func(format string, args ...any)
+
+func (l Logf) printf(format string, args ...any) {
+	if l != nil {
+		l(format, args...)
+	}
+}
+
+// New returns a Kubelet for the pods of kube. dir holds the pods' files (their logs, volumes,
+// kubeconfigs and work directories) and the claims' data (see Provisioner). Start runs it.
+func New(kube *kapitest.Server, dir string, log Logf, o Options) (*Kubelet, error) {
+	cs := kube.Clientset()
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	k := &Kubelet{
-		h: h, o: o, cs: cs, factory: factory,
+		kube: kube, dir: dir, log: log, o: o, cs: cs, factory: factory,
 		pods:     factory.Core().V1().Pods().Lister(),
 		services: factory.Core().V1().Services().Lister(),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](
@@ -120,9 +150,15 @@ func newKubelet(h *Harness, o KubeletOptions) (*Kubelet, error) {
 	return k, nil
 }
 
-func (k *Kubelet) run(ctx context.Context, wg *sync.WaitGroup) {
+// Start watches pods until ctx ends (wg tracks the workers) and returns once the watch has synced.
+// Processes it started outlive ctx: Stop ends them.
+func (k *Kubelet) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	k.factory.Start(ctx.Done())
-	k.factory.WaitForCacheSync(ctx.Done())
+	for typ, ok := range k.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("kubelet: the %v informer did not sync", typ)
+		}
+	}
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -137,6 +173,7 @@ func (k *Kubelet) run(ctx context.Context, wg *sync.WaitGroup) {
 		<-ctx.Done()
 		k.queue.ShutDown()
 	}()
+	return nil
 }
 
 func (k *Kubelet) next(ctx context.Context) bool {
@@ -147,7 +184,7 @@ func (k *Kubelet) next(ctx context.Context) bool {
 	defer k.queue.Done(key)
 	if err := k.sync(ctx, key); err != nil {
 		if ctx.Err() == nil {
-			k.h.logf("kubelet: pod %s: %v (retrying)", key, err)
+			k.log.printf("kubelet: pod %s: %v (retrying)", key, err)
 			k.queue.AddRateLimited(key)
 		}
 		return true
@@ -172,7 +209,8 @@ func (k *Kubelet) stop(uid types.UID) {
 	}
 }
 
-func (k *Kubelet) stopAll() {
+// Stop ends the processes still running (as deleting their pods would) and waits for them.
+func (k *Kubelet) Stop() {
 	k.mu.Lock()
 	for _, c := range k.cancel {
 		c()
@@ -218,8 +256,8 @@ func jobOf(pod *corev1.Pod) string {
 	return ""
 }
 
-// imageName is the image reference without tag or digest.
-func imageName(image string) string {
+// ImageName is the image reference without tag or digest: what Options.Run maps.
+func ImageName(image string) string {
 	if i := strings.Index(image, "@"); i >= 0 {
 		image = image[:i]
 	}
@@ -239,7 +277,7 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 			return fmt.Errorf("container %s: %w", c.Name, err)
 		}
 		if k.o.Start != nil {
-			ms, err := k.writeVolumes(ctx, pod, c, filepath.Join(k.h.Dir, "pods", string(pod.UID), "volumes"))
+			ms, err := k.writeVolumes(ctx, pod, c, filepath.Join(k.dir, "pods", string(pod.UID), "volumes"))
 			if err != nil {
 				k.setWaiting(ctx, pod, "CreateContainerConfigError", err.Error())
 				return fmt.Errorf("container %s: %w", c.Name, err)
@@ -263,7 +301,7 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod) error {
 	k.mu.Lock()
 	k.started[pod.UID] = true
 	k.mu.Unlock()
-	k.h.logf("kubelet: pod %s/%s Running and Ready", pod.Namespace, pod.Name)
+	k.log.printf("kubelet: pod %s/%s Running and Ready", pod.Namespace, pod.Name)
 	return nil
 }
 
@@ -275,7 +313,7 @@ func (k *Kubelet) startJobPod(ctx context.Context, pod *corev1.Pod) error {
 		out *os.File
 	}
 	var runs []prepared
-	dir := filepath.Join(k.h.Dir, "pods", string(pod.UID))
+	dir := filepath.Join(k.dir, "pods", string(pod.UID))
 	// The processes outlive this call; deleting the pod cancels them (see stop).
 	runCtx, cancel := context.WithCancel(context.Background())
 	launched := false
@@ -291,7 +329,7 @@ func (k *Kubelet) startJobPod(ctx context.Context, pod *corev1.Pod) error {
 	}()
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		bin, ok := k.o.Run[imageName(c.Image)]
+		bin, ok := k.o.Run[ImageName(c.Image)]
 		if !ok {
 			runs = append(runs, prepared{c: c})
 			continue
@@ -317,7 +355,7 @@ func (k *Kubelet) startJobPod(ctx context.Context, pod *corev1.Pod) error {
 	k.started[pod.UID] = true
 	k.cancel[pod.UID] = cancel
 	k.mu.Unlock()
-	k.h.logf("kubelet: pod %s/%s of Job %s started", pod.Namespace, pod.Name, jobOf(pod))
+	k.log.printf("kubelet: pod %s/%s of Job %s started", pod.Namespace, pod.Name, jobOf(pod))
 
 	k.procWG.Add(1)
 	go func() {
@@ -348,10 +386,10 @@ func (k *Kubelet) startJobPod(ctx context.Context, pod *corev1.Pod) error {
 		}
 		err := k.updateStatus(ctx, pod, func(st *corev1.PodStatus) { terminalStatus(pod, st, phase, results) })
 		if err != nil && !apierrors.IsNotFound(err) {
-			k.h.logf("kubelet: pod %s/%s: reporting %s: %v", pod.Namespace, pod.Name, phase, err)
+			k.log.printf("kubelet: pod %s/%s: reporting %s: %v", pod.Namespace, pod.Name, phase, err)
 			return
 		}
-		k.h.logf("kubelet: pod %s/%s of Job %s %s", pod.Namespace, pod.Name, jobOf(pod), phase)
+		k.log.printf("kubelet: pod %s/%s of Job %s %s", pod.Namespace, pod.Name, jobOf(pod), phase)
 	}()
 	return nil
 }
@@ -496,9 +534,7 @@ func (k *Kubelet) serviceAccountKubeconfig(ctx context.Context, pod *corev1.Pod,
 	if err != nil {
 		return "", fmt.Errorf("requesting a token of ServiceAccount %s/%s: %w", pod.Namespace, sa, err)
 	}
-	cfg := *k.h.Kube.Config
-	cfg.BearerToken = tr.Status.Token
-	if err := writeKubeconfig(path, &cfg, k.h.Kube.CAData, pod.Namespace); err != nil {
+	if err := k.kube.WriteTokenKubeconfig(path, tr.Status.Token, pod.Namespace); err != nil {
 		return "", err
 	}
 	return path, nil
