@@ -5,7 +5,8 @@
 // Options.Rewrite.
 //
 // What each container does follows its upstream: the postgres image's entrypoint (docker-library/postgres
-// docker-entrypoint.sh: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB on an empty volume), the LiteMaaS
+// docker-entrypoint.sh: POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB on an empty volume) and the tree's
+// start.sh running roles.sql at every start (gitops/base/postgres), the LiteMaaS
 // backend's start-up (its tables, the schema fixture of internal/pgtest), and LiteLLM's start-up
 // migration connecting with Prisma's reading of DATABASE_URL (see prismaToPgx).
 package stacktest
