@@ -14,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // The upstream advisory litemaas#137: LiteMaaS 0.4.0 and earlier grant a mock admin user to any request
@@ -21,8 +24,6 @@ import (
 // usage, the API docs), in every environment. Fixed upstream by PR #138; no release with the fix has
 // been seen, so the fix is a backend image built from a fixed commit.
 const (
-	advisoryID  = "litemaas#137"
-	advisoryURL = "https://github.com/rh-aiservices-bu/litemaas/issues/137"
 	// backendImage is the backend's image name in the base; overlays set its tag.
 	backendImage = "quay.io/rh-aiservices-bu/litemaas-backend"
 	// advisoryProbePath is a protected read endpoint behind the bypass. The frontend's nginx proxies /api
@@ -31,7 +32,6 @@ const (
 	// What the bypass looks for: a browser User-Agent and an Accept of JSON.
 	advisoryProbeUserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 	advisoryProbeAccept    = "application/json"
-	annotationIPAllowlist  = "haproxy.router.openshift.io/ip_allowlist"
 	// guardContainer is the backend guard's container (gitops/components/backend-guard).
 	guardContainer = "backend-guard"
 )
@@ -83,11 +83,11 @@ func splitImage(ref string) (name, tag string) {
 }
 
 // advisoryRow is deploy's preflight row about the advisory, for the backend image the overlay pins.
-func advisoryRow(overlayDir, overlayRel string) row {
-	const check = "advisory " + advisoryID
+func advisoryRow(overlayDir, overlayRel string) report.Row {
+	const check = "advisory " + tree.AdvisoryID
 	objs, err := manifests.Render(overlayDir)
 	if err != nil {
-		return row{"backend", check, statusWarn, fmt.Sprintf("cannot tell: %s does not build: %v", overlayRel, err)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("cannot tell: %s does not build: %v", overlayRel, err)}
 	}
 	image, allowlisted, guarded := "", true, false
 	routes := 0
@@ -103,43 +103,43 @@ func advisoryRow(overlayDir, overlayRel string) row {
 					guarded = true
 				}
 			}
-		case o.GroupVersionKind().GroupKind() == routeGVK.GroupKind():
+		case o.GroupVersionKind().GroupKind() == cluster.RouteGVK.GroupKind():
 			routes++
-			if o.GetAnnotations()[annotationIPAllowlist] == "" {
+			if o.GetAnnotations()[tree.AnnotationIPAllowlist] == "" {
 				allowlisted = false
 			}
 		}
 	}
 	if image == "" {
-		return row{"backend", check, statusWarn, fmt.Sprintf("cannot tell: %s renders no backend container", overlayRel)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("cannot tell: %s renders no backend container", overlayRel)}
 	}
 	name, tag := splitImage(image)
 	switch {
 	case name != backendImage:
-		return row{"backend", check, statusOK, fmt.Sprintf("%s is a custom build; `make verify` probes the live backend", image)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s is a custom build; `make verify` probes the live backend", image)}
 	case tag == "" || advisoryVersion(tag) == "unknown":
-		return row{"backend", check, statusOK, fmt.Sprintf("%s is not a release tag; `make verify` probes the live backend", image)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s is not a release tag; `make verify` probes the live backend", image)}
 	case advisoryVersion(tag) == "fixed":
-		return row{"backend", check, statusOK, fmt.Sprintf("%s is newer than the affected 0.4.0", image)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s is newer than the affected 0.4.0", image)}
 	}
 	if guarded {
-		return row{"backend", check, statusOK, fmt.Sprintf("%s pins %s, affected by %s; mitigated: the component backend-guard is the only way into the backend and closes the bypass (`make verify` probes it)", overlayRel, image, advisoryURL)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s pins %s, affected by %s; mitigated: the component backend-guard is the only way into the backend and closes the bypass (`make verify` probes it)", overlayRel, image, tree.AdvisoryURL)}
 	}
 	mitigation := "until then add the component backend-guard (`make check` fails without it)"
 	if allowlisted && routes > 0 {
 		mitigation = "the Routes have an IP allowlist, which limits who can use it"
 	}
-	return row{"backend", check, statusWarn, fmt.Sprintf(
+	return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf(
 		"%s pins %s: LiteMaaS 0.4.0 and earlier give ANY request with a browser User-Agent a mock admin user "+
 			"(API keys, subscriptions, usage; %s). Set a backend image built from a fixed upstream commit in %s/kustomization.yaml `images:`; %s. See README.md, Security",
-		overlayRel, image, advisoryURL, overlayRel, mitigation)}
+		overlayRel, image, tree.AdvisoryURL, overlayRel, mitigation)}
 }
 
 // checkAdvisory is verify's probe of the live backend: one unauthenticated GET of a protected read
 // endpoint with a browser User-Agent, through the UI's Route (or the backend's own). 200 means the
 // bypass is open.
-func checkAdvisory(ctx context.Context, c *Cluster, ns string, client *http.Client) ([]row, error) {
-	ri, _, err := c.resourceFor(routeGVK, ns)
+func checkAdvisory(ctx context.Context, c *cluster.Cluster, ns string, client *http.Client) ([]report.Row, error) {
+	ri, _, err := c.ResourceFor(cluster.RouteGVK, ns)
 	if meta.IsNoMatchError(err) {
 		return nil, nil // checkRoutes already says so
 	}
@@ -147,7 +147,7 @@ func checkAdvisory(ctx context.Context, c *Cluster, ns string, client *http.Clie
 		return nil, err
 	}
 	var route *unstructured.Unstructured
-	for _, name := range []string{routeUI, routeAPI} {
+	for _, name := range []string{tree.RouteUI, tree.RouteAPI} {
 		r, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			route = r
@@ -155,44 +155,44 @@ func checkAdvisory(ctx context.Context, c *Cluster, ns string, client *http.Clie
 		}
 	}
 	if route == nil {
-		return []row{{"backend", "advisory " + advisoryID, statusWarn, fmt.Sprintf("not probed: neither Route %s nor %s exists", routeUI, routeAPI)}}, nil
+		return []report.Row{{Component: "backend", Check: "advisory " + tree.AdvisoryID, Status: report.StatusWarn, Detail: fmt.Sprintf("not probed: neither Route %s nor %s exists", tree.RouteUI, tree.RouteAPI)}}, nil
 	}
-	base := routeURL(route)
+	base := cluster.RouteURL(route)
 	if base == "" {
-		return []row{{"backend", "advisory " + advisoryID, statusWarn, "not probed: Route " + route.GetName() + " has no host"}}, nil
+		return []report.Row{{Component: "backend", Check: "advisory " + tree.AdvisoryID, Status: report.StatusWarn, Detail: "not probed: Route " + route.GetName() + " has no host"}}, nil
 	}
-	return []row{probeAdvisory(ctx, client, base, route.GetAnnotations()[annotationIPAllowlist] != "")}, nil
+	return []report.Row{probeAdvisory(ctx, client, base, route.GetAnnotations()[tree.AnnotationIPAllowlist] != "")}, nil
 }
 
 // probeAdvisory sends the probe to base (https://<route host>) and judges the answer.
-func probeAdvisory(ctx context.Context, client *http.Client, base string, allowlisted bool) row {
-	const check = "advisory " + advisoryID
+func probeAdvisory(ctx context.Context, client *http.Client, base string, allowlisted bool) report.Row {
+	const check = "advisory " + tree.AdvisoryID
 	url := strings.TrimSuffix(base, "/") + advisoryProbePath
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return row{"backend", check, statusWarn, fmt.Sprintf("not probed: %s: %v", url, err)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("not probed: %s: %v", url, err)}
 	}
 	// No token, no cookie: exactly what an anonymous browser tab sends.
 	req.Header.Set("User-Agent", advisoryProbeUserAgent)
 	req.Header.Set("Accept", advisoryProbeAccept)
 	resp, err := client.Do(req)
 	if err != nil {
-		return row{"backend", check, statusWarn, fmt.Sprintf("not probed: GET %s: %v", url, err)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("not probed: GET %s: %v", url, err)}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		return row{"backend", check, statusFail, fmt.Sprintf(
+		return report.Row{Component: "backend", Check: check, Status: report.StatusFail, Detail: fmt.Sprintf(
 			"OPEN: an unauthenticated GET %s with a browser User-Agent got %s. Anyone who can reach this URL acts as a LiteMaaS ADMIN "+
 				"(%s, LiteMaaS 0.4.0 and earlier): put the component backend-guard in front of it (every overlay of this tree has it: "+
-				"is the Deployment in sync?), or deploy a backend built from a fixed upstream commit (README.md, Security)", url, resp.Status, advisoryURL)}
+				"is the Deployment in sync?), or deploy a backend built from a fixed upstream commit (README.md, Security)", url, resp.Status, tree.AdvisoryURL)}
 	case resp.StatusCode == http.StatusForbidden && allowlisted:
-		return row{"backend", check, statusWarn, fmt.Sprintf("GET %s -> %s: the Routes' IP allowlist refuses this address, so the backend was not reached; probe from an allowed network", url, resp.Status)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("GET %s -> %s: the Routes' IP allowlist refuses this address, so the backend was not reached; probe from an allowed network", url, resp.Status)}
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return row{"backend", check, statusOK, fmt.Sprintf("closed: unauthenticated GET %s with a browser User-Agent -> %s", url, resp.Status)}
+		return report.Row{Component: "backend", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("closed: unauthenticated GET %s with a browser User-Agent -> %s", url, resp.Status)}
 	}
-	return row{"backend", check, statusWarn, fmt.Sprintf("cannot tell: GET %s -> %s (want 401 from a fixed backend)", url, resp.Status)}
+	return report.Row{Component: "backend", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("cannot tell: GET %s -> %s (want 401 from a fixed backend)", url, resp.Status)}
 }

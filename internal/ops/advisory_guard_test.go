@@ -12,6 +12,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/guardtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // verify's advisory probe against the stand-in of the 0.4.0 backend: OPEN when it is reached directly,
@@ -23,11 +24,11 @@ func TestAdvisoryProbeThroughGuard(t *testing.T) {
 	g := guardtest.Start(t, guardtest.RenderedConfig(t, "gitops/overlays/example"), strings.TrimPrefix(direct.URL, "http://"))
 
 	open := probeAdvisory(context.Background(), http.DefaultClient, direct.URL, false)
-	assert.Equal(t, statusFail, open.Status, open.Detail)
+	assert.Equal(t, report.StatusFail, open.Status, open.Detail)
 	assert.Contains(t, open.Detail, "OPEN")
 
 	closed := probeAdvisory(context.Background(), http.DefaultClient, g.URL, false)
-	assert.Equal(t, statusOK, closed.Status, closed.Detail)
+	assert.Equal(t, report.StatusOK, closed.Status, closed.Detail)
 	assert.Contains(t, closed.Detail, "closed")
 }
 

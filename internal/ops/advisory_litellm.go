@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/advisory"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // litellmImage is LiteLLM's image name in the base; overlays set its tag.
@@ -45,16 +48,16 @@ func liveLiteLLMVersion(ctx context.Context, client *http.Client, base string) (
 // checkLiteLLMAdvisories is verify's rows for the advisories of images/advisories.yaml that apply to
 // the running LiteLLM: its version from the live proxy, else (a proxy that does not report it) from the
 // running Deployment's image tag, saying so.
-func checkLiteLLMAdvisories(ctx context.Context, c *Cluster, ns string, client *http.Client) []row {
+func checkLiteLLMAdvisories(ctx context.Context, c *cluster.Cluster, ns string, client *http.Client) []report.Row {
 	const component = "litellm"
 	f, err := advisory.Load()
 	if err != nil {
-		return []row{{component, "advisories", statusWarn, err.Error()}}
+		return []report.Row{{Component: component, Check: "advisories", Status: report.StatusWarn, Detail: err.Error()}}
 	}
 	source, version := "", ""
-	if ri, _, err := c.resourceFor(routeGVK, ns); err == nil {
-		if r, err := ri.Get(ctx, routeLiteLLM, metav1.GetOptions{}); err == nil {
-			if base := routeURL(r); base != "" {
+	if ri, _, err := c.ResourceFor(cluster.RouteGVK, ns); err == nil {
+		if r, err := ri.Get(ctx, tree.RouteLiteLLM, metav1.GetOptions{}); err == nil {
+			if base := cluster.RouteURL(r); base != "" {
 				if v, err := liveLiteLLMVersion(ctx, client, base); err == nil && v != "" {
 					source, version = "the live proxy reports", v
 				}
@@ -64,7 +67,7 @@ func checkLiteLLMAdvisories(ctx context.Context, c *Cluster, ns string, client *
 	if version == "" {
 		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=litellm"})
 		if err != nil {
-			return []row{{component, "advisories", statusWarn, fmt.Sprintf("cannot tell the LiteLLM version: the proxy does not report it and listing its pods: %v", err)}}
+			return []report.Row{{Component: component, Check: "advisories", Status: report.StatusWarn, Detail: fmt.Sprintf("cannot tell the LiteLLM version: the proxy does not report it and listing its pods: %v", err)}}
 		}
 		for _, p := range pods.Items {
 			for _, ct := range p.Spec.Containers {
@@ -76,9 +79,9 @@ func checkLiteLLMAdvisories(ctx context.Context, c *Cluster, ns string, client *
 		}
 	}
 	if version == "" {
-		return []row{{component, "advisories", statusWarn, "cannot tell the LiteLLM version: the proxy does not report it and its image tag carries none"}}
+		return []report.Row{{Component: component, Check: "advisories", Status: report.StatusWarn, Detail: "cannot tell the LiteLLM version: the proxy does not report it and its image tag carries none"}}
 	}
-	var rows []row
+	var rows []report.Row
 	for _, a := range f.Advisories {
 		if a.Image != litellmImage || a.Applies(version) != advisory.Affected {
 			continue
@@ -87,11 +90,11 @@ func checkLiteLLMAdvisories(ctx context.Context, c *Cluster, ns string, client *
 		if fixed == "" {
 			fixed = "no release yet"
 		}
-		rows = append(rows, row{component, "advisory " + a.ID, statusWarn, fmt.Sprintf("applies: %s %s (affected %s, fixed in %s). %s See images/advisories.yaml",
+		rows = append(rows, report.Row{Component: component, Check: "advisory " + a.ID, Status: report.StatusWarn, Detail: fmt.Sprintf("applies: %s %s (affected %s, fixed in %s). %s See images/advisories.yaml",
 			source, version, a.Affected, fixed, strings.TrimSpace(a.Mitigation))})
 	}
 	if len(rows) == 0 {
-		rows = append(rows, row{component, "advisories", statusOK, fmt.Sprintf("none of images/advisories.yaml applies: %s %s", source, version)})
+		rows = append(rows, report.Row{Component: component, Check: "advisories", Status: report.StatusOK, Detail: fmt.Sprintf("none of images/advisories.yaml applies: %s %s", source, version)})
 	}
 	return rows
 }

@@ -10,33 +10,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// bypassStandIn answers a protected read endpoint like the LiteMaaS backend: without a token it is
-// 401, unless open is true and the request passes upstream's authenticateWithDevBypass test (a
-// User-Agent containing Mozilla, Chrome, Safari or Firefox, and an Accept of application/json or */*),
-// which 0.4.0 answers as a mock admin.
-func bypassStandIn(open bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "" {
-			http.Error(w, `{"error":"invalid token"}`, http.StatusUnauthorized)
-			return
-		}
-		ua, accept := r.Header.Get("User-Agent"), r.Header.Get("Accept")
-		browser := false
-		for _, b := range []string{"Mozilla", "Chrome", "Safari", "Firefox"} {
-			browser = browser || strings.Contains(ua, b)
-		}
-		if open && browser && (strings.Contains(accept, "application/json") || strings.Contains(accept, "*/*")) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"data":[],"pagination":{"total":0}}`))
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":{"code":"UNAUTHORIZED","message":"Authentication required"}}`))
-	})
-}
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+)
 
 func TestAdvisoryVersion(t *testing.T) {
 	tests := []struct{ tag, want string }{
@@ -72,17 +49,17 @@ func TestSplitImage(t *testing.T) {
 }
 
 func TestAdvisoryRow(t *testing.T) {
-	root, err := FindRoot(".")
+	root, err := tree.FindRoot(".")
 	require.NoError(t, err)
 	tests := []struct {
 		name, overlay, status string
 		want                  []string
 	}{
-		{"the example pins 0.4.0 behind the guard", filepath.Join(root, "gitops/overlays/example"), statusOK,
-			[]string{"litemaas-backend:0.4.0", advisoryURL, "mitigated: the component backend-guard"}},
-		{"0.4.0 without the guard", "testdata/unguarded-overlay", statusWarn,
-			[]string{"litemaas-backend:0.4.0", advisoryURL, "add the component backend-guard", "testdata/unguarded-overlay/kustomization.yaml"}},
-		{"a fixed build", "testdata/fixed-backend-overlay", statusOK, []string{"registry.example.com/litemaas/litemaas-backend:main-4f1e2d3 is a custom build"}},
+		{"the example pins 0.4.0 behind the guard", filepath.Join(root, "gitops/overlays/example"), report.StatusOK,
+			[]string{"litemaas-backend:0.4.0", tree.AdvisoryURL, "mitigated: the component backend-guard"}},
+		{"0.4.0 without the guard", "testdata/unguarded-overlay", report.StatusWarn,
+			[]string{"litemaas-backend:0.4.0", tree.AdvisoryURL, "add the component backend-guard", "testdata/unguarded-overlay/kustomization.yaml"}},
+		{"a fixed build", "testdata/fixed-backend-overlay", report.StatusOK, []string{"registry.example.com/litemaas/litemaas-backend:main-4f1e2d3 is a custom build"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,12 +82,12 @@ func TestProbeAdvisory(t *testing.T) {
 		status      string
 		want        string
 	}{
-		{"a backend that grants the bypass", bypassStandIn(true), false, statusFail, "OPEN: an unauthenticated GET"},
-		{"a fixed backend", bypassStandIn(false), false, statusOK, "closed: unauthenticated GET"},
+		{"a backend that grants the bypass", bypassStandIn(true), false, report.StatusFail, "OPEN: an unauthenticated GET"},
+		{"a fixed backend", bypassStandIn(false), false, report.StatusOK, "closed: unauthenticated GET"},
 		{"the router's allowlist refuses us", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Forbidden", http.StatusForbidden)
-		}), true, statusWarn, "IP allowlist refuses this address"},
-		{"no backend behind the Route", http.NotFoundHandler(), false, statusWarn, "cannot tell"},
+		}), true, report.StatusWarn, "IP allowlist refuses this address"},
+		{"no backend behind the Route", http.NotFoundHandler(), false, report.StatusWarn, "cannot tell"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,8 +98,8 @@ func TestProbeAdvisory(t *testing.T) {
 			assert.Equal(t, tt.status, r.Status)
 			assert.Contains(t, r.Detail, tt.want)
 			assert.Contains(t, r.Check, "litemaas#137")
-			if tt.status == statusFail {
-				assert.Contains(t, r.Detail, advisoryURL)
+			if tt.status == report.StatusFail {
+				assert.Contains(t, r.Detail, tree.AdvisoryURL)
 				assert.Contains(t, r.Detail, "ADMIN")
 			}
 		})
@@ -132,7 +109,7 @@ func TestProbeAdvisory(t *testing.T) {
 		url := srv.URL
 		srv.Close()
 		r := probeAdvisory(context.Background(), http.DefaultClient, url, false)
-		assert.Equal(t, statusWarn, r.Status)
+		assert.Equal(t, report.StatusWarn, r.Status)
 		assert.Contains(t, r.Detail, "not probed")
 	})
 }

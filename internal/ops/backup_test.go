@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
 
@@ -59,14 +61,14 @@ func renderBackupJob(t *testing.T) backupJob {
 		assert.Equal(t, map[string]string{
 			"app.kubernetes.io/name": "postgres-backup", "app.kubernetes.io/part-of": "litemaas",
 			"app.kubernetes.io/component": "backup", "app.kubernetes.io/version": "0.4.0",
-		}, o.GetLabels(), "labels of %s", describe(o))
+		}, o.GetLabels(), "labels of %s", cluster.Describe(o))
 		assert.Equal(t, "litemaas", o.GetNamespace())
 	}
 	assert.Equal(t, "Delete=false,Prune=false", pvc.GetAnnotations()["argocd.argoproj.io/sync-options"], "backups outlive the Application")
 
 	pod, _, _ := unstructured.NestedMap(cj.Object, "spec", "jobTemplate", "spec", "template")
 	podLabels, _, _ := unstructured.NestedStringMap(pod, "metadata", "labels")
-	assert.NotContains(t, podLabels, labelPartOf, "a finished pod must not match `oc wait -l app.kubernetes.io/part-of=litemaas`")
+	assert.NotContains(t, podLabels, tree.LabelPartOf, "a finished pod must not match `oc wait -l app.kubernetes.io/part-of=litemaas`")
 	psc, _, _ := unstructured.NestedMap(pod, "spec", "securityContext")
 	assert.Equal(t, true, psc["runAsNonRoot"])
 	for _, f := range []string{"runAsUser", "runAsGroup", "fsGroup"} {
@@ -243,7 +245,7 @@ func fillSource(t *testing.T, s *pgtest.Server) {
 		FROM unnest(ARRAY['mistral-3-int4', 'granite-8b-agent', 'mistral-3-bf16', 'devstral-2', 'gpt-oss-20b']) AS id`)
 	// The database roles, as PostgreSQL's start script sets them up: the backup connects as the
 	// read-only litemaas_backup.
-	root, err := FindRoot(".")
+	root, err := tree.FindRoot(".")
 	require.NoError(t, err)
 	cmd := exec.Command("psql", "--no-psqlrc", "--quiet", "--dbname", s.URL("postgres"), "-f", filepath.Join(root, "gitops/base/postgres/roles.sql"))
 	cmd.Env = []string{"PATH=" + pgBinPath(t), "LITEMAAS_BACKEND_PASSWORD=x", "LITEMAAS_LITELLM_PASSWORD=x", "LITEMAAS_MODEL_READER_PASSWORD=x", "LITEMAAS_BACKUP_PASSWORD=x"}

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // ChatOptions configure ChatCheck: one short completion per served catalog model through LiteLLM's
@@ -107,7 +109,7 @@ func ChatCheck(ctx context.Context, o ChatOptions) (results []ChatResult, err er
 
 // chatRows runs ChatCheck for the served models of the catalog, through the Route litellm with the
 // master key of Secret litellm-secret, and turns the results into verify's rows.
-func chatRows(ctx context.Context, c *Cluster, ns, catalogPath string, client *http.Client) ([]row, error) {
+func chatRows(ctx context.Context, c *cluster.Cluster, ns, catalogPath string, client *http.Client) ([]report.Row, error) {
 	cat, err := catalog.Load(catalogPath)
 	if err != nil {
 		return nil, err
@@ -118,9 +120,9 @@ func chatRows(ctx context.Context, c *Cluster, ns, catalogPath string, client *h
 			models = append(models, m.ID)
 		}
 	}
-	base := routeURLs(ctx, c, ns)["litellm"]
+	base := c.RouteURLs(ctx, ns)["litellm"]
 	if base == "" {
-		return []row{{"chat", "route litellm", statusFail, "no Route litellm with a host in " + ns + ": --chat goes through LiteLLM's public route"}}, nil
+		return []report.Row{{Component: "chat", Check: "route litellm", Status: report.StatusFail, Detail: "no Route litellm with a host in " + ns + ": --chat goes through LiteLLM's public route"}}, nil
 	}
 	sec, err := c.Kube.CoreV1().Secrets(ns).Get(ctx, "litellm-secret", metav1.GetOptions{})
 	if err != nil {
@@ -128,28 +130,28 @@ func chatRows(ctx context.Context, c *Cluster, ns, catalogPath string, client *h
 	}
 	results, err := ChatCheck(ctx, ChatOptions{BaseURL: base, MasterKey: string(sec.Data["LITELLM_MASTER_KEY"]), Models: models, HTTPClient: client})
 	if err != nil && results == nil {
-		return []row{{"chat", "virtual key", statusFail, err.Error()}}, nil
+		return []report.Row{{Component: "chat", Check: "virtual key", Status: report.StatusFail, Detail: err.Error()}}, nil
 	}
 	rows := ChatRows(results)
 	if err != nil {
-		rows = append(rows, row{"chat", "virtual key", statusWarn, err.Error()})
+		rows = append(rows, report.Row{Component: "chat", Check: "virtual key", Status: report.StatusWarn, Detail: err.Error()})
 	}
 	return rows, nil
 }
 
 // ChatRows are verify's rows for chat results: component chat, the model, its status and latency.
-func ChatRows(results []ChatResult) []row {
-	rows := make([]row, 0, len(results))
+func ChatRows(results []ChatResult) []report.Row {
+	rows := make([]report.Row, 0, len(results))
 	for _, r := range results {
-		st := statusOK
+		st := report.StatusOK
 		detail := fmt.Sprintf("HTTP %d in %s: %s", r.Status, latency(r.Latency), r.Message)
 		if !r.OK() {
-			st = statusFail
+			st = report.StatusFail
 			if r.Status == 0 {
 				detail = fmt.Sprintf("no answer after %s: %s", latency(r.Latency), r.Message)
 			}
 		}
-		rows = append(rows, row{"chat", r.Model, st, detail})
+		rows = append(rows, report.Row{Component: "chat", Check: r.Model, Status: st, Detail: detail})
 	}
 	return rows
 }
@@ -167,7 +169,7 @@ func PrintChatTable(w io.Writer, results []ChatResult) error {
 		}
 		out = append(out, []string{r.Model, status, latency(r.Latency), r.Message})
 	}
-	printTable(w, []string{"MODEL", "STATUS", "LATENCY", "ANSWER"}, out)
+	report.PrintTable(w, []string{"MODEL", "STATUS", "LATENCY", "ANSWER"}, out)
 	if len(failed) > 0 {
 		return fmt.Errorf("chat: %d of %d models failed:\n  %s", len(failed), len(results), strings.Join(failed, "\n  "))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 func TestChatCheck(t *testing.T) {
@@ -75,8 +76,8 @@ func TestChatCheck(t *testing.T) {
 	t.Logf("\n%s", out.String())
 
 	rows := ChatRows(results)
-	assert.Equal(t, statusOK, rows[0].Status)
-	assert.Equal(t, statusFail, rows[1].Status)
+	assert.Equal(t, report.StatusOK, rows[0].Status)
+	assert.Equal(t, report.StatusFail, rows[1].Status)
 }
 
 func TestChatCheckWithoutAValidMasterKey(t *testing.T) {
@@ -135,7 +136,7 @@ func TestVerifyChat(t *testing.T) {
 		Namespace: ns, Catalog: "testdata/models.yaml", HTTPClient: client, Chat: true, Out: &out,
 	})
 	t.Logf("verify --chat:\n%s", out.String())
-	var pe *ProblemsError
+	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 1, pe.Count, "only granite-8b-agent fails")
 	table := squeeze(out.String())

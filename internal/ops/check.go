@@ -11,6 +11,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/advisory"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // CheckOptions configure `litemaas-ops check`: what a user runs before pushing, offline. It runs the
@@ -49,7 +50,7 @@ func (e *CheckError) Unwrap() error { return e.Err }
 func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 	root := o.Root
 	if root == "" {
-		r, err := workRoot()
+		r, err := tree.WorkRoot()
 		if err != nil {
 			return err
 		}

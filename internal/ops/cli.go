@@ -5,12 +5,11 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // Exit codes.
@@ -55,9 +54,9 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image), the fork (--repo-url) and the\n" +
 					"branch or tag Argo CD syncs (--revision; never HEAD), and writes the last two into gitops/argocd.",
 				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &DeployCommand{Connection: Connection{Log: stderr}}
+					c := &DeployCommand{Connection: cluster.Connection{Log: stderr}}
 					c.In = stdin
-					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
+					fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
 					fs.StringVar(&c.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
 					fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
 					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
@@ -65,7 +64,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
 					fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
 					fs.StringVar(&c.Revision, "revision", "", "branch or tag Argo CD syncs, written by --init-overlay into gitops/argocd (default: ask)")
-					c.Connection.bind(fs)
+					c.Connection.Bind(fs)
 					return c
 				},
 			},
@@ -82,13 +81,13 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
 				Summary: "check pods, published models, backups and routes",
 				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &VerifyCommand{Connection: Connection{Log: stderr}}
-					fs.StringVar(&c.Namespace, "namespace", DefaultNamespace, "namespace LiteMaaS runs in")
+					c := &VerifyCommand{Connection: cluster.Connection{Log: stderr}}
+					fs.StringVar(&c.Namespace, "namespace", tree.DefaultNamespace, "namespace LiteMaaS runs in")
 					fs.StringVar(&c.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
 					fs.BoolVar(&c.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
 					fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
 					fs.BoolVar(&c.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
-					c.Connection.bind(fs)
+					c.Connection.Bind(fs)
 					return c
 				},
 			},
@@ -96,13 +95,13 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 				Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
 				Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
 				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &UndeployCommand{Connection: Connection{Log: stderr}}
+					c := &UndeployCommand{Connection: cluster.Connection{Log: stderr}}
 					c.In = stdin
 					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
 					fs.BoolVar(&c.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
-					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
+					fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
 					fs.DurationVar(&c.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
-					c.Connection.bind(fs)
+					c.Connection.Bind(fs)
 					return c
 				},
 			},
@@ -143,41 +142,15 @@ func exitCode(err error) int {
 	return ExitFailed
 }
 
-// Connection is how a command reaches the cluster.
-type Connection struct {
-	// Context is the kubeconfig context; empty: the current one.
-	Context string
-	// Verbose logs debug details to Log.
-	Verbose bool
-	Log     io.Writer
-}
-
-func (c *Connection) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.Context, "context", "", "kubeconfig context (default: the current one)")
-	fs.BoolVar(&c.Verbose, "v", false, "log debug details to stderr")
-}
-
-func (c *Connection) cluster() (*Cluster, error) {
-	level := slog.LevelInfo
-	if c.Verbose {
-		level = slog.LevelDebug
-	}
-	w := c.Log
-	if w == nil {
-		w = os.Stderr
-	}
-	return LoadCluster(c.Context, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
-}
-
 // DeployCommand is `litemaas-ops deploy`.
 type DeployCommand struct {
 	DeployOptions
-	Connection
+	cluster.Connection
 }
 
 // Run deploys; with InitOverlay and Domain it only creates the overlay, without a cluster.
 func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
+	root, err := tree.WorkRoot()
 	if err != nil {
 		return err
 	}
@@ -188,11 +161,11 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 	if o.Revision != "" && o.InitOverlay == "" {
 		return cli.Usagef("--revision goes with --init-overlay; for an existing setup, set targetRevision in gitops/argocd and push")
 	}
-	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
+	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
 	if o.InitOverlay != "" && o.Domain != "" {
 		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
 	}
-	cl, err := c.cluster()
+	cl, err := c.Connect()
 	if err != nil {
 		return err
 	}
@@ -204,7 +177,7 @@ type PinCommand struct{}
 
 // Run pins the tree's image tags to their digests.
 func (c *PinCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
+	root, err := tree.WorkRoot()
 	if err != nil {
 		return err
 	}
@@ -214,18 +187,18 @@ func (c *PinCommand) Run(ctx context.Context, out io.Writer) error {
 // VerifyCommand is `litemaas-ops verify`.
 type VerifyCommand struct {
 	VerifyOptions
-	Connection
+	cluster.Connection
 }
 
 // Run verifies the running installation.
 func (c *VerifyCommand) Run(ctx context.Context, out io.Writer) error {
-	cl, err := c.cluster()
+	cl, err := c.Connect()
 	if err != nil {
 		return err
 	}
 	o := c.VerifyOptions
-	if r, err := workRoot(); err == nil {
-		o.Catalog = inRepo(r, o.Catalog)
+	if r, err := tree.WorkRoot(); err == nil {
+		o.Catalog = tree.InRepo(r, o.Catalog)
 	}
 	o.Out = out
 	return Verify(ctx, cl, o)
@@ -234,21 +207,21 @@ func (c *VerifyCommand) Run(ctx context.Context, out io.Writer) error {
 // UndeployCommand is `litemaas-ops undeploy`.
 type UndeployCommand struct {
 	UndeployOptions
-	Connection
+	cluster.Connection
 }
 
 // Run removes what deploy created.
 func (c *UndeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
+	root, err := tree.WorkRoot()
 	if err != nil {
 		return err
 	}
-	cl, err := c.cluster()
+	cl, err := c.Connect()
 	if err != nil {
 		return err
 	}
 	o := c.UndeployOptions
-	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
+	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
 	return Undeploy(ctx, cl, o)
 }
 
@@ -261,29 +234,4 @@ func (o *RestoreOptions) Run(ctx context.Context, out io.Writer) error {
 	r.Out = out
 	_, err := Restore(ctx, r)
 	return err
-}
-
-// workRoot is the root of the checkout holding the working directory.
-func workRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	return FindRoot(wd)
-}
-
-// inRepo resolves a path given on the command line: as given when it exists (absolute, or relative to the
-// working directory), else relative to the repository root, so that the defaults also work from a
-// subdirectory of the checkout.
-func inRepo(root, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if _, err := os.Stat(filepath.Join(root, p)); err == nil {
-		return filepath.Join(root, p)
-	}
-	return p
 }

@@ -20,6 +20,9 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // refreshAnnotation asks Argo CD to compare the Application with git now instead of at its next poll
@@ -71,7 +74,7 @@ type deployment struct {
 // Deploy checks the prerequisites, applies the cluster-admin part (when allowed) and the Argo CD
 // Application(s), waits until Argo CD has synced LiteMaaS and the PostSync job succeeded, then prints the
 // access URLs. Running it again is safe: everything is applied, nothing is created twice.
-func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
+func Deploy(ctx context.Context, c *cluster.Cluster, o DeployOptions) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -83,15 +86,15 @@ func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Preflight: cluster %s%s\n", c.Config.Host, contextNote(c))
-	printChecks(out, rows)
+	fmt.Fprintf(out, "Preflight: cluster %s%s\n", c.Config.Host, c.ContextNote())
+	report.PrintChecks(out, rows)
 	fmt.Fprintln(out)
 
 	if o.InitOverlay != "" {
 		return runInitOverlay(ctx, c, o, d, rows)
 	}
-	if n := countStatus(rows, statusFail); n > 0 {
-		return &ProblemsError{What: "preflight", Count: n}
+	if n := report.CountStatus(rows, report.StatusFail); n > 0 {
+		return &report.ProblemsError{What: "preflight", Count: n}
 	}
 	for _, n := range d.notes {
 		fmt.Fprintln(out, "Note:", n)
@@ -99,34 +102,34 @@ func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
 
 	if !o.Yes {
 		q := fmt.Sprintf("Deploy LiteMaaS (overlay %s) to %s as %s?", d.overlayRel, c.Config.Host, orUnknown(d.user))
-		if !confirm(o.In, out, q) {
-			return errNotConfirmed
+		if !report.Confirm(o.In, out, q) {
+			return report.ErrNotConfirmed
 		}
 	}
 
 	fmt.Fprintln(out, "Applying")
 	if d.project != nil {
-		if err := c.apply(ctx, d.project); err != nil {
+		if err := c.Apply(ctx, d.project); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "  %-8s %s\n", "applied", describe(d.project))
+		fmt.Fprintf(out, "  %-8s %s\n", "applied", cluster.Describe(d.project))
 	}
 	if d.applyCluster {
 		for _, obj := range d.clusterObjs {
 			what, err := applyClusterObject(ctx, c, obj)
 			if err != nil {
-				return fmt.Errorf("%w (the cluster part is optional: a cluster admin can apply it with `oc apply -k %s/%s`)", err, d.overlayRel, clusterPart)
+				return fmt.Errorf("%w (the cluster part is optional: a cluster admin can apply it with `oc apply -k %s/%s`)", err, d.overlayRel, tree.ClusterPart)
 			}
-			fmt.Fprintf(out, "  %-8s %s\n", what, describe(obj))
+			fmt.Fprintf(out, "  %-8s %s\n", what, cluster.Describe(obj))
 		}
 	}
 	for _, app := range d.apps {
-		if err := c.apply(ctx, app); err != nil {
+		if err := c.Apply(ctx, app); err != nil {
 			return err
 		}
 		path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path")
 		repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
-		fmt.Fprintf(out, "  %-8s %s (repo %s, path %s)\n", "applied", describe(app), repo, path)
+		fmt.Fprintf(out, "  %-8s %s (repo %s, path %s)\n", "applied", cluster.Describe(app), repo, path)
 	}
 	fmt.Fprintln(out)
 
@@ -147,13 +150,6 @@ func Deploy(ctx context.Context, c *Cluster, o DeployOptions) error {
 	return nil
 }
 
-func contextNote(c *Cluster) string {
-	if c.Context == "" {
-		return ""
-	}
-	return " (context " + c.Context + ")"
-}
-
 func orUnknown(s string) string {
 	if s == "" {
 		return "(unknown user)"
@@ -164,24 +160,24 @@ func orUnknown(s string) string {
 // preflight inspects the repository and the cluster and returns one row per check. Only a failure that
 // makes every other check meaningless (the API server cannot be reached, the tree does not render) is
 // returned as an error; everything else becomes a FAIL or WARN row, so that one run lists every problem.
-func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, []row, error) {
+func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*deployment, []report.Row, error) {
 	d := &deployment{}
-	var rows []row
+	var rows []report.Row
 	add := func(component, check, status, detail string) {
-		rows = append(rows, row{component, check, status, detail})
+		rows = append(rows, report.Row{Component: component, Check: check, Status: status, Detail: detail})
 	}
 
 	overlay := o.Overlay
 	if overlay == "" {
-		overlay = filepath.Join(o.Root, filepath.FromSlash(DefaultOverlay))
+		overlay = filepath.Join(o.Root, filepath.FromSlash(tree.DefaultOverlay))
 	}
-	rel, err := relToRoot(o.Root, overlay)
+	rel, err := tree.RelToRoot(o.Root, overlay)
 	if err != nil {
 		return nil, nil, err
 	}
 	d.overlayRel, d.overlayDir = rel, filepath.Join(o.Root, filepath.FromSlash(rel))
 
-	apps, err := renderApplications(o.Root)
+	apps, err := tree.RenderApplications(o.Root)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,16 +190,16 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 		}
 		return nil, nil, fmt.Errorf("cannot reach the API server %s: log in with `oc login` or set KUBECONFIG: %w", c.Config.Host, err)
 	}
-	add("cluster", "API server", statusOK, fmt.Sprintf("%s (Kubernetes %s)", c.Config.Host, v.GitVersion))
-	user, groups, err := c.whoAmI(ctx)
+	add("cluster", "API server", report.StatusOK, fmt.Sprintf("%s (Kubernetes %s)", c.Config.Host, v.GitVersion))
+	user, groups, err := c.WhoAmI(ctx)
 	switch {
 	case apierrors.IsUnauthorized(err):
 		return nil, nil, fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
 	case err != nil:
-		add("cluster", "logged in as", statusWarn, fmt.Sprintf("cannot tell (SelfSubjectReview: %v)", err))
+		add("cluster", "logged in as", report.StatusWarn, fmt.Sprintf("cannot tell (SelfSubjectReview: %v)", err))
 	default:
 		d.user = user
-		add("cluster", "logged in as", statusOK, fmt.Sprintf("%s (groups: %s)", user, strings.Join(groups, ", ")))
+		add("cluster", "logged in as", report.StatusOK, fmt.Sprintf("%s (groups: %s)", user, strings.Join(groups, ", ")))
 	}
 
 	// OpenShift GitOps: the namespace of the default instance and the Application kind.
@@ -212,29 +208,29 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 	switch _, err := c.Kube.CoreV1().Namespaces().Get(ctx, argoNS, metav1.GetOptions{}); {
 	case apierrors.IsNotFound(err):
 		gitopsOK = false
-		add("openshift-gitops", "namespace", statusFail, fmt.Sprintf("namespace %s not found: install the Red Hat OpenShift GitOps operator, which creates the default Argo CD instance there", argoNS))
+		add("openshift-gitops", "namespace", report.StatusFail, fmt.Sprintf("namespace %s not found: install the Red Hat OpenShift GitOps operator, which creates the default Argo CD instance there", argoNS))
 	case apierrors.IsForbidden(err):
-		add("openshift-gitops", "namespace", statusWarn, fmt.Sprintf("not allowed to read namespace %s; assuming it exists", argoNS))
+		add("openshift-gitops", "namespace", report.StatusWarn, fmt.Sprintf("not allowed to read namespace %s; assuming it exists", argoNS))
 	case err != nil:
 		return nil, nil, fmt.Errorf("reading namespace %s: %w", argoNS, err)
 	default:
-		add("openshift-gitops", "namespace", statusOK, argoNS)
+		add("openshift-gitops", "namespace", report.StatusOK, argoNS)
 	}
-	appMapping, err := c.mapping(applicationGVK)
+	appMapping, err := c.Mapping(cluster.ApplicationGVK)
 	switch {
 	case meta.IsNoMatchError(err):
 		gitopsOK = false
-		add("openshift-gitops", "Application CRD", statusFail, "the cluster serves no applications.argoproj.io/v1alpha1: install the Red Hat OpenShift GitOps operator")
+		add("openshift-gitops", "Application CRD", report.StatusFail, "the cluster serves no applications.argoproj.io/v1alpha1: install the Red Hat OpenShift GitOps operator")
 	case err != nil:
 		return nil, nil, fmt.Errorf("looking up the Argo CD Application kind: %w", err)
 	default:
-		add("openshift-gitops", "Application CRD", statusOK, appMapping.Resource.GroupResource().String()+"/"+applicationGVK.Version)
+		add("openshift-gitops", "Application CRD", report.StatusOK, appMapping.Resource.GroupResource().String()+"/"+cluster.ApplicationGVK.Version)
 	}
 	if gitopsOK {
-		appGR := schema.GroupResource{Group: applicationGVK.Group, Resource: "applications"}
+		appGR := schema.GroupResource{Group: cluster.ApplicationGVK.Group, Resource: "applications"}
 		var denied []string
 		for _, verb := range []string{"create", "patch"} {
-			ok, err := c.can(ctx, verb, appGR, argoNS)
+			ok, err := c.Can(ctx, verb, appGR, argoNS)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -243,10 +239,10 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 			}
 		}
 		if len(denied) > 0 {
-			add("openshift-gitops", "may apply Applications", statusFail, fmt.Sprintf("%s may not %s applications.argoproj.io in %s: ask a cluster admin for access (e.g. oc adm policy add-role-to-user admin %s -n %s)",
+			add("openshift-gitops", "may apply Applications", report.StatusFail, fmt.Sprintf("%s may not %s applications.argoproj.io in %s: ask a cluster admin for access (e.g. oc adm policy add-role-to-user admin %s -n %s)",
 				orUnknown(d.user), strings.Join(denied, "/"), argoNS, orUnknown(d.user), argoNS))
 		} else {
-			add("openshift-gitops", "may apply Applications", statusOK, "create, patch in "+argoNS)
+			add("openshift-gitops", "may apply Applications", report.StatusOK, "create, patch in "+argoNS)
 		}
 	}
 
@@ -262,15 +258,15 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 			fork = repo
 		}
 		check := "repoURL of " + app.GetName()
-		if strings.Contains(repo, repoURLPlaceholder) {
-			add("git", check, statusFail, fmt.Sprintf("%s is the placeholder: put your fork's URL into %s/ and %s, commit and push (see gitops/README.md), or pass --repo-url", repo, appOfAppsDir, rootAppFile))
+		if strings.Contains(repo, tree.RepoURLPlaceholder) {
+			add("git", check, report.StatusFail, fmt.Sprintf("%s is the placeholder: put your fork's URL into %s/ and %s, commit and push (see gitops/README.md), or pass --repo-url", repo, tree.AppOfAppsDir, tree.RootAppFile))
 		} else {
-			add("git", check, statusOK, repo)
+			add("git", check, report.StatusOK, repo)
 		}
-		if path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path"); strings.HasPrefix(path, overlaysDir+"/") && path != d.overlayRel {
+		if path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path"); strings.HasPrefix(path, tree.OverlaysDir+"/") && path != d.overlayRel {
 			_ = unstructured.SetNestedField(app.Object, d.overlayRel, "spec", "source", "path")
 			d.notes = append(d.notes, fmt.Sprintf("Application %s is applied with path %s (git says %s). If you also use %s, commit that path in %s/ too, or the root Application will set it back.",
-				app.GetName(), d.overlayRel, path, rootAppFile, appOfAppsDir))
+				app.GetName(), d.overlayRel, path, tree.RootAppFile, tree.AppOfAppsDir))
 		}
 		ann := app.GetAnnotations()
 		if ann == nil {
@@ -287,14 +283,14 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 	}
 
 	// The apps domain: the cluster's, and the one the overlay was written for.
-	clusterDomain, domainErr := c.appsDomain(ctx)
+	clusterDomain, domainErr := c.AppsDomain(ctx)
 	if domainErr != nil && o.Domain != "" {
 		clusterDomain, domainErr = o.Domain, nil
 	}
 	if domainErr != nil {
-		add("cluster", "apps domain", statusWarn, domainErr.Error()+"; the overlay's domain cannot be checked")
+		add("cluster", "apps domain", report.StatusWarn, domainErr.Error()+"; the overlay's domain cannot be checked")
 	} else {
-		add("cluster", "apps domain", statusOK, clusterDomain)
+		add("cluster", "apps domain", report.StatusOK, clusterDomain)
 	}
 	overlayExists := false
 	if fi, err := os.Stat(filepath.Join(d.overlayDir, "kustomization.yaml")); err == nil && !fi.IsDir() {
@@ -306,31 +302,31 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 	}
 	switch {
 	case !overlayExists && o.InitOverlay == "":
-		add("git", "overlay", statusFail, fmt.Sprintf("%s does not exist: create one for this cluster with --init-overlay %s", d.overlayRel, suggestion))
+		add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not exist: create one for this cluster with --init-overlay %s", d.overlayRel, suggestion))
 	case !overlayExists:
-		add("git", "overlay", statusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, overlaysDir, o.InitOverlay))
+		add("git", "overlay", report.StatusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, tree.OverlaysDir, o.InitOverlay))
 	default:
 		hosts, err := overlayRoutes(d.overlayDir)
 		if err != nil {
-			add("git", "overlay", statusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
+			add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
 			break
 		}
 		d.overlayHosts = hosts
 		rows = append(rows, advisoryRow(d.overlayDir, d.overlayRel))
-		overlayDomain := domainOf(hosts[routeUI])
+		overlayDomain := domainOf(hosts[tree.RouteUI])
 		d.domain = overlayDomain
 		switch {
 		case overlayDomain == "":
-			add("git", "overlay domain", statusFail, fmt.Sprintf("%s renders no Route %s with a host: is it a LiteMaaS overlay?", d.overlayRel, routeUI))
+			add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s renders no Route %s with a host: is it a LiteMaaS overlay?", d.overlayRel, tree.RouteUI))
 		case clusterDomain == "":
-			add("git", "overlay domain", statusWarn, fmt.Sprintf("%s is set for %s (not compared: the cluster's domain is unknown)", d.overlayRel, overlayDomain))
+			add("git", "overlay domain", report.StatusWarn, fmt.Sprintf("%s is set for %s (not compared: the cluster's domain is unknown)", d.overlayRel, overlayDomain))
 		case overlayDomain == clusterDomain:
-			add("git", "overlay domain", statusOK, fmt.Sprintf("%s is set for %s", d.overlayRel, overlayDomain))
+			add("git", "overlay domain", report.StatusOK, fmt.Sprintf("%s is set for %s", d.overlayRel, overlayDomain))
 		case o.InitOverlay != "":
-			add("git", "overlay domain", statusSkip, fmt.Sprintf("%s is set for %s, the cluster's is %s; --init-overlay creates %s/%s", d.overlayRel, overlayDomain, clusterDomain, overlaysDir, o.InitOverlay))
+			add("git", "overlay domain", report.StatusSkip, fmt.Sprintf("%s is set for %s, the cluster's is %s; --init-overlay creates %s/%s", d.overlayRel, overlayDomain, clusterDomain, tree.OverlaysDir, o.InitOverlay))
 		default:
-			add("git", "overlay domain", statusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
-				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, settingsFile, suggestion))
+			add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
+				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, tree.SettingsFile, suggestion))
 		}
 		if o.InitOverlay == "" {
 			pulled := checkJobImages(ctx, c, d.overlayDir, d.overlayRel)
@@ -344,26 +340,26 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 		d.domain = clusterDomain
 	}
 	if changes, ok := uncommitted(ctx, o.Root, d.overlayRel, "gitops/base", "gitops/components"); ok {
-		add("git", "pushed", statusWarn, changes+": Argo CD syncs your fork, not this checkout")
+		add("git", "pushed", report.StatusWarn, changes+": Argo CD syncs your fork, not this checkout")
 	}
 
 	// The cluster-admin part: applied only with the rights for every object in it.
-	clusterDir := filepath.Join(d.overlayDir, clusterPart)
+	clusterDir := filepath.Join(d.overlayDir, tree.ClusterPart)
 	if fi, err := os.Stat(filepath.Join(clusterDir, "kustomization.yaml")); err == nil && !fi.IsDir() && overlayExists {
 		objs, err := manifests.Render(clusterDir)
 		if err != nil {
-			add("cluster-admin part", "renders", statusFail, fmt.Sprintf("%s/%s does not build: %v", d.overlayRel, clusterPart, err))
+			add("cluster-admin part", "renders", report.StatusFail, fmt.Sprintf("%s/%s does not build: %v", d.overlayRel, tree.ClusterPart, err))
 		} else {
 			d.clusterObjs = objs
 			status, detail, err := clusterPartAccess(ctx, c, objs)
 			if err != nil {
 				return nil, nil, err
 			}
-			if status == statusOK {
+			if status == report.StatusOK {
 				d.applyCluster = true
-				add("cluster-admin part", "may apply", statusOK, detail)
+				add("cluster-admin part", "may apply", report.StatusOK, detail)
 			} else {
-				add("cluster-admin part", "may apply", statusWarn, fmt.Sprintf("%s: a cluster admin must run `oc apply -k %s/%s` once; deploy continues without it", detail, d.overlayRel, clusterPart))
+				add("cluster-admin part", "may apply", report.StatusWarn, fmt.Sprintf("%s: a cluster admin must run `oc apply -k %s/%s` once; deploy continues without it", detail, d.overlayRel, tree.ClusterPart))
 			}
 		}
 	}
@@ -371,11 +367,11 @@ func preflight(ctx context.Context, c *Cluster, o *DeployOptions) (*deployment, 
 }
 
 // clusterPartAccess checks that the user may create every kind in the cluster-admin part.
-func clusterPartAccess(ctx context.Context, c *Cluster, objs []*unstructured.Unstructured) (status, detail string, err error) {
+func clusterPartAccess(ctx context.Context, c *cluster.Cluster, objs []*unstructured.Unstructured) (status, detail string, err error) {
 	var names, denied, unknown []string
 	seen := map[schema.GroupResource]bool{}
 	for _, obj := range objs {
-		m, err := c.mapping(obj.GroupVersionKind())
+		m, err := c.Mapping(obj.GroupVersionKind())
 		if meta.IsNoMatchError(err) {
 			if gk := obj.GroupVersionKind().GroupKind().String(); !contains(unknown, gk) {
 				unknown = append(unknown, gk)
@@ -395,7 +391,7 @@ func clusterPartAccess(ctx context.Context, c *Cluster, objs []*unstructured.Uns
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
 			ns = obj.GetNamespace()
 		}
-		ok, err := c.can(ctx, "create", gr, ns)
+		ok, err := c.Can(ctx, "create", gr, ns)
 		if err != nil {
 			return "", "", err
 		}
@@ -405,31 +401,31 @@ func clusterPartAccess(ctx context.Context, c *Cluster, objs []*unstructured.Uns
 	}
 	switch {
 	case len(unknown) > 0:
-		return statusWarn, fmt.Sprintf("the cluster does not serve %s (not OpenShift?)", strings.Join(unknown, ", ")), nil
+		return report.StatusWarn, fmt.Sprintf("the cluster does not serve %s (not OpenShift?)", strings.Join(unknown, ", ")), nil
 	case len(denied) > 0:
-		return statusWarn, fmt.Sprintf("no cluster-admin rights (may not create %s)", strings.Join(denied, ", ")), nil
+		return report.StatusWarn, fmt.Sprintf("no cluster-admin rights (may not create %s)", strings.Join(denied, ", ")), nil
 	}
-	return statusOK, fmt.Sprintf("%d objects (%s)", len(objs), strings.Join(names, ", ")), nil
+	return report.StatusOK, fmt.Sprintf("%d objects (%s)", len(objs), strings.Join(names, ", ")), nil
 }
 
 // applyClusterObject applies one object of the cluster-admin part. A Group is only created when absent:
 // its member list is maintained by hand (oc adm groups add-users), and applying `users: []` would empty it.
-func applyClusterObject(ctx context.Context, c *Cluster, obj *unstructured.Unstructured) (string, error) {
+func applyClusterObject(ctx context.Context, c *cluster.Cluster, obj *unstructured.Unstructured) (string, error) {
 	if obj.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "user.openshift.io", Kind: "Group"}) {
-		ri, _, err := c.resourceFor(obj.GroupVersionKind(), "")
+		ri, _, err := c.ResourceFor(obj.GroupVersionKind(), "")
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", describe(obj), err)
+			return "", fmt.Errorf("%s: %w", cluster.Describe(obj), err)
 		}
-		_, err = ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
+		_, err = ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: cluster.FieldManager})
 		switch {
 		case apierrors.IsAlreadyExists(err):
 			return "kept", nil
 		case err != nil:
-			return "", fmt.Errorf("creating %s: %w", describe(obj), err)
+			return "", fmt.Errorf("creating %s: %w", cluster.Describe(obj), err)
 		}
 		return "created", nil
 	}
-	if err := c.apply(ctx, obj); err != nil {
+	if err := c.Apply(ctx, obj); err != nil {
 		return "", err
 	}
 	return "applied", nil
@@ -437,7 +433,7 @@ func applyClusterObject(ctx context.Context, c *Cluster, obj *unstructured.Unstr
 
 // runInitOverlay creates the overlay for this cluster and says what to do next; nothing is applied,
 // since Argo CD reads the overlay from git.
-func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deployment, rows []row) error {
+func runInitOverlay(ctx context.Context, c *cluster.Cluster, o DeployOptions, d *deployment, rows []report.Row) error {
 	if d.domain == "" {
 		return errors.New("--init-overlay needs the cluster's apps domain, which is unknown: pass it with --domain apps.<cluster>.<base domain>")
 	}
@@ -463,17 +459,17 @@ func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deploym
 		return err
 	}
 	out := o.Out
-	differs := "only appsDomain in " + settingsFile + " differs"
+	differs := "only appsDomain in " + tree.SettingsFile + " differs"
 	if o.JobImage != "" {
 		if err := setOverlayJobImage(o.Root, rel, o.JobImage); err != nil {
 			_ = os.RemoveAll(filepath.Join(o.Root, filepath.FromSlash(rel)))
 			return fmt.Errorf("setting the job image of %s: %w", rel, err)
 		}
-		differs = "appsDomain in " + settingsFile + " and the job image " + o.JobImage + " differ; images/images.yaml lists it"
+		differs = "appsDomain in " + tree.SettingsFile + " and the job image " + o.JobImage + " differ; images/images.yaml lists it"
 	}
-	fmt.Fprintf(out, "Created %s for apps domain %s (a copy of %s; %s).\n\n", rel, d.domain, templateOverlay, differs)
+	fmt.Fprintf(out, "Created %s for apps domain %s (a copy of %s; %s).\n\n", rel, d.domain, tree.TemplateOverlay, differs)
 	images := checkJobImages(ctx, c, filepath.Join(o.Root, filepath.FromSlash(rel)), rel)
-	printChecks(out, images)
+	report.PrintChecks(out, images)
 	fmt.Fprintln(out)
 	rows = append(rows, images...)
 	fmt.Fprintf(out, "Argo CD syncs your fork, not this checkout. Next:\n")
@@ -484,7 +480,7 @@ func runInitOverlay(ctx context.Context, c *Cluster, o DeployOptions, d *deploym
 	fmt.Fprintf(out, "  make deploy OVERLAY=%s\n", rel)
 	var blocking []string
 	for _, r := range rows {
-		if r.Status == statusFail {
+		if r.Status == report.StatusFail {
 			blocking = append(blocking, r.Check+": "+r.Detail)
 		}
 	}
@@ -541,27 +537,21 @@ func destinationNamespace(apps []*unstructured.Unstructured, overlayRel string) 
 			return ns
 		}
 	}
-	return DefaultNamespace
+	return tree.DefaultNamespace
 }
-
-// DefaultNamespace is where gitops/base puts LiteMaaS.
-const DefaultNamespace = "litemaas"
-
-// StatusConfigMap is written by the litemaas-sync job after each run.
-const StatusConfigMap = "litemaas-sync-status"
 
 // printAccessURLs prints the runbook's Access URLs table with the hosts of the live Routes, or the hosts the
 // overlay renders when a Route cannot be read.
-func printAccessURLs(ctx context.Context, c *Cluster, out io.Writer, ns string, d *deployment) {
-	live := routeURLs(ctx, c, ns)
+func printAccessURLs(ctx context.Context, c *cluster.Cluster, out io.Writer, ns string, d *deployment) {
+	live := c.RouteURLs(ctx, ns)
 	expected := d.overlayHosts
 	if len(expected) == 0 && d.domain != "" {
 		expected = expectedHosts(d.domain)
 	}
 	entries := []struct{ route, name, purpose string }{
-		{routeUI, "LiteMaaS UI", "User portal, subscriptions, API keys"},
-		{routeLiteLLM, "LiteLLM Proxy", "OpenAI-compatible API endpoint for models"},
-		{routeAPI, "Backend API", "Direct backend access"},
+		{tree.RouteUI, "LiteMaaS UI", "User portal, subscriptions, API keys"},
+		{tree.RouteLiteLLM, "LiteLLM Proxy", "OpenAI-compatible API endpoint for models"},
+		{tree.RouteAPI, "Backend API", "Direct backend access"},
 	}
 	var rows [][]string
 	for _, e := range entries {
@@ -576,59 +566,14 @@ func printAccessURLs(ctx context.Context, c *Cluster, out io.Writer, ns string, 
 		rows = append(rows, []string{e.name, u, e.purpose})
 	}
 	fmt.Fprintln(out, "Access URLs")
-	printTable(out, []string{"APPLICATION", "URL", "PURPOSE"}, rows)
-}
-
-// routeURLs returns the URL of every Route in ns by Route name; empty when Routes cannot be read.
-func routeURLs(ctx context.Context, c *Cluster, ns string) map[string]string {
-	urls := map[string]string{}
-	ri, _, err := c.resourceFor(routeGVK, ns)
-	if err != nil {
-		return urls
-	}
-	list, err := ri.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return urls
-	}
-	for _, r := range list.Items {
-		if u := routeURL(&r); u != "" {
-			urls[r.GetName()] = u
-		}
-	}
-	return urls
-}
-
-// routeURL is the URL a Route serves: its spec.host (or the host the router admitted), https when it
-// has TLS, plus its path.
-func routeURL(r *unstructured.Unstructured) string {
-	host, _, _ := unstructured.NestedString(r.Object, "spec", "host")
-	if host == "" {
-		ingress, _, _ := unstructured.NestedSlice(r.Object, "status", "ingress")
-		for _, i := range ingress {
-			if m, ok := i.(map[string]any); ok {
-				if h, ok := m["host"].(string); ok && h != "" {
-					host = h
-					break
-				}
-			}
-		}
-	}
-	if host == "" {
-		return ""
-	}
-	scheme := "http"
-	if _, ok, _ := unstructured.NestedMap(r.Object, "spec", "tls"); ok {
-		scheme = "https"
-	}
-	path, _, _ := unstructured.NestedString(r.Object, "spec", "path")
-	return scheme + "://" + host + path
+	report.PrintTable(out, []string{"APPLICATION", "URL", "PURPOSE"}, rows)
 }
 
 // printJobSummary prints the one-line summary the litemaas-sync job left in its status ConfigMap.
-func printJobSummary(ctx context.Context, c *Cluster, out io.Writer, ns string) {
-	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, StatusConfigMap, metav1.GetOptions{})
+func printJobSummary(ctx context.Context, c *cluster.Cluster, out io.Writer, ns string) {
+	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, tree.StatusConfigMap, metav1.GetOptions{})
 	if err != nil {
-		fmt.Fprintf(out, "Model sync: no status yet (ConfigMap %s/%s: %v)\n", ns, StatusConfigMap, shortErr(err))
+		fmt.Fprintf(out, "Model sync: no status yet (ConfigMap %s/%s: %v)\n", ns, tree.StatusConfigMap, shortErr(err))
 		return
 	}
 	fmt.Fprintf(out, "Model sync (%s, finished %s): %s\n", orUnknown(cm.Data["result"]), orUnknown(cm.Data["finishedAt"]), cm.Data["summary"])

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // TestPreflightWithoutOpenShiftGitOps: on a bare API server (no OpenShift, no OpenShift GitOps) deploy
@@ -28,7 +29,7 @@ func TestPreflightWithoutOpenShiftGitOps(t *testing.T) {
 	var out bytes.Buffer
 	err = Deploy(context.Background(), newCluster(t, bare.Config), DeployOptions{Root: repoCopy(t), RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
 	t.Logf("deploy on a bare cluster:\n%s\nerror: %v", out.String(), err)
-	var pe *ProblemsError
+	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, 2, pe.Count)
 	o := squeeze(out.String())
@@ -53,7 +54,7 @@ func TestDeployMissingOverlay(t *testing.T) {
 		Root: root, Overlay: filepath.Join(root, "gitops/overlays/mycluster"), RepoURL: testRepoURL, Yes: true, Out: &out,
 	})
 	t.Logf("deploy --overlay gitops/overlays/mycluster (missing):\n%s\nerror: %v", out.String(), err)
-	var pe *ProblemsError
+	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, squeeze(out.String()), "overlay FAIL gitops/overlays/mycluster does not exist: create one for this cluster with --init-overlay cluster")
 }

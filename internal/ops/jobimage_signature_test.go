@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage/sigstoretest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // The fork's image workflow, as testRepoURL names the fork.
@@ -81,18 +82,18 @@ func TestJobImageSignature(t *testing.T) {
 	}{
 		{name: "good", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
 			sigstoretest.Attach(t, d, ca.Bundle(t, testSigner+"@refs/heads/main", h))
-		}, status: statusOK, wantDetail: "https://slsa.dev/provenance/v1 signed by " + testSigner + "@refs/heads/main"},
-		{name: "unsigned", attach: func(*testing.T, name.Digest, v1.Hash) {}, status: statusWarn, wantDetail: "is unsigned: "},
+		}, status: report.StatusOK, wantDetail: "https://slsa.dev/provenance/v1 signed by " + testSigner + "@refs/heads/main"},
+		{name: "unsigned", attach: func(*testing.T, name.Digest, v1.Hash) {}, status: report.StatusWarn, wantDetail: "is unsigned: "},
 		{name: "tampered digest", attach: func(t *testing.T, d name.Digest, _ v1.Hash) {
 			sigstoretest.Attach(t, d, ca.Bundle(t, testSigner+"@refs/heads/main", otherDigest))
-		}, status: statusFail, wantDetail: "digest mismatch: the attestation (https://slsa.dev/provenance/v1) is about " + otherDigest.String()},
+		}, status: report.StatusFail, wantDetail: "digest mismatch: the attestation (https://slsa.dev/provenance/v1) is about " + otherDigest.String()},
 		{name: "wrong identity", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
 			sigstoretest.Attach(t, d, ca.Bundle(t, "https://github.com/mallory/litemaas-gitops/.github/workflows/image.yaml@refs/heads/main", h))
-		}, status: statusFail, wantDetail: `identity mismatch: signed by "https://github.com/mallory/litemaas-gitops/.github/workflows/image.yaml@refs/heads/main"`},
+		}, status: report.StatusFail, wantDetail: `identity mismatch: signed by "https://github.com/mallory/litemaas-gitops/.github/workflows/image.yaml@refs/heads/main"`},
 		{name: "another CA", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
 			sigstoretest.Attach(t, d, sigstoretest.NewCA(t).Bundle(t, testSigner+"@refs/heads/main", h))
-		}, status: statusWarn, wantDetail: "verify it with: gh attestation verify oci://"},
-		{name: "fork not on github.com", attach: func(*testing.T, name.Digest, v1.Hash) {}, fork: "https://gitlab.com/test-org/litemaas-gitops.git", status: statusSkip, wantDetail: "is not a github.com repository"},
+		}, status: report.StatusWarn, wantDetail: "verify it with: gh attestation verify oci://"},
+		{name: "fork not on github.com", attach: func(*testing.T, name.Digest, v1.Hash) {}, fork: "https://gitlab.com/test-org/litemaas-gitops.git", status: report.StatusSkip, wantDetail: "is not a github.com repository"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref, d, h := push(t, strings.ToLower(strings.ReplaceAll(tc.name, " ", "-")))
@@ -121,7 +122,7 @@ func TestPreflightChecksTheJobImageSignature(t *testing.T) {
 	o := DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
 	_, rows, err := preflight(context.Background(), newCluster(t, srv.Config), &o)
 	require.NoError(t, err)
-	var sig []row
+	var sig []report.Row
 	for _, r := range rows {
 		if r.Component == "job image signature" {
 			sig = append(sig, r)
@@ -130,7 +131,7 @@ func TestPreflightChecksTheJobImageSignature(t *testing.T) {
 	require.Len(t, sig, 1)
 	t.Logf("%+v", sig[0])
 	// This registry has no referrers API and nothing attached: unsigned, a warning.
-	assert.Equal(t, statusWarn, sig[0].Status)
+	assert.Equal(t, report.StatusWarn, sig[0].Status)
 	assert.Contains(t, sig[0].Detail, "is unsigned")
 	assert.Contains(t, sig[0].Detail, digest)
 }

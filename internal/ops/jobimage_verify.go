@@ -9,12 +9,15 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // checkJobImagesRan reports, for every Argo CD hook Job in ns, the image digest its newest pod ran, as
 // the kubelet recorded it (status.containerStatuses[].imageID): what the overlay's tag or digest
 // resolved to on the cluster.
-func checkJobImagesRan(ctx context.Context, c *Cluster, ns string) ([]row, error) {
+func checkJobImagesRan(ctx context.Context, c *cluster.Cluster, ns string) ([]report.Row, error) {
 	jobs, err := c.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing the Jobs in %s: %w", ns, err)
@@ -26,10 +29,10 @@ func checkJobImagesRan(ctx context.Context, c *Cluster, ns string) ([]row, error
 		}
 	}
 	if len(hooks) == 0 {
-		return []row{{"job image", "hook Jobs", statusSkip, "no Argo CD hook Job in " + ns + " (not synced yet?)"}}, nil
+		return []report.Row{{Component: "job image", Check: "hook Jobs", Status: report.StatusSkip, Detail: "no Argo CD hook Job in " + ns + " (not synced yet?)"}}, nil
 	}
 	sort.Slice(hooks, func(i, k int) bool { return hooks[i].Name < hooks[k].Name })
-	var rows []row
+	var rows []report.Row
 	for _, j := range hooks {
 		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + j.Name})
 		if err != nil {
@@ -38,10 +41,10 @@ func checkJobImagesRan(ctx context.Context, c *Cluster, ns string) ([]row, error
 		check := "Job " + j.Name
 		ran := ranImages(pods.Items)
 		if len(ran) == 0 {
-			rows = append(rows, row{"job image", check, statusWarn, fmt.Sprintf("no pod of the Job reports the image it ran (it runs %s)", strings.Join(specImages(j.Spec.Template.Spec), ", "))})
+			rows = append(rows, report.Row{Component: "job image", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("no pod of the Job reports the image it ran (it runs %s)", strings.Join(specImages(j.Spec.Template.Spec), ", "))})
 			continue
 		}
-		rows = append(rows, row{"job image", check, statusOK, "ran " + strings.Join(ran, ", ")})
+		rows = append(rows, report.Row{Component: "job image", Check: check, Status: report.StatusOK, Detail: "ran " + strings.Join(ran, ", ")})
 	}
 	return rows, nil
 }

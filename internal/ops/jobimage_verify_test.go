@@ -10,6 +10,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 const ranDigest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -53,7 +55,7 @@ func TestVerifyReportsTheImageTheJobsRan(t *testing.T) {
 	empty := srv.CreateNamespace(t, "nojobs")
 	rows, err := checkJobImagesRan(ctx, admin, empty)
 	require.NoError(t, err)
-	assert.Equal(t, []row{{"job image", "hook Jobs", statusSkip, "no Argo CD hook Job in " + empty + " (not synced yet?)"}}, rows)
+	assert.Equal(t, []report.Row{{Component: "job image", Check: "hook Jobs", Status: report.StatusSkip, Detail: "no Argo CD hook Job in " + empty + " (not synced yet?)"}}, rows)
 
 	ns := srv.CreateNamespace(t, "jobimage")
 	populateNamespace(t, ns, testDomain)
@@ -62,9 +64,9 @@ func TestVerifyReportsTheImageTheJobsRan(t *testing.T) {
 	createHookJob(t, ns, "litemaas-secrets", "docker-pullable://ghcr.io/my-org/litemaas-sync@"+ranDigest)
 	rows, err = checkJobImagesRan(ctx, admin, ns)
 	require.NoError(t, err)
-	assert.Equal(t, []row{
-		{"job image", "Job litemaas-secrets", statusOK, "ran ghcr.io/my-org/litemaas-sync@" + ranDigest},
-		{"job image", "Job litemaas-sync", statusOK, "ran ghcr.io/my-org/litemaas-sync@" + ranDigest},
+	assert.Equal(t, []report.Row{
+		{Component: "job image", Check: "Job litemaas-secrets", Status: report.StatusOK, Detail: "ran ghcr.io/my-org/litemaas-sync@" + ranDigest},
+		{Component: "job image", Check: "Job litemaas-sync", Status: report.StatusOK, Detail: "ran ghcr.io/my-org/litemaas-sync@" + ranDigest},
 	}, rows)
 
 	var out bytes.Buffer
@@ -77,5 +79,5 @@ func TestVerifyReportsTheImageTheJobsRan(t *testing.T) {
 	createHookJob(t, other, "litemaas-sync", "")
 	rows, err = checkJobImagesRan(ctx, admin, other)
 	require.NoError(t, err)
-	assert.Equal(t, []row{{"job image", "Job litemaas-sync", statusWarn, "no pod of the Job reports the image it ran (it runs ghcr.io/my-org/litemaas-sync:0.1.0)"}}, rows)
+	assert.Equal(t, []report.Row{{Component: "job image", Check: "Job litemaas-sync", Status: report.StatusWarn, Detail: "no pod of the Job reports the image it ran (it runs ghcr.io/my-org/litemaas-sync:0.1.0)"}}, rows)
 }

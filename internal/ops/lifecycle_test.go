@@ -16,12 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 const (
-	testRepoURL = "https://github.com/test-org/litemaas-gitops.git"
-	appName     = "step-06b-private-ai-litemaas"
-	argoNS      = "openshift-gitops"
+	appName = "step-06b-private-ai-litemaas"
+	argoNS  = "openshift-gitops"
 )
 
 // TestLifecycle runs deploy, verify and undeploy in order against the real API server with the names of
@@ -41,7 +43,7 @@ func TestLifecycle(t *testing.T) {
 		var out syncBuffer
 		err := Deploy(ctx, admin, DeployOptions{Root: root, Yes: true, Timeout: 5 * time.Second, Out: &out})
 		t.Logf("deploy (wrong domain, placeholder repoURL):\n%s\nerror: %v", out.String(), err)
-		var pe *ProblemsError
+		var pe *report.ProblemsError
 		require.ErrorAs(t, err, &pe)
 		assert.Equal(t, 2, pe.Count)
 		assert.Contains(t, out.String(), "https://github.com/YOUR-ORG/litemaas-gitops.git is the placeholder")
@@ -58,9 +60,9 @@ func TestLifecycle(t *testing.T) {
 		assert.Contains(t, out.String(), "git add gitops/overlays/other")
 
 		// A template copy with the one value replaced.
-		tmpl, err := os.ReadFile(filepath.Join(root, "gitops/overlays/example", settingsFile))
+		tmpl, err := os.ReadFile(filepath.Join(root, "gitops/overlays/example", tree.SettingsFile))
 		require.NoError(t, err)
-		got, err := os.ReadFile(filepath.Join(root, "gitops/overlays/other", settingsFile))
+		got, err := os.ReadFile(filepath.Join(root, "gitops/overlays/other", tree.SettingsFile))
 		require.NoError(t, err)
 		assert.Equal(t, strings.Replace(string(tmpl), "appsDomain: "+testDomain, "appsDomain: apps.other.example.org", 1), string(got))
 		hosts, err := overlayRoutes(filepath.Join(root, "gitops/overlays/other"))
@@ -109,7 +111,7 @@ func TestLifecycle(t *testing.T) {
 
 	simCtx, stopSim := context.WithCancel(ctx)
 	defer stopSim()
-	sim := &argoSim{t: t, namespace: argoNS, name: appName, destNS: DefaultNamespace, models: goodModels,
+	sim := &argoSim{t: t, namespace: argoNS, name: appName, destNS: tree.DefaultNamespace, models: goodModels,
 		stepEvery: 300 * time.Millisecond, pruneDelay: 500 * time.Millisecond, populateDestination: true}
 	go sim.run(simCtx)
 
@@ -159,7 +161,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("verify: all green", func(t *testing.T) {
 		rs := newRouteServer(t, testDomain)
 		var out syncBuffer
-		err := Verify(ctx, admin, VerifyOptions{Namespace: DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.client, Out: &out})
+		err := Verify(ctx, admin, VerifyOptions{Namespace: tree.DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.Client, Out: &out})
 		t.Logf("verify:\n%s", out.String())
 		require.NoError(t, err)
 		// The one warning: this fixture's LiteLLM neither reports its version nor runs a tagged image, so
@@ -185,7 +187,7 @@ func TestLifecycle(t *testing.T) {
 		_, err = apps.Get(ctx, appName, metav1.GetOptions{})
 		assert.True(t, apierrors.IsNotFound(err), "Application deleted once Argo CD pruned, got %v", err)
 		assert.True(t, sim.sawDeletion(), "the Application was deleted with Argo CD's finalizer on it")
-		ns, err := srv.Clientset().CoreV1().Namespaces().Get(ctx, DefaultNamespace, metav1.GetOptions{})
+		ns, err := srv.Clientset().CoreV1().Namespaces().Get(ctx, tree.DefaultNamespace, metav1.GetOptions{})
 		require.NoError(t, err, "without a namespace controller the namespace stays Terminating")
 		assert.NotNil(t, ns.DeletionTimestamp)
 		for _, g := range []string{"litemaas-admins", "litemaas-users"} {
@@ -217,7 +219,7 @@ func TestLifecycle(t *testing.T) {
 		var out syncBuffer
 		err := Undeploy(ctx, admin, UndeployOptions{Root: root, Cluster: true, Wait: time.Second, In: strings.NewReader(""), Out: &out})
 		t.Logf("undeploy --cluster (no answer):\n%s\nerror: %v", out.String(), err)
-		require.ErrorIs(t, err, errNotConfirmed)
+		require.ErrorIs(t, err, report.ErrNotConfirmed)
 		_, err = srv.Dynamic().Resource(gvrGroup).Get(ctx, "litemaas-users", metav1.GetOptions{})
 		assert.NoError(t, err)
 	})

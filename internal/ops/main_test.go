@@ -1,39 +1,24 @@
 package ops
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"log/slog"
-	"math/big"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // srv is one real kube-apiserver for the package. Tests that need the fixed names of the tree
@@ -48,7 +33,47 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const testDomain = "apps.cluster.example.com"
+// The shared fixtures, under the names the tests use.
+const (
+	testDomain  = opstest.Domain
+	testRepoURL = opstest.RepoURL
+	goodModels  = opstest.GoodModels
+)
+
+type syncBuffer = opstest.SyncBuffer
+
+var (
+	repoCopy   = opstest.RepoCopy
+	repoRoot   = opstest.RepoRoot
+	newCluster = opstest.NewCluster
+	squeeze    = opstest.Squeeze
+)
+
+func setupCluster(t *testing.T) { t.Helper(); opstest.SetupCluster(t, srv) }
+
+func populateNamespace(t *testing.T, ns, domain string) {
+	t.Helper()
+	opstest.PopulateNamespace(t, srv, ns, domain)
+}
+
+func writeJobStatus(t *testing.T, ns, result, modelsJSON string) {
+	t.Helper()
+	opstest.WriteJobStatus(t, srv, ns, result, modelsJSON)
+}
+
+func createPod(t *testing.T, ns, name, component string, ready bool) {
+	t.Helper()
+	opstest.CreatePod(t, srv, ns, name, component, ready)
+}
+
+func newRouteServer(t *testing.T, domains ...string) *opstest.RouteServer {
+	t.Helper()
+	return opstest.NewRouteServer(t, routeClient(false), domains...)
+}
+
+var bypassStandIn = opstest.BypassStandIn
+
+func ingressObject(domain string) *unstructured.Unstructured { return opstest.IngressObject(domain) }
 
 var (
 	gvrApplication = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
@@ -57,93 +82,6 @@ var (
 	gvrOAuthClient = schema.GroupVersionResource{Group: "oauth.openshift.io", Version: "v1", Resource: "oauthclients"}
 	gvrGroup       = schema.GroupVersionResource{Group: "user.openshift.io", Version: "v1", Resource: "groups"}
 )
-
-var setupOnce sync.Once
-
-// setupCluster installs, once, what an OpenShift cluster with OpenShift GitOps has: the CRDs of the tree's
-// kinds (gitops/test/crds) plus config.openshift.io Ingress, the namespace openshift-gitops and the
-// ingress config `cluster` with the apps domain.
-func setupCluster(t *testing.T) {
-	t.Helper()
-	setupOnce.Do(func() {
-		root := repoRoot(t)
-		crds, err := manifests.Render(filepath.Join(root, "gitops/test/crds"))
-		require.NoError(t, err)
-		ingressCRD := readObject(t, "testdata/ingresses.config.openshift.io.yaml")
-		ns := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "openshift-gitops"},
-		}}
-		srv.Apply(t, append(crds, ingressCRD, ns)...)
-		srv.Apply(t, ingressObject(testDomain))
-	})
-}
-
-func ingressObject(domain string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "config.openshift.io/v1", "kind": "Ingress",
-		"metadata": map[string]any{"name": "cluster"},
-		"spec":     map[string]any{"domain": domain},
-	}}
-}
-
-func readObject(t *testing.T, path string) *unstructured.Unstructured {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	obj := &unstructured.Unstructured{}
-	require.NoError(t, yamlToObject(data, obj))
-	return obj
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := manifests.RepoRoot()
-	require.NoError(t, err)
-	return root
-}
-
-// repoCopy copies gitops/ into a temporary directory that stands for the user's fork, so that deploy
-// (which may create an overlay) never writes into the real tree.
-func repoCopy(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	require.NoError(t, copyTree(filepath.Join(repoRoot(t), "gitops"), filepath.Join(dst, "gitops")))
-	return dst
-}
-
-// newCluster connects with cfg the way the CLI does, logging through the test.
-func newCluster(t *testing.T, cfg *rest.Config) *Cluster {
-	t.Helper()
-	c, err := NewCluster(cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	require.NoError(t, err)
-	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // --- a simulated Argo CD -----------------------------------------------------------------------------
 
@@ -293,7 +231,7 @@ func (s *argoSim) createDestination(ctx context.Context) {
 	cs := srv.Clientset()
 	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name:   s.destNS,
-		Labels: map[string]string{labelPartOf: partOf, "argocd.argoproj.io/managed-by": "openshift-gitops"},
+		Labels: map[string]string{tree.LabelPartOf: tree.PartOf, "argocd.argoproj.io/managed-by": "openshift-gitops"},
 	}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Errorf("argo sim: creating namespace: %v", err)
@@ -304,174 +242,4 @@ func (s *argoSim) createDestination(ctx context.Context) {
 
 func (s *argoSim) writeJobStatus(ctx context.Context) {
 	writeJobStatus(s.t, s.destNS, "succeeded", s.models)
-}
-
-// populateNamespace creates, in an existing namespace, the default ServiceAccount (which the
-// ServiceAccount admission plugin wants for pods), one Ready pod per component and the three Routes.
-func populateNamespace(t *testing.T, ns, domain string) {
-	t.Helper()
-	ctx := context.Background()
-	cs := srv.Clientset()
-	_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err)
-	}
-	for _, comp := range components {
-		name := comp + "-7d9f8-abcde"
-		if comp == "postgres" {
-			name = "postgres-0"
-		}
-		createPod(t, ns, name, comp, true)
-	}
-	for route, host := range map[string]string{
-		routeUI:      "litemaas-" + ns + "." + domain,
-		routeLiteLLM: "litellm-" + ns + "." + domain,
-		routeAPI:     "litemaas-api-" + ns + "." + domain,
-	} {
-		srv.Apply(t, routeObject(ns, route, host))
-	}
-}
-
-func routeObject(ns, name, host string) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "route.openshift.io/v1", "kind": "Route",
-		"metadata": map[string]any{"name": name, "namespace": ns, "labels": map[string]any{labelPartOf: partOf}},
-		"spec": map[string]any{
-			"host": host,
-			"to":   map[string]any{"kind": "Service", "name": name},
-			"tls":  map[string]any{"termination": "edge"},
-		},
-	}}
-}
-
-// createPod creates a pod of a component and writes the status a kubelet would report: Ready, or
-// crash-looping.
-func createPod(t *testing.T, ns, name, component string, ready bool) {
-	t.Helper()
-	ctx := context.Background()
-	pods := srv.Clientset().CoreV1().Pods(ns)
-	p, err := pods.Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{labelName: component, labelPartOf: partOf}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: component, Image: "example.invalid/" + component + ":1"}}},
-	}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		p, err = pods.Get(ctx, name, metav1.GetOptions{})
-	}
-	require.NoError(t, err)
-	now := metav1.Now()
-	cond := corev1.ConditionTrue
-	cstatus := corev1.ContainerStatus{Name: component, Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}
-	if !ready {
-		cond = corev1.ConditionFalse
-		cstatus = corev1.ContainerStatus{Name: component, RestartCount: 5, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
-			Reason: "CrashLoopBackOff", Message: "back-off 5m0s restarting failed container",
-		}}}
-	}
-	p.Status = corev1.PodStatus{
-		Phase: corev1.PodRunning,
-		Conditions: []corev1.PodCondition{
-			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.PodReady, Status: cond, LastTransitionTime: now},
-		},
-		ContainerStatuses: []corev1.ContainerStatus{cstatus},
-	}
-	_, err = pods.UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	require.NoError(t, err)
-}
-
-// writeJobStatus writes the litemaas-sync job's status ConfigMap (the job's contract).
-func writeJobStatus(t *testing.T, ns, result, modelsJSON string) {
-	t.Helper()
-	summary := "3 models: 2 served, 1 unavailable; LiteLLM 0 added, 0 updated; database 3 unchanged"
-	if result != "succeeded" {
-		summary = "LiteLLM not ready after 10m0s"
-	}
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: StatusConfigMap, Labels: map[string]string{labelName: "litemaas-sync"}},
-		Data: map[string]string{
-			"summary": summary, "result": result, "finishedAt": "2026-05-04T10:00:00Z", "models.json": modelsJSON,
-		},
-	}
-	cms := srv.Clientset().CoreV1().ConfigMaps(ns)
-	if _, err := cms.Create(context.Background(), cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-		_, err = cms.Update(context.Background(), cm, metav1.UpdateOptions{})
-		require.NoError(t, err)
-	} else {
-		require.NoError(t, err)
-	}
-}
-
-// goodModels is what the job publishes for testdata/models.yaml when all is well.
-const goodModels = `[
- {"id":"mistral-3-int4","catalog":"available","litellmDeployments":1,"deploymentId":"4f0c1d2e","database":"available"},
- {"id":"granite-8b-agent","catalog":"available","litellmDeployments":1,"deploymentId":"9a8b7c6d","database":"available"},
- {"id":"gpt-oss-20b","catalog":"unavailable","litellmDeployments":0,"deploymentId":"","database":"unavailable"}
-]`
-
-// --- Routes over real HTTPS ----------------------------------------------------------------------
-
-// routeServer is one HTTPS server that answers for every Route host under the test domains with a
-// certificate for *.<domain>, signed by its own CA. Hosts starting with "broken-" answer 503.
-type routeServer struct {
-	srv    *httptest.Server
-	client *http.Client
-}
-
-func newRouteServer(t *testing.T, domains ...string) *routeServer {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ingress CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	var names []string
-	for _, d := range domains {
-		names = append(names, "*."+d)
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Host, "broken-") {
-			http.Error(w, "Application is not available", http.StatusServiceUnavailable)
-			return
-		}
-		if r.URL.Path == advisoryProbePath {
-			bypassStandIn(strings.HasPrefix(r.Host, "bypass-open-")).ServeHTTP(w, r)
-			return
-		}
-		if strings.HasPrefix(r.Host, "litemaas-api-") {
-			http.NotFound(w, r) // any answer below 500 counts
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	}))
-	s.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}}
-	s.StartTLS()
-	t.Cleanup(s.Close)
-
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	client := routeClient(false)
-	tr := client.Transport.(*http.Transport)
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	tr.Proxy = nil // a proxy from the environment would not know the test hosts
-	addr := s.Listener.Addr().String()
-	// Every Route host resolves to the test server, as every Route host resolves to the router.
-	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}
-	return &routeServer{srv: s, client: client}
 }

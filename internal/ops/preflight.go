@@ -25,6 +25,9 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // The cluster's global pull secret: the kubelet of every node pulls with it, so an image it can pull
@@ -107,30 +110,30 @@ func hookImages(objs []*unstructured.Unstructured) []*hookImage {
 
 // checkJobImages looks up, in its registry, the manifest of every image the overlay's hook Jobs run:
 // without it the first sync's PreSync Job cannot start, and the sync fails before any workload exists.
-func checkJobImages(ctx context.Context, c *Cluster, overlayDir, overlayRel string) []row {
+func checkJobImages(ctx context.Context, c *cluster.Cluster, overlayDir, overlayRel string) []report.Row {
 	objs, err := manifests.Render(overlayDir)
 	if err != nil {
-		return []row{{"job image", "renders", statusFail, fmt.Sprintf("%s does not build: %v", overlayRel, err)}}
+		return []report.Row{{Component: "job image", Check: "renders", Status: report.StatusFail, Detail: fmt.Sprintf("%s does not build: %v", overlayRel, err)}}
 	}
 	images := hookImages(objs)
 	if len(images) == 0 {
-		return []row{{"job image", "hook Jobs", statusWarn, overlayRel + " renders no Argo CD hook Job: is it a LiteMaaS overlay?"}}
+		return []report.Row{{Component: "job image", Check: "hook Jobs", Status: report.StatusWarn, Detail: overlayRel + " renders no Argo CD hook Job: is it a LiteMaaS overlay?"}}
 	}
-	var rows []row
+	var rows []report.Row
 	for _, h := range images {
 		rows = append(rows, checkJobImage(ctx, c, h, overlayRel))
 	}
 	return rows
 }
 
-func checkJobImage(ctx context.Context, c *Cluster, h *hookImage, overlayRel string) row {
+func checkJobImage(ctx context.Context, c *cluster.Cluster, h *hookImage, overlayRel string) report.Row {
 	check := "pull (Jobs " + strings.Join(h.jobs, ", ") + ")"
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
 	anon := jobimage.RegistryOptions{Transport: registryTransport}
 	digest, err := jobimage.Lookup(ctx, h.ref, anon)
 	if err == nil {
-		return row{"job image", check, statusOK, fmt.Sprintf("%s is %s (public)", h.ref, digest)}
+		return report.Row{Component: "job image", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s is %s (public)", h.ref, digest)}
 	}
 	var ce *jobimage.CheckError
 	if !errors.As(err, &ce) {
@@ -139,9 +142,9 @@ func checkJobImage(ctx context.Context, c *Cluster, h *hookImage, overlayRel str
 	publish := publishHint(h.ref, overlayRel)
 	switch ce.Kind {
 	case jobimage.NotFound:
-		return row{"job image", check, statusFail, fmt.Sprintf("%s does not exist (%v): %s", h.ref, shortRegistryErr(err), publish)}
+		return report.Row{Component: "job image", Check: check, Status: report.StatusFail, Detail: fmt.Sprintf("%s does not exist (%v): %s", h.ref, shortRegistryErr(err), publish)}
 	case jobimage.Unreachable:
-		return row{"job image", check, statusWarn, fmt.Sprintf("cannot check %s from here (%v); the cluster may still reach it (a mirror, a proxy)", h.ref, shortRegistryErr(err))}
+		return report.Row{Component: "job image", Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("cannot check %s from here (%v); the cluster may still reach it (a mirror, a proxy)", h.ref, shortRegistryErr(err))}
 	}
 
 	// The registry wants credentials: try those the kubelet would use.
@@ -153,10 +156,10 @@ func checkJobImage(ctx context.Context, c *Cluster, h *hookImage, overlayRel str
 		}
 		digest, err := jobimage.Lookup(ctx, h.ref, jobimage.RegistryOptions{Keychain: src.keychain, Transport: registryTransport})
 		if err == nil {
-			return row{"job image", check, statusOK, fmt.Sprintf("%s is %s (private; pulled with %s)", h.ref, digest, src.what)}
+			return report.Row{Component: "job image", Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("%s is %s (private; pulled with %s)", h.ref, digest, src.what)}
 		}
 		if errors.As(err, &ce) && ce.Kind == jobimage.NotFound {
-			return row{"job image", check, statusFail, fmt.Sprintf("%s does not exist (%v, with %s): %s", h.ref, shortRegistryErr(err), src.what, publish)}
+			return report.Row{Component: "job image", Check: check, Status: report.StatusFail, Detail: fmt.Sprintf("%s does not exist (%v, with %s): %s", h.ref, shortRegistryErr(err), src.what, publish)}
 		}
 		tried = append(tried, fmt.Sprintf("%s: %v", src.what, shortRegistryErr(err)))
 	}
@@ -173,7 +176,7 @@ func checkJobImage(ctx context.Context, c *Cluster, h *hookImage, overlayRel str
 	}
 	detail += fmt.Sprintf(" or give the hook Jobs a pull secret: create Secret %s in namespace %s (oc create secret docker-registry %s -n %s --docker-server=%s --docker-username=... --docker-password=...) and add the component ../../components/job-image-pull-secret to %s (see images/README.md).",
 		jobImagePullSecret, h.namespace, jobImagePullSecret, h.namespace, reg, overlayRel)
-	return row{"job image", check, statusFail, detail}
+	return report.Row{Component: "job image", Check: check, Status: report.StatusFail, Detail: detail}
 }
 
 // publishHint is the command that publishes the job image under ref.
@@ -214,7 +217,7 @@ type credentialSource struct {
 
 // pullCredentials are the Jobs' own pull secrets (readable once the namespace exists), then the
 // cluster's global pull secret.
-func pullCredentials(ctx context.Context, c *Cluster, h *hookImage) []credentialSource {
+func pullCredentials(ctx context.Context, c *cluster.Cluster, h *hookImage) []credentialSource {
 	if c == nil {
 		return []credentialSource{{what: "the cluster's pull secrets", err: "not read (no cluster connection)"}}
 	}
@@ -225,7 +228,7 @@ func pullCredentials(ctx context.Context, c *Cluster, h *hookImage) []credential
 	return append(out, secretCredentials(ctx, c, globalPullSecretNamespace, globalPullSecretName, registryOf(h.ref)))
 }
 
-func secretCredentials(ctx context.Context, c *Cluster, ns, name, registry string) credentialSource {
+func secretCredentials(ctx context.Context, c *cluster.Cluster, ns, name, registry string) credentialSource {
 	src := credentialSource{what: "Secret " + ns + "/" + name}
 	if ns == globalPullSecretNamespace && name == globalPullSecretName {
 		src.what = "the cluster's global pull secret " + ns + "/" + name
@@ -274,7 +277,7 @@ func askJobImage(in io.Reader, out io.Writer, current string) string {
 
 // templateJobImage is the job image the template overlay runs.
 func templateJobImage(root string) string {
-	objs, err := manifests.Render(filepath.Join(root, filepath.FromSlash(templateOverlay)))
+	objs, err := manifests.Render(filepath.Join(root, filepath.FromSlash(tree.TemplateOverlay)))
 	if err != nil {
 		return jobimage.DefaultName
 	}
@@ -378,7 +381,7 @@ const (
 // checkUserWorkloadMonitoring says whether the overlay's alerts and PodMonitors will be evaluated: an
 // overlay with a PrometheusRule or PodMonitor (the alerts component, the ha profile) on a cluster with
 // user workload monitoring off syncs fine and never alerts. No row for an overlay without them.
-func checkUserWorkloadMonitoring(ctx context.Context, c *Cluster, objs []*unstructured.Unstructured) []row {
+func checkUserWorkloadMonitoring(ctx context.Context, c *cluster.Cluster, objs []*unstructured.Unstructured) []report.Row {
 	var kinds []string
 	for _, o := range objs {
 		if k := o.GetKind(); (k == "PrometheusRule" || k == "PodMonitor") && strings.HasPrefix(o.GetAPIVersion(), "monitoring.coreos.com/") {
@@ -393,25 +396,25 @@ func checkUserWorkloadMonitoring(ctx context.Context, c *Cluster, objs []*unstru
 	cm, err := c.Kube.CoreV1().ConfigMaps(monitoringNamespace).Get(ctx, monitoringConfigMap, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return []row{{component, check, statusWarn, fmt.Sprintf("off (no ConfigMap %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
+		return []report.Row{{Component: component, Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("off (no ConfigMap %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
 	case err != nil:
-		return []row{{component, check, statusWarn, fmt.Sprintf("cannot read ConfigMap %s/%s (%v): make sure enableUserWorkload: true is set there, or %s is never evaluated", monitoringNamespace, monitoringConfigMap, err, what)}}
+		return []report.Row{{Component: component, Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("cannot read ConfigMap %s/%s (%v): make sure enableUserWorkload: true is set there, or %s is never evaluated", monitoringNamespace, monitoringConfigMap, err, what)}}
 	}
 	var cfg struct {
 		EnableUserWorkload *bool `json:"enableUserWorkload"`
 	}
 	if err := yaml.Unmarshal([]byte(cm.Data[monitoringConfigKey]), &cfg); err != nil {
-		return []row{{component, check, statusWarn, fmt.Sprintf("ConfigMap %s/%s: %s does not parse (%v): the monitoring operator ignores it, so user workload monitoring is off and %s is never evaluated", monitoringNamespace, monitoringConfigMap, monitoringConfigKey, err, what)}}
+		return []report.Row{{Component: component, Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("ConfigMap %s/%s: %s does not parse (%v): the monitoring operator ignores it, so user workload monitoring is off and %s is never evaluated", monitoringNamespace, monitoringConfigMap, monitoringConfigKey, err, what)}}
 	}
 	if cfg.EnableUserWorkload == nil || !*cfg.EnableUserWorkload {
-		return []row{{component, check, statusWarn, fmt.Sprintf("off (enableUserWorkload is not true in %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
+		return []report.Row{{Component: component, Check: check, Status: report.StatusWarn, Detail: fmt.Sprintf("off (enableUserWorkload is not true in %s/%s): %s would never be evaluated, no alert would fire; enable it: %s", monitoringNamespace, monitoringConfigMap, what, enableUserWorkloadPatch)}}
 	}
-	return []row{{component, check, statusOK, fmt.Sprintf("on: %s evaluated", what)}}
+	return []report.Row{{Component: component, Check: check, Status: report.StatusOK, Detail: fmt.Sprintf("on: %s evaluated", what)}}
 }
 
 // checkOverlayMonitoring renders the overlay and runs checkUserWorkloadMonitoring on it (a render
 // failure is checkJobImages' row).
-func checkOverlayMonitoring(ctx context.Context, c *Cluster, overlayDir string) []row {
+func checkOverlayMonitoring(ctx context.Context, c *cluster.Cluster, overlayDir string) []report.Row {
 	objs, err := manifests.Render(overlayDir)
 	if err != nil {
 		return nil

@@ -16,6 +16,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // The user workload monitoring row: from the ConfigMap OpenShift's monitoring operator reads, for an
@@ -39,16 +41,16 @@ func TestUserWorkloadMonitoringRow(t *testing.T) {
 		objs       []*unstructured.Unstructured
 		existing   []runtime.Object
 		forbidden  bool
-		wantStatus string // "" = no row
+		wantStatus string // "" = no report.Row
 		want       string
 	}{
-		{"on", ha, []runtime.Object{cm("enableUserWorkload: true\n")}, false, statusOK, "PrometheusRule/litemaas evaluated"},
-		{"no ConfigMap", ha, nil, false, statusWarn, "off (no ConfigMap openshift-monitoring/cluster-monitoring-config)"},
-		{"explicitly off", ha, []runtime.Object{cm("enableUserWorkload: false\n")}, false, statusWarn, "enableUserWorkload is not true"},
-		{"other settings only", ha, []runtime.Object{cm("prometheusK8s:\n  retention: 24h\n")}, false, statusWarn, "enableUserWorkload is not true"},
-		{"config.yaml that does not parse", ha, []runtime.Object{cm("enableUserWorkload: [\n")}, false, statusWarn, "does not parse"},
-		{"a string, not a boolean", ha, []runtime.Object{cm("enableUserWorkload: \"yes\"\n")}, false, statusWarn, "does not parse"},
-		{"not allowed to read it", ha, nil, true, statusWarn, "cannot read ConfigMap"},
+		{"on", ha, []runtime.Object{cm("enableUserWorkload: true\n")}, false, report.StatusOK, "PrometheusRule/litemaas evaluated"},
+		{"no ConfigMap", ha, nil, false, report.StatusWarn, "off (no ConfigMap openshift-monitoring/cluster-monitoring-config)"},
+		{"explicitly off", ha, []runtime.Object{cm("enableUserWorkload: false\n")}, false, report.StatusWarn, "enableUserWorkload is not true"},
+		{"other settings only", ha, []runtime.Object{cm("prometheusK8s:\n  retention: 24h\n")}, false, report.StatusWarn, "enableUserWorkload is not true"},
+		{"config.yaml that does not parse", ha, []runtime.Object{cm("enableUserWorkload: [\n")}, false, report.StatusWarn, "does not parse"},
+		{"a string, not a boolean", ha, []runtime.Object{cm("enableUserWorkload: \"yes\"\n")}, false, report.StatusWarn, "does not parse"},
+		{"not allowed to read it", ha, nil, true, report.StatusWarn, "cannot read ConfigMap"},
 		{"an overlay without alerts", plain, nil, false, "", ""},
 	}
 	for _, tt := range tests {
@@ -59,7 +61,7 @@ func TestUserWorkloadMonitoringRow(t *testing.T) {
 					return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "configmaps"}, monitoringConfigMap, nil)
 				})
 			}
-			rows := checkUserWorkloadMonitoring(context.Background(), &Cluster{Kube: kc}, tt.objs)
+			rows := checkUserWorkloadMonitoring(context.Background(), &cluster.Cluster{Kube: kc}, tt.objs)
 			if tt.wantStatus == "" {
 				assert.Empty(t, rows)
 				return
@@ -67,7 +69,7 @@ func TestUserWorkloadMonitoringRow(t *testing.T) {
 			require.Len(t, rows, 1)
 			assert.Equal(t, tt.wantStatus, rows[0].Status)
 			assert.Contains(t, rows[0].Detail, tt.want)
-			if tt.wantStatus == statusWarn && !tt.forbidden && tt.name != "config.yaml that does not parse" && tt.name != "a string, not a boolean" {
+			if tt.wantStatus == report.StatusWarn && !tt.forbidden && tt.name != "config.yaml that does not parse" && tt.name != "a string, not a boolean" {
 				assert.Contains(t, rows[0].Detail, "enableUserWorkload: true", "the row says how to turn it on")
 			}
 		})

@@ -27,6 +27,8 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // Tests talk only to loopback: deploy's lookup of an image elsewhere (the tree's ghcr.io image) answers
@@ -95,16 +97,16 @@ func (r *testRegistry) dockerConfig() []byte {
 // pinJobImage points the copy's example overlay at ref, as a fork does after `make image-push`.
 func pinJobImage(t *testing.T, root, ref string) {
 	t.Helper()
-	require.NoError(t, setOverlayJobImage(root, DefaultOverlay, ref))
+	require.NoError(t, setOverlayJobImage(root, tree.DefaultOverlay, ref))
 }
 
 // jobImageRows runs deploy's preflight and returns its job image rows.
-func jobImageRows(t *testing.T, root string) []row {
+func jobImageRows(t *testing.T, root string) []report.Row {
 	t.Helper()
 	o := DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
 	_, rows, err := preflight(context.Background(), newCluster(t, srv.Config), &o)
 	require.NoError(t, err)
-	var out []row
+	var out []report.Row
 	for _, r := range rows {
 		if r.Component == "job image" {
 			out = append(out, r)
@@ -124,7 +126,7 @@ func TestPreflightJobImageMissingStopsDeploy(t *testing.T) {
 	var out bytes.Buffer
 	err := Deploy(context.Background(), newCluster(t, srv.Config), DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
 	t.Logf("deploy with a job image that was never pushed:\n%s\nerror: %v", out.String(), err)
-	var pe *ProblemsError
+	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	o := squeeze(out.String())
 	assert.Contains(t, o, squeeze("job image pull (Jobs litemaas-secrets, litemaas-sync) FAIL "+ref+" does not exist (MANIFEST_UNKNOWN: Unknown manifest): publish it with `make image image-push IMAGE="+ref+"`"))
@@ -135,7 +137,7 @@ func TestPreflightJobImageMissingStopsDeploy(t *testing.T) {
 	pinJobImage(t, root, reg.host+"/nobody/litemaas-sync:0.1.0")
 	rows := jobImageRows(t, root)
 	require.Len(t, rows, 1)
-	assert.Equal(t, statusFail, rows[0].Status)
+	assert.Equal(t, report.StatusFail, rows[0].Status)
 	assert.Contains(t, rows[0].Detail, "does not exist (NAME_UNKNOWN")
 }
 
@@ -153,7 +155,7 @@ func TestPreflightJobImagePresentPasses(t *testing.T) {
 			rows := jobImageRows(t, root)
 			t.Logf("%+v", rows)
 			require.Len(t, rows, 1, "both hook Jobs run one image")
-			assert.Equal(t, row{"job image", "pull (Jobs litemaas-secrets, litemaas-sync)", statusOK, ref + " is " + digest + " (public)"}, rows[0])
+			assert.Equal(t, report.Row{Component: "job image", Check: "pull (Jobs litemaas-secrets, litemaas-sync)", Status: report.StatusOK, Detail: ref + " is " + digest + " (public)"}, rows[0])
 		})
 	}
 }
@@ -164,7 +166,7 @@ func TestPreflightTreeImageUnreachableWarns(t *testing.T) {
 	setupCluster(t)
 	rows := jobImageRows(t, repoCopy(t))
 	require.Len(t, rows, 1)
-	assert.Equal(t, statusWarn, rows[0].Status)
+	assert.Equal(t, report.StatusWarn, rows[0].Status)
 	assert.Contains(t, rows[0].Detail, "cannot check ghcr.io/litemaas-gitops/litemaas-sync:0.1.0 from here")
 }
 
@@ -180,7 +182,7 @@ func TestPreflightJobImageNeedsCredentials(t *testing.T) {
 	rows := jobImageRows(t, root)
 	t.Logf("private image, no pull secret readable:\n%+v", rows)
 	require.Len(t, rows, 1)
-	assert.Equal(t, statusFail, rows[0].Status)
+	assert.Equal(t, report.StatusFail, rows[0].Status)
 	for _, want := range []string{
 		ref + ": the registry asks for credentials (anonymous: UNAUTHORIZED: authentication required",
 		"the cluster's global pull secret openshift-config/pull-secret: not found",
@@ -210,7 +212,7 @@ func TestPreflightJobImageNeedsCredentials(t *testing.T) {
 	})
 	rows = jobImageRows(t, root)
 	require.Len(t, rows, 1)
-	assert.Equal(t, statusFail, rows[0].Status)
+	assert.Equal(t, report.StatusFail, rows[0].Status)
 	assert.Contains(t, rows[0].Detail, "the cluster's global pull secret openshift-config/pull-secret: has no entry for "+reg.host)
 
 	secret.Data[corev1.DockerConfigJsonKey] = reg.dockerConfig()
@@ -218,8 +220,8 @@ func TestPreflightJobImageNeedsCredentials(t *testing.T) {
 	require.NoError(t, err)
 	rows = jobImageRows(t, root)
 	require.Len(t, rows, 1)
-	assert.Equal(t, row{"job image", "pull (Jobs litemaas-secrets, litemaas-sync)", statusOK,
-		ref + " is " + digest + " (private; pulled with the cluster's global pull secret openshift-config/pull-secret)"}, rows[0])
+	assert.Equal(t, report.Row{Component: "job image", Check: "pull (Jobs litemaas-secrets, litemaas-sync)", Status: report.StatusOK,
+		Detail: ref + " is " + digest + " (private; pulled with the cluster's global pull secret openshift-config/pull-secret)"}, rows[0])
 }
 
 // TestJobImagePullSecretComponent: the overlay knob names the Secret in the pod templates of the Jobs
@@ -275,8 +277,8 @@ func TestJobImagePullSecretComponent(t *testing.T) {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	h := &hookImage{ref: reg.host + "/my-org/litemaas-sync:0.1.0", jobs: images[0].jobs, namespace: ns, pullSecrets: images[0].pullSecrets}
-	r := checkJobImage(context.Background(), newCluster(t, srv.Config), h, DefaultOverlay)
-	assert.Equal(t, statusOK, r.Status, r.Detail)
+	r := checkJobImage(context.Background(), newCluster(t, srv.Config), h, tree.DefaultOverlay)
+	assert.Equal(t, report.StatusOK, r.Status, r.Detail)
 	assert.Equal(t, h.ref+" is "+digest+" (private; pulled with Secret "+ns+"/"+jobImagePullSecret+")", r.Detail)
 }
 

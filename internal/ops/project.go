@@ -14,12 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // argoFiles are the files of gitops/argocd that name the fork and the revision Argo CD syncs.
 var argoFiles = []string{
-	rootAppFile,
-	appOfAppsDir + "/step-06b-private-ai-litemaas.yaml",
+	tree.RootAppFile,
+	tree.AppOfAppsDir + "/step-06b-private-ai-litemaas.yaml",
 	"gitops/argocd/fleet/litemaas-fleet.yaml",
 	manifests.ProjectFile,
 }
@@ -42,26 +45,26 @@ func projectFor(root, repo string) (*unstructured.Unstructured, error) {
 // preflightProject checks that every Application is in the tree's project at a branch or tag, and
 // whether the user may apply the AppProject (a cluster admin applies it otherwise). It returns the
 // AppProject to apply, or nil.
-func preflightProject(ctx context.Context, c *Cluster, root, argoNS string, apps []*unstructured.Unstructured, add func(component, check, status, detail string)) (*unstructured.Unstructured, error) {
+func preflightProject(ctx context.Context, c *cluster.Cluster, root, argoNS string, apps []*unstructured.Unstructured, add func(component, check, status, detail string)) (*unstructured.Unstructured, error) {
 	for _, app := range apps {
 		project, _, _ := unstructured.NestedString(app.Object, "spec", "project")
 		rev, _, _ := unstructured.NestedString(app.Object, "spec", "source", "targetRevision")
 		switch {
 		case project != manifests.ProjectName:
-			add("git", "project of "+app.GetName(), statusFail, fmt.Sprintf("project %q: use project %s (%s), which limits what a commit can apply", project, manifests.ProjectName, manifests.ProjectFile))
+			add("git", "project of "+app.GetName(), report.StatusFail, fmt.Sprintf("project %q: use project %s (%s), which limits what a commit can apply", project, manifests.ProjectName, manifests.ProjectFile))
 		case rev == "" || rev == "HEAD":
-			add("git", "revision of "+app.GetName(), statusFail, fmt.Sprintf("targetRevision %q follows the default branch: set a branch (main) or a tag in %s/ and %s", rev, appOfAppsDir, rootAppFile))
+			add("git", "revision of "+app.GetName(), report.StatusFail, fmt.Sprintf("targetRevision %q follows the default branch: set a branch (main) or a tag in %s/ and %s", rev, tree.AppOfAppsDir, tree.RootAppFile))
 		}
 	}
 	repo, _, _ := unstructured.NestedString(apps[0].Object, "spec", "source", "repoURL")
 	proj, err := projectFor(root, repo)
 	if err != nil {
-		add("openshift-gitops", "AppProject "+manifests.ProjectName, statusFail, err.Error())
+		add("openshift-gitops", "AppProject "+manifests.ProjectName, report.StatusFail, err.Error())
 		return nil, nil
 	}
 	var denied []string
 	for _, verb := range []string{"create", "patch"} {
-		ok, err := c.can(ctx, verb, appProjectGR, argoNS)
+		ok, err := c.Can(ctx, verb, appProjectGR, argoNS)
 		if err != nil {
 			return nil, err
 		}
@@ -70,11 +73,11 @@ func preflightProject(ctx context.Context, c *Cluster, root, argoNS string, apps
 		}
 	}
 	if len(denied) > 0 {
-		add("openshift-gitops", "AppProject "+manifests.ProjectName, statusWarn, fmt.Sprintf("may not %s appprojects.argoproj.io in %s: a cluster admin applies %s once (oc apply -f), with sourceRepos %s",
+		add("openshift-gitops", "AppProject "+manifests.ProjectName, report.StatusWarn, fmt.Sprintf("may not %s appprojects.argoproj.io in %s: a cluster admin applies %s once (oc apply -f), with sourceRepos %s",
 			strings.Join(denied, "/"), argoNS, manifests.ProjectFile, repo))
 		return nil, nil
 	}
-	add("openshift-gitops", "AppProject "+manifests.ProjectName, statusOK, "sources "+repo+"; namespaces litemaas, "+argoNS)
+	add("openshift-gitops", "AppProject "+manifests.ProjectName, report.StatusOK, "sources "+repo+"; namespaces litemaas, "+argoNS)
 	return proj, nil
 }
 
@@ -100,7 +103,7 @@ var (
 
 // currentSource returns the repoURL and targetRevision of the root Application.
 func currentSource(root string) (repo, rev string) {
-	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(rootAppFile)))
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(tree.RootAppFile)))
 	if err != nil {
 		return "", ""
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // BackupDatabases are the databases every backup holds, one custom-format dump each (<name>.dump).
@@ -124,7 +126,7 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 	fmt.Fprintf(out, "Restoring %s into %s\n", dir, target.redacted())
 	fmt.Fprintf(out, "  pg_restore: %s (PostgreSQL %s)\n", pgRestore, version)
 	if v := info["pg_dump"]; v != "" {
-		fmt.Fprintf(out, "  dumps made by: %s, server %s, at %s\n", v, orDash(info["server_version"]), orDash(info["created"]))
+		fmt.Fprintf(out, "  dumps made by: %s, server %s, at %s\n", v, report.OrDash(info["server_version"]), report.OrDash(info["created"]))
 		if dumpMajor, ok := majorOf(v); ok {
 			if restoreMajor, ok := majorOf(version); ok && restoreMajor < dumpMajor {
 				return nil, fmt.Errorf("pg_restore %s cannot read dumps made by %s: install pg_restore %d or newer (e.g. package postgresql-client-%d) and pass it with --pg-restore if it is not on PATH", version, v, dumpMajor, dumpMajor)
@@ -170,7 +172,7 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 		case o.Force:
 			actions[db] = "recreate"
 		default:
-			refused = append(refused, fmt.Sprintf("%s holds %d relations (%s)", db, len(tables), limitList(tables, 4)))
+			refused = append(refused, fmt.Sprintf("%s holds %d relations (%s)", db, len(tables), report.LimitList(tables, 4)))
 		}
 	}
 	if len(refused) > 0 {
@@ -214,7 +216,7 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 		table = append(table, []string{r.Database, r.Action, fmt.Sprintf("%d tables, %d rows", r.Tables, r.Rows)})
 	}
 	fmt.Fprintln(out)
-	printTable(out, []string{"DATABASE", "ACTION", "RESTORED"}, table)
+	report.PrintTable(out, []string{"DATABASE", "ACTION", "RESTORED"}, table)
 	return results, nil
 }
 

@@ -20,6 +20,9 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
 // argoFinalizer makes Argo CD delete an Application's resources before the Application itself (cascade).
@@ -56,7 +59,7 @@ type target struct {
 // LiteMaaS namespace with its data, and with Cluster the cluster-admin part. Objects already gone are
 // reported as such. No wait is unbounded: what is still terminating after Wait is reported with the
 // command to look further.
-func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
+func Undeploy(ctx context.Context, c *cluster.Cluster, o UndeployOptions) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -72,7 +75,7 @@ func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
 	var present []string
 	for _, t := range targets {
 		if t.exists && t.guard == "" {
-			present = append(present, describe(t.obj))
+			present = append(present, cluster.Describe(t.obj))
 		}
 	}
 	if len(present) == 0 {
@@ -80,7 +83,7 @@ func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
 		printUndeployReport(out, targets)
 		return nil
 	}
-	fmt.Fprintf(out, "Cluster %s%s. To be removed:\n  %s\n", c.Config.Host, contextNote(c), strings.Join(present, "\n  "))
+	fmt.Fprintf(out, "Cluster %s%s. To be removed:\n  %s\n", c.Config.Host, c.ContextNote(), strings.Join(present, "\n  "))
 	if !o.Yes {
 		q := "Continue?"
 		for _, t := range targets {
@@ -88,8 +91,8 @@ func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
 				q = "Deleting namespace " + t.obj.GetName() + " deletes the PostgreSQL database and the backups volume with it. Continue?"
 			}
 		}
-		if !confirm(o.In, out, q) {
-			return errNotConfirmed
+		if !report.Confirm(o.In, out, q) {
+			return report.ErrNotConfirmed
 		}
 	}
 	fmt.Fprintln(out)
@@ -109,13 +112,13 @@ func Undeploy(ctx context.Context, c *Cluster, o UndeployOptions) error {
 
 // undeployTargets lists, in deletion order, the objects deploy creates: the root Application first (its
 // self-heal would recreate the child), the child Application(s), the namespace, the cluster-admin part.
-func undeployTargets(ctx context.Context, c *Cluster, o UndeployOptions) ([]*target, error) {
-	apps, err := renderApplications(o.Root)
+func undeployTargets(ctx context.Context, c *cluster.Cluster, o UndeployOptions) ([]*target, error) {
+	apps, err := tree.RenderApplications(o.Root)
 	if err != nil {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
-	rootApp, err := renderRootApplication(o.Root)
+	rootApp, err := tree.RenderRootApplication(o.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -149,13 +152,13 @@ func undeployTargets(ctx context.Context, c *Cluster, o UndeployOptions) ([]*tar
 	for _, obj := range objs {
 		t := &target{obj: obj}
 		targets = append(targets, t)
-		res, m, err := c.resourceFor(obj.GroupVersionKind(), obj.GetNamespace())
+		res, m, err := c.ResourceFor(obj.GroupVersionKind(), obj.GetNamespace())
 		if meta.IsNoMatchError(err) {
 			t.result = "already gone (the cluster does not serve " + obj.GroupVersionKind().GroupKind().String() + ")"
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("looking up %s: %w", describe(obj), err)
+			return nil, fmt.Errorf("looking up %s: %w", cluster.Describe(obj), err)
 		}
 		t.res = res
 		live, err := res.Get(ctx, obj.GetName(), metav1.GetOptions{})
@@ -164,18 +167,18 @@ func undeployTargets(ctx context.Context, c *Cluster, o UndeployOptions) ([]*tar
 			t.result = "already gone"
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("reading %s: %w", describe(obj), err)
+			return nil, fmt.Errorf("reading %s: %w", cluster.Describe(obj), err)
 		}
 		t.exists = true
 		t.terminal = live.GetDeletionTimestamp() != nil
-		isApp := obj.GroupVersionKind().GroupKind() == applicationGVK.GroupKind()
+		isApp := obj.GroupVersionKind().GroupKind() == cluster.ApplicationGVK.GroupKind()
 		t.cascade = isApp && (rootApp == nil || obj.GetName() != rootApp.GetName())
 		switch {
-		case obj.GetKind() == "Namespace" && obj.GetAPIVersion() == "v1" && live.GetLabels()[labelPartOf] != partOf:
-			t.guard = fmt.Sprintf("kept: not labelled %s=%s, so not created by this deployment (delete it yourself if you mean to)", labelPartOf, partOf)
+		case obj.GetKind() == "Namespace" && obj.GetAPIVersion() == "v1" && live.GetLabels()[tree.LabelPartOf] != tree.PartOf:
+			t.guard = fmt.Sprintf("kept: not labelled %s=%s, so not created by this deployment (delete it yourself if you mean to)", tree.LabelPartOf, tree.PartOf)
 			t.result = t.guard
 		case m.Scope.Name() == meta.RESTScopeNameRoot && obj.GetKind() != "Namespace":
-			ok, err := c.can(ctx, "delete", m.Resource.GroupResource(), "")
+			ok, err := c.Can(ctx, "delete", m.Resource.GroupResource(), "")
 			if err != nil {
 				return nil, err
 			}
@@ -191,12 +194,12 @@ func undeployTargets(ctx context.Context, c *Cluster, o UndeployOptions) ([]*tar
 func clusterPartDir(o UndeployOptions) string {
 	overlay := o.Overlay
 	if overlay == "" {
-		overlay = filepath.Join(o.Root, filepath.FromSlash(DefaultOverlay))
+		overlay = filepath.Join(o.Root, filepath.FromSlash(tree.DefaultOverlay))
 	}
-	if rel, err := relToRoot(o.Root, overlay); err == nil {
-		return rel + "/" + clusterPart
+	if rel, err := tree.RelToRoot(o.Root, overlay); err == nil {
+		return rel + "/" + tree.ClusterPart
 	}
-	return DefaultOverlay + "/" + clusterPart
+	return tree.DefaultOverlay + "/" + tree.ClusterPart
 }
 
 // clusterPartObjects renders the overlay's cluster-admin part for the names of its objects.
@@ -209,8 +212,8 @@ func clusterPartObjects(o UndeployOptions) ([]*unstructured.Unstructured, error)
 }
 
 // removeTarget deletes one object and waits, at most wait, until it is gone.
-func removeTarget(ctx context.Context, c *Cluster, t *target, bound time.Duration, out io.Writer) error {
-	name := describe(t.obj)
+func removeTarget(ctx context.Context, c *cluster.Cluster, t *target, bound time.Duration, out io.Writer) error {
+	name := cluster.Describe(t.obj)
 	if t.cascade && !t.terminal {
 		if err := addFinalizer(ctx, t.res, t.obj.GetName()); err != nil {
 			if apierrors.IsNotFound(err) {
@@ -255,16 +258,16 @@ func removeTarget(ctx context.Context, c *Cluster, t *target, bound time.Duratio
 		if t.terminal {
 			t.result = "deleted (was already terminating)"
 		}
-		fmt.Fprintf(out, "  deleted  %s after %s\n", name, shortDuration(time.Since(start)))
+		fmt.Fprintf(out, "  deleted  %s after %s\n", name, report.ShortDuration(time.Since(start)))
 	case t.cascade:
 		t.result = fmt.Sprintf("deletion requested; still there after %s: Argo CD has not finished pruning (finalizer %s). "+
 			"If the openshift-gitops controller is not running, nothing will: remove the finalizer with "+
 			"`oc patch application %s -n %s --type=json -p '[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]'`",
-			shortDuration(bound), argoFinalizer, t.obj.GetName(), t.obj.GetNamespace())
+			report.ShortDuration(bound), argoFinalizer, t.obj.GetName(), t.obj.GetNamespace())
 	case t.obj.GetKind() == "Namespace":
-		t.result = fmt.Sprintf("deletion requested; still terminating after %s (its pods and volumes are being removed): oc get namespace %s", shortDuration(bound), t.obj.GetName())
+		t.result = fmt.Sprintf("deletion requested; still terminating after %s (its pods and volumes are being removed): oc get namespace %s", report.ShortDuration(bound), t.obj.GetName())
 	default:
-		t.result = fmt.Sprintf("deletion requested; still there after %s", shortDuration(bound))
+		t.result = fmt.Sprintf("deletion requested; still there after %s", report.ShortDuration(bound))
 	}
 	return nil
 }
@@ -288,7 +291,7 @@ func addFinalizer(ctx context.Context, res dynamic.ResourceInterface, name strin
 	if err != nil {
 		return err
 	}
-	_, err = res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err = res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: cluster.FieldManager})
 	return err
 }
 
@@ -310,7 +313,7 @@ func waitGone(ctx context.Context, res dynamic.ResourceInterface, name string, t
 func printUndeployReport(out io.Writer, targets []*target) {
 	rows := make([][]string, len(targets))
 	for i, t := range targets {
-		rows[i] = []string{describe(t.obj), t.result}
+		rows[i] = []string{cluster.Describe(t.obj), t.result}
 	}
-	printTable(out, []string{"OBJECT", "RESULT"}, rows)
+	report.PrintTable(out, []string{"OBJECT", "RESULT"}, rows)
 }

@@ -21,18 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
-
-// Labels of the LiteMaaS workloads (gitops/base).
-const (
-	labelName   = "app.kubernetes.io/name"
-	labelPartOf = "app.kubernetes.io/part-of"
-	partOf      = "litemaas"
-)
-
-// components are the workloads every installation runs, by app.kubernetes.io/name. Optional ones (redis)
-// are checked too when their pods exist.
-var components = []string{"postgres", "litellm", "backend", "frontend"}
 
 // DefaultCatalog is the models catalog Argo CD deploys.
 const DefaultCatalog = "gitops/base/models.yaml"
@@ -66,9 +58,9 @@ type publishedModel struct {
 
 // Verify checks a running installation and prints one table row per check. It returns a *ProblemsError
 // when any check failed.
-func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
+func Verify(ctx context.Context, c *cluster.Cluster, o VerifyOptions) error {
 	if o.Namespace == "" {
-		o.Namespace = DefaultNamespace
+		o.Namespace = tree.DefaultNamespace
 	}
 	if o.Catalog == "" {
 		o.Catalog = DefaultCatalog
@@ -76,12 +68,12 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	var rows []row
+	var rows []report.Row
 	if _, err := c.Kube.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{}); err != nil {
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("reading namespace %s: %w", o.Namespace, err)
 		}
-		rows = append(rows, row{"namespace", o.Namespace, statusFail, "not found: LiteMaaS is not deployed here (make deploy)"})
+		rows = append(rows, report.Row{Component: "namespace", Check: o.Namespace, Status: report.StatusFail, Detail: "not found: LiteMaaS is not deployed here (make deploy)"})
 	} else {
 		pods, err := checkPods(ctx, c, o.Namespace)
 		if err != nil {
@@ -127,24 +119,24 @@ func Verify(ctx context.Context, c *Cluster, o VerifyOptions) error {
 				rows = append(rows, chat...)
 			}
 		} else if o.Chat {
-			rows = append(rows, row{"chat", "completions", statusSkip, "--chat goes through the LiteLLM route, which --skip-routes leaves out"})
+			rows = append(rows, report.Row{Component: "chat", Check: "completions", Status: report.StatusSkip, Detail: "--chat goes through the LiteLLM route, which --skip-routes leaves out"})
 		}
 	}
-	printChecks(o.Out, rows)
-	fails, warns, skips := countStatus(rows, statusFail), countStatus(rows, statusWarn), countStatus(rows, statusSkip)
+	report.PrintChecks(o.Out, rows)
+	fails, warns, skips := report.CountStatus(rows, report.StatusFail), report.CountStatus(rows, report.StatusWarn), report.CountStatus(rows, report.StatusSkip)
 	ran := len(rows) - skips
 	fmt.Fprintln(o.Out)
 	if fails > 0 {
 		fmt.Fprintf(o.Out, "verify: %d of %d checks failed, %d warnings, %d skipped\n", fails, ran, warns, skips)
-		return &ProblemsError{What: "verify", Count: fails}
+		return &report.ProblemsError{What: "verify", Count: fails}
 	}
 	fmt.Fprintf(o.Out, "verify: all %d checks passed (%d warnings, %d skipped)\n", ran, warns, skips)
 	return nil
 }
 
 // checkPods: every component has pods, all of them Ready.
-func checkPods(ctx context.Context, c *Cluster, ns string) ([]row, error) {
-	list, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labelPartOf + "=" + partOf})
+func checkPods(ctx context.Context, c *cluster.Cluster, ns string) ([]report.Row, error) {
+	list, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: tree.LabelPartOf + "=" + tree.PartOf})
 	if err != nil {
 		return nil, fmt.Errorf("listing the pods in %s: %w", ns, err)
 	}
@@ -154,19 +146,19 @@ func checkPods(ctx context.Context, c *Cluster, ns string) ([]row, error) {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		byName[p.Labels[labelName]] = append(byName[p.Labels[labelName]], p)
+		byName[p.Labels[tree.LabelName]] = append(byName[p.Labels[tree.LabelName]], p)
 	}
-	names := append([]string(nil), components...)
+	names := append([]string(nil), tree.Components...)
 	for _, n := range slices.Sorted(maps.Keys(byName)) {
 		if !contains(names, n) {
 			names = append(names, n)
 		}
 	}
-	var rows []row
+	var rows []report.Row
 	for _, name := range names {
 		pods := byName[name]
 		if len(pods) == 0 {
-			rows = append(rows, row{name, "pods ready", statusFail, fmt.Sprintf("no running pod labelled %s=%s: oc get deployment,statefulset -n %s", labelName, name, ns)})
+			rows = append(rows, report.Row{Component: name, Check: "pods ready", Status: report.StatusFail, Detail: fmt.Sprintf("no running pod labelled %s=%s: oc get deployment,statefulset -n %s", tree.LabelName, name, ns)})
 			continue
 		}
 		sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
@@ -181,9 +173,9 @@ func checkPods(ctx context.Context, c *Cluster, ns string) ([]row, error) {
 			}
 		}
 		if ready == len(pods) {
-			rows = append(rows, row{name, "pods ready", statusOK, fmt.Sprintf("%d/%d (%s)", ready, len(pods), strings.Join(names, ", "))})
+			rows = append(rows, report.Row{Component: name, Check: "pods ready", Status: report.StatusOK, Detail: fmt.Sprintf("%d/%d (%s)", ready, len(pods), strings.Join(names, ", "))})
 		} else {
-			rows = append(rows, row{name, "pods ready", statusFail, fmt.Sprintf("%d/%d ready; %s", ready, len(pods), strings.Join(problems, "; "))})
+			rows = append(rows, report.Row{Component: name, Check: "pods ready", Status: report.StatusFail, Detail: fmt.Sprintf("%d/%d ready; %s", ready, len(pods), strings.Join(problems, "; "))})
 		}
 	}
 	return rows, nil
@@ -257,28 +249,28 @@ func firstNonEmpty(s ...string) string {
 
 // checkModels compares the models the litemaas-sync job published with the catalog: every served model
 // has exactly one LiteLLM deployment and an available database row; every other one neither.
-func checkModels(ctx context.Context, c *Cluster, ns, catalogPath string) ([]row, error) {
+func checkModels(ctx context.Context, c *cluster.Cluster, ns, catalogPath string) ([]report.Row, error) {
 	cat, err := catalog.Load(catalogPath)
 	if err != nil {
-		return []row{{"models", "catalog", statusFail, fmt.Sprintf("cannot read %s: %v", catalogPath, err)}}, nil
+		return []report.Row{{Component: "models", Check: "catalog", Status: report.StatusFail, Detail: fmt.Sprintf("cannot read %s: %v", catalogPath, err)}}, nil
 	}
-	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, StatusConfigMap, metav1.GetOptions{})
+	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, tree.StatusConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return []row{{"litemaas-sync", "status", statusFail, fmt.Sprintf("ConfigMap %s not found: the PostSync job has not completed a run yet (oc logs -n %s job/litemaas-sync)", StatusConfigMap, ns)}}, nil
+		return []report.Row{{Component: "litemaas-sync", Check: "status", Status: report.StatusFail, Detail: fmt.Sprintf("ConfigMap %s not found: the PostSync job has not completed a run yet (oc logs -n %s job/litemaas-sync)", tree.StatusConfigMap, ns)}}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, StatusConfigMap, err)
+		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, tree.StatusConfigMap, err)
 	}
-	var rows []row
-	detail := fmt.Sprintf("%s at %s: %s", orDash(cm.Data["result"]), orDash(cm.Data["finishedAt"]), orDash(cm.Data["summary"]))
+	var rows []report.Row
+	detail := fmt.Sprintf("%s at %s: %s", report.OrDash(cm.Data["result"]), report.OrDash(cm.Data["finishedAt"]), report.OrDash(cm.Data["summary"]))
 	if cm.Data["result"] == "succeeded" {
-		rows = append(rows, row{"litemaas-sync", "last run", statusOK, detail})
+		rows = append(rows, report.Row{Component: "litemaas-sync", Check: "last run", Status: report.StatusOK, Detail: detail})
 	} else {
-		rows = append(rows, row{"litemaas-sync", "last run", statusFail, detail + fmt.Sprintf(" (oc logs -n %s job/litemaas-sync)", ns)})
+		rows = append(rows, report.Row{Component: "litemaas-sync", Check: "last run", Status: report.StatusFail, Detail: detail + fmt.Sprintf(" (oc logs -n %s job/litemaas-sync)", ns)})
 	}
 	var published []publishedModel
 	if err := json.Unmarshal([]byte(cm.Data["models.json"]), &published); err != nil {
-		return append(rows, row{"models", "published", statusFail, fmt.Sprintf("models.json in ConfigMap %s is not a JSON list of models: %v", StatusConfigMap, err)}), nil
+		return append(rows, report.Row{Component: "models", Check: "published", Status: report.StatusFail, Detail: fmt.Sprintf("models.json in ConfigMap %s is not a JSON list of models: %v", tree.StatusConfigMap, err)}), nil
 	}
 	byID := map[string]publishedModel{}
 	for _, p := range published {
@@ -287,7 +279,7 @@ func checkModels(ctx context.Context, c *Cluster, ns, catalogPath string) ([]row
 	for _, m := range cat.Models {
 		p, ok := byID[m.ID]
 		if !ok {
-			rows = append(rows, row{"models", m.ID, statusFail, fmt.Sprintf("in %s but not published by the job: push the catalog and let Argo CD sync", catalogPath)})
+			rows = append(rows, report.Row{Component: "models", Check: m.ID, Status: report.StatusFail, Detail: fmt.Sprintf("in %s but not published by the job: push the catalog and let Argo CD sync", catalogPath)})
 			continue
 		}
 		delete(byID, m.ID)
@@ -297,46 +289,46 @@ func checkModels(ctx context.Context, c *Cluster, ns, catalogPath string) ([]row
 		}
 		var problems []string
 		if p.Catalog != m.Availability {
-			problems = append(problems, fmt.Sprintf("the synced catalog says %s, %s says %s (local changes not pushed or not synced?)", orDash(p.Catalog), catalogPath, m.Availability))
+			problems = append(problems, fmt.Sprintf("the synced catalog says %s, %s says %s (local changes not pushed or not synced?)", report.OrDash(p.Catalog), catalogPath, m.Availability))
 		}
 		if p.LiteLLMDeployments != wantDeployments {
 			problems = append(problems, fmt.Sprintf("%d LiteLLM deployments, want %d", p.LiteLLMDeployments, wantDeployments))
 		}
 		if p.Database != wantDB {
-			problems = append(problems, fmt.Sprintf("database row %s, want %s", orDash(p.Database), wantDB))
+			problems = append(problems, fmt.Sprintf("database row %s, want %s", report.OrDash(p.Database), wantDB))
 		}
 		if len(problems) > 0 {
-			rows = append(rows, row{"models", m.ID, statusFail, strings.Join(problems, "; ")})
+			rows = append(rows, report.Row{Component: "models", Check: m.ID, Status: report.StatusFail, Detail: strings.Join(problems, "; ")})
 			continue
 		}
 		d := fmt.Sprintf("%s: %d LiteLLM deployment(s), database %s", served, p.LiteLLMDeployments, p.Database)
 		if p.DeploymentID != "" {
 			d += ", deployment " + p.DeploymentID
 		}
-		rows = append(rows, row{"models", m.ID, statusOK, d})
+		rows = append(rows, report.Row{Component: "models", Check: m.ID, Status: report.StatusOK, Detail: d})
 	}
 	for _, id := range slices.Sorted(maps.Keys(byID)) {
-		rows = append(rows, row{"models", id, statusWarn, fmt.Sprintf("published by the job but not in %s (local catalog differs from the synced one?)", catalogPath)})
+		rows = append(rows, report.Row{Component: "models", Check: id, Status: report.StatusWarn, Detail: fmt.Sprintf("published by the job but not in %s (local catalog differs from the synced one?)", catalogPath)})
 	}
 	return rows, nil
 }
 
 // checkBackups reports the last run of the backup CronJob when the backup component is enabled.
-func checkBackups(ctx context.Context, c *Cluster, ns string) ([]row, error) {
+func checkBackups(ctx context.Context, c *cluster.Cluster, ns string) ([]report.Row, error) {
 	cj, err := c.Kube.BatchV1().CronJobs(ns).Get(ctx, backupCronJob, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return []row{{"postgres-backup", "CronJob", statusSkip, "component gitops/components/backup not enabled"}}, nil
+		return []report.Row{{Component: "postgres-backup", Check: "CronJob", Status: report.StatusSkip, Detail: "component gitops/components/backup not enabled"}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading CronJob %s/%s: %w", ns, backupCronJob, err)
 	}
-	jobs, err := c.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: labelName + "=" + backupCronJob})
+	jobs, err := c.Kube.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: tree.LabelName + "=" + backupCronJob})
 	if err != nil {
 		return nil, fmt.Errorf("listing the backup Jobs in %s: %w", ns, err)
 	}
 	manual := fmt.Sprintf("oc create job --from=cronjob/%s %s-manual -n %s", backupCronJob, backupCronJob, ns)
 	if cj.Spec.Suspend != nil && *cj.Spec.Suspend {
-		return []row{{"postgres-backup", "last backup", statusWarn, "the CronJob is suspended: no new backups"}}, nil
+		return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusWarn, Detail: "the CronJob is suspended: no new backups"}}, nil
 	}
 	var newest *batchv1.Job
 	for i := range jobs.Items {
@@ -346,7 +338,7 @@ func checkBackups(ctx context.Context, c *Cluster, ns string) ([]row, error) {
 		}
 	}
 	if newest == nil {
-		return []row{{"postgres-backup", "last backup", statusWarn, fmt.Sprintf("no backup has run yet (schedule %q); take one now: %s", cj.Spec.Schedule, manual)}}, nil
+		return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusWarn, Detail: fmt.Sprintf("no backup has run yet (schedule %q); take one now: %s", cj.Spec.Schedule, manual)}}, nil
 	}
 	for _, cond := range newest.Status.Conditions {
 		if cond.Status != corev1.ConditionTrue {
@@ -354,16 +346,16 @@ func checkBackups(ctx context.Context, c *Cluster, ns string) ([]row, error) {
 		}
 		switch cond.Type {
 		case batchv1.JobFailed:
-			return []row{{"postgres-backup", "last backup", statusFail, fmt.Sprintf("Job %s failed: %s (oc logs -n %s job/%s)", newest.Name, firstNonEmpty(cond.Message, cond.Reason), ns, newest.Name)}}, nil
+			return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusFail, Detail: fmt.Sprintf("Job %s failed: %s (oc logs -n %s job/%s)", newest.Name, firstNonEmpty(cond.Message, cond.Reason), ns, newest.Name)}}, nil
 		case batchv1.JobComplete:
 			age := time.Since(cond.LastTransitionTime.Time)
 			if age > 50*time.Hour {
-				return []row{{"postgres-backup", "last backup", statusWarn, fmt.Sprintf("the newest backup (Job %s) is %s old: is the schedule %q running?", newest.Name, age.Round(time.Hour), cj.Spec.Schedule)}}, nil
+				return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusWarn, Detail: fmt.Sprintf("the newest backup (Job %s) is %s old: is the schedule %q running?", newest.Name, age.Round(time.Hour), cj.Spec.Schedule)}}, nil
 			}
-			return []row{{"postgres-backup", "last backup", statusOK, fmt.Sprintf("Job %s completed %s ago", newest.Name, age.Round(time.Minute))}}, nil
+			return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusOK, Detail: fmt.Sprintf("Job %s completed %s ago", newest.Name, age.Round(time.Minute))}}, nil
 		}
 	}
-	return []row{{"postgres-backup", "last backup", statusOK, fmt.Sprintf("Job %s is running", newest.Name)}}, nil
+	return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusOK, Detail: fmt.Sprintf("Job %s is running", newest.Name)}}, nil
 }
 
 // routeClient makes one request per Route: no redirects followed (an OAuth redirect is an answer), a
@@ -382,10 +374,10 @@ func routeClient(insecure bool) *http.Client {
 
 // checkRoutes sends one GET to every Route of the namespace; any answer below 500 means the router, the
 // Service and a ready pod are connected.
-func checkRoutes(ctx context.Context, c *Cluster, ns string, client *http.Client) ([]row, error) {
-	ri, _, err := c.resourceFor(routeGVK, ns)
+func checkRoutes(ctx context.Context, c *cluster.Cluster, ns string, client *http.Client) ([]report.Row, error) {
+	ri, _, err := c.ResourceFor(cluster.RouteGVK, ns)
 	if meta.IsNoMatchError(err) {
-		return []row{{"routes", "Route API", statusWarn, "the cluster serves no route.openshift.io (not OpenShift?); skip with --skip-routes"}}, nil
+		return []report.Row{{Component: "routes", Check: "Route API", Status: report.StatusWarn, Detail: "the cluster serves no route.openshift.io (not OpenShift?); skip with --skip-routes"}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -395,28 +387,28 @@ func checkRoutes(ctx context.Context, c *Cluster, ns string, client *http.Client
 		return nil, fmt.Errorf("listing the Routes in %s: %w", ns, err)
 	}
 	if len(list.Items) == 0 {
-		return []row{{"routes", "Routes", statusFail, "no Route in " + ns}}, nil
+		return []report.Row{{Component: "routes", Check: "Routes", Status: report.StatusFail, Detail: "no Route in " + ns}}, nil
 	}
 	items := list.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].GetName() < items[j].GetName() })
-	var rows []row
+	var rows []report.Row
 	for i := range items {
 		rows = append(rows, probeRoute(ctx, client, &items[i]))
 	}
 	return rows, nil
 }
 
-func probeRoute(ctx context.Context, client *http.Client, r *unstructured.Unstructured) row {
+func probeRoute(ctx context.Context, client *http.Client, r *unstructured.Unstructured) report.Row {
 	name := "route " + r.GetName()
-	url := routeURL(r)
+	url := cluster.RouteURL(r)
 	if url == "" {
-		return row{"routes", name, statusFail, "no host (spec.host empty and not admitted by a router)"}
+		return report.Row{Component: "routes", Check: name, Status: report.StatusFail, Detail: "no host (spec.host empty and not admitted by a router)"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return row{"routes", name, statusFail, fmt.Sprintf("%s: %v", url, err)}
+		return report.Row{Component: "routes", Check: name, Status: report.StatusFail, Detail: fmt.Sprintf("%s: %v", url, err)}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -424,12 +416,12 @@ func probeRoute(ctx context.Context, client *http.Client, r *unstructured.Unstru
 		if strings.Contains(err.Error(), "certificate") {
 			detail += " (self-signed router certificate? trust its CA, or pass --insecure)"
 		}
-		return row{"routes", name, statusFail, detail}
+		return report.Row{Component: "routes", Check: name, Status: report.StatusFail, Detail: detail}
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode >= 500 {
-		return row{"routes", name, statusFail, fmt.Sprintf("%s -> %s (the router reaches no ready pod, or the application fails)", url, resp.Status)}
+		return report.Row{Component: "routes", Check: name, Status: report.StatusFail, Detail: fmt.Sprintf("%s -> %s (the router reaches no ready pod, or the application fails)", url, resp.Status)}
 	}
-	return row{"routes", name, statusOK, fmt.Sprintf("%s -> %s", url, resp.Status)}
+	return report.Row{Component: "routes", Check: name, Status: report.StatusOK, Detail: fmt.Sprintf("%s -> %s", url, resp.Status)}
 }

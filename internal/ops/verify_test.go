@@ -7,6 +7,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // TestVerify runs verify against a namespace per case, filled with what a synced installation holds
@@ -95,11 +98,11 @@ func TestVerify(t *testing.T) {
 			}
 			var out syncBuffer
 			err := Verify(context.Background(), admin, VerifyOptions{
-				Namespace: ns, Catalog: "testdata/models.yaml", SkipRoutes: tt.skipRoutes, HTTPClient: rs.client, Out: &out,
+				Namespace: ns, Catalog: "testdata/models.yaml", SkipRoutes: tt.skipRoutes, HTTPClient: rs.Client, Out: &out,
 			})
 			t.Logf("verify (%s):\n%s", tt.name, out.String())
 			if tt.wantErr {
-				var pe *ProblemsError
+				var pe *report.ProblemsError
 				require.ErrorAs(t, err, &pe)
 				assert.Equal(t, 1, pe.Count, "exactly the broken thing fails")
 			} else {
@@ -113,11 +116,9 @@ func TestVerify(t *testing.T) {
 }
 
 // squeeze collapses runs of spaces, so that assertions do not depend on column widths.
-func squeeze(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 func populateRoute(t *testing.T, ns, name, host string) {
 	t.Helper()
-	srv.Apply(t, routeObject(ns, name, host))
+	srv.Apply(t, opstest.RouteObject(ns, name, host))
 }
 
 func TestVerifyWithoutNamespace(t *testing.T) {
@@ -125,7 +126,7 @@ func TestVerifyWithoutNamespace(t *testing.T) {
 	var out syncBuffer
 	err := Verify(context.Background(), newCluster(t, srv.Config), VerifyOptions{Namespace: "does-not-exist", Catalog: "testdata/models.yaml", Out: &out})
 	t.Logf("verify (no namespace):\n%s", out.String())
-	var pe *ProblemsError
+	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, out.String(), "not found: LiteMaaS is not deployed here (make deploy)")
 }

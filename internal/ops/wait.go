@@ -13,6 +13,8 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
 // appState is what deploy shows of an Argo CD Application's status.
@@ -60,7 +62,7 @@ func readAppState(u *unstructured.Unstructured) appState {
 			continue
 		}
 		phase, _ := m["hookPhase"].(string)
-		h := fmt.Sprintf("%v %v %s", m["kind"], m["name"], orDash(phase))
+		h := fmt.Sprintf("%v %v %s", m["kind"], m["name"], report.OrDash(phase))
 		if msg, _ := m["message"].(string); msg != "" {
 			h += ": " + msg
 		}
@@ -90,20 +92,13 @@ func readAppState(u *unstructured.Unstructured) appState {
 	return s
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 // line is the progress line: sync, health, the last sync operation and the PostSync job, then what Argo CD
 // is waiting for or complains about.
 func (s appState) line() string {
 	if s.Refreshing && s.Sync == "" {
 		return "waiting for Argo CD to pick up the Application"
 	}
-	op := orDash(s.Phase)
+	op := report.OrDash(s.Phase)
 	if s.OpMessage != "" {
 		op += " (" + s.OpMessage + ")"
 	}
@@ -111,21 +106,14 @@ func (s appState) line() string {
 	if len(s.Hooks) > 0 {
 		postSync = strings.Join(s.Hooks, "; ")
 	}
-	l := fmt.Sprintf("sync=%s health=%s operation=%s postsync=%s", orDash(s.Sync), orDash(s.Health), op, postSync)
+	l := fmt.Sprintf("sync=%s health=%s operation=%s postsync=%s", report.OrDash(s.Sync), report.OrDash(s.Health), op, postSync)
 	if len(s.Waiting) > 0 {
-		l += " | not healthy: " + limitList(s.Waiting, 4)
+		l += " | not healthy: " + report.LimitList(s.Waiting, 4)
 	}
 	if len(s.Conditions) > 0 {
 		l += " | " + strings.Join(s.Conditions, "; ")
 	}
 	return l
-}
-
-func limitList(l []string, n int) string {
-	if len(l) <= n {
-		return strings.Join(l, ", ")
-	}
-	return strings.Join(l[:n], ", ") + fmt.Sprintf(" and %d more", len(l)-n)
 }
 
 // done: Argo CD compared the Application as applied, everything is Synced and Healthy, and the last sync
@@ -137,8 +125,8 @@ func (s appState) done(path, repo string) bool {
 
 // waitForApplication watches app until done, printing one line per change of state. It fails early when a
 // sync operation that started during the wait failed and Argo CD will not retry it.
-func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstructured, out io.Writer, timeout time.Duration) error {
-	ri, _, err := c.resourceFor(applicationGVK, app.GetNamespace())
+func waitForApplication(ctx context.Context, c *cluster.Cluster, app *unstructured.Unstructured, out io.Writer, timeout time.Duration) error {
+	ri, _, err := c.ResourceFor(cluster.ApplicationGVK, app.GetNamespace())
 	if err != nil {
 		return err
 	}
@@ -146,7 +134,7 @@ func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstr
 	repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
 	retryLimit, hasRetry, _ := unstructured.NestedInt64(app.Object, "spec", "syncPolicy", "retry", "limit")
 	name := app.GetNamespace() + "/" + app.GetName()
-	fmt.Fprintf(out, "Waiting up to %s for Application %s (Synced, Healthy, last sync Succeeded)\n", shortDuration(timeout), name)
+	fmt.Fprintf(out, "Waiting up to %s for Application %s (Synced, Healthy, last sync Succeeded)\n", report.ShortDuration(timeout), name)
 
 	lw := kube.NamedListWatch(ri, app.GetName())
 	start := time.Now()
@@ -169,7 +157,7 @@ func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstr
 		last = st
 		if l := st.line(); l != lastLine {
 			lastLine = l
-			fmt.Fprintf(out, "  [%6s] %s\n", shortDuration(time.Since(start)), l)
+			fmt.Fprintf(out, "  [%6s] %s\n", report.ShortDuration(time.Since(start)), l)
 		}
 		if st.done(path, repo) {
 			return true, nil
@@ -178,14 +166,14 @@ func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstr
 		// a new one. A new failure is final once Argo CD has no retry left (limit < 0 means unlimited).
 		if (st.Phase == "Failed" || st.Phase == "Error") && st.OpStarted != initialOp && !st.Refreshing {
 			if !hasRetry || (retryLimit >= 0 && st.RetryCount >= retryLimit) {
-				failure = fmt.Errorf("the sync of Application %s failed: %s%s\n%s", name, orDash(st.OpMessage), hookNote(st), failureHints(st, app))
+				failure = fmt.Errorf("the sync of Application %s failed: %s%s\n%s", name, report.OrDash(st.OpMessage), hookNote(st), failureHints(st, app))
 				return false, failure
 			}
 		}
 		return false, nil
 	})
 	if err == nil {
-		fmt.Fprintf(out, "Application %s is Synced and Healthy (revision %s), its last sync Succeeded, after %s\n", name, shortRevision(last.Revision), shortDuration(time.Since(start)))
+		fmt.Fprintf(out, "Application %s is Synced and Healthy (revision %s), its last sync Succeeded, after %s\n", name, shortRevision(last.Revision), report.ShortDuration(time.Since(start)))
 		return nil
 	}
 	if failure != nil {
@@ -197,7 +185,7 @@ func waitForApplication(ctx context.Context, c *Cluster, app *unstructured.Unstr
 			state = last.line()
 		}
 		return fmt.Errorf("timed out after %s waiting for Application %s to be Synced and Healthy with its last sync Succeeded.\nLast state: %s\n%s",
-			shortDuration(timeout), name, state, failureHints(last, app))
+			report.ShortDuration(timeout), name, state, failureHints(last, app))
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("stopped waiting for Application %s: %w (the Application stays applied; run deploy again to keep waiting)", name, ctx.Err())
@@ -216,7 +204,7 @@ func shortRevision(r string) string {
 	if len(r) > 12 {
 		return r[:12]
 	}
-	return orDash(r)
+	return report.OrDash(r)
 }
 
 // failureHints says where to look next, for the state the Application was last seen in.
@@ -237,7 +225,7 @@ func failureHints(s appState, app *unstructured.Unstructured) string {
 		hints = append(hints, "No sync has started: press Sync on the Application in the OpenShift GitOps console.")
 	}
 	if len(s.Waiting) > 0 {
-		hints = append(hints, fmt.Sprintf("Not healthy yet: %s. Look at `oc get pods -n %s` and `oc get events -n %s --sort-by=.lastTimestamp`.", limitList(s.Waiting, 6), ns, ns))
+		hints = append(hints, fmt.Sprintf("Not healthy yet: %s. Look at `oc get pods -n %s` and `oc get events -n %s --sort-by=.lastTimestamp`.", report.LimitList(s.Waiting, 6), ns, ns))
 	}
 	for _, h := range s.Hooks {
 		if strings.Contains(h, "Running") || strings.Contains(h, "Failed") || strings.Contains(h, "Error") {

@@ -1,18 +1,18 @@
-// Package ops implements litemaas-ops, the operator's tool for a LiteMaaS installation: deploy (preflight,
-// Argo CD Application, wait, access URLs), verify (pods, published models, routes), undeploy and restore
-// (database dumps of the backup component into a PostgreSQL server).
+// Package cluster is how the litemaas-ops commands that need a cluster (deploy, verify, undeploy) reach
+// it: the user's own kubeconfig (as after `oc login`), the --context and -v flags they all take, and the
+// questions they all ask the API server (who am I, may I, what is the apps domain, where do the Routes
+// point).
 //
-// It talks to the cluster with the user's own kubeconfig (as after `oc login`) through client-go: a dynamic
-// client and a discovery-based RESTMapper for the OpenShift and Argo CD kinds, the typed client for core
-// objects and access reviews. No oc or kubectl binary is needed.
-package ops
+// It talks to the cluster through client-go: a dynamic client and a discovery-based RESTMapper for the
+// OpenShift and Argo CD kinds, the typed client for core objects and access reviews. No oc or kubectl
+// binary is needed.
+package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -34,9 +34,9 @@ const FieldManager = "litemaas-ops"
 
 // Kinds served by OpenShift and Argo CD, not by plain Kubernetes.
 var (
-	applicationGVK   = schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Application"}
+	ApplicationGVK   = schema.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Application"}
 	ingressConfigGVK = schema.GroupVersionKind{Group: "config.openshift.io", Version: "v1", Kind: "Ingress"}
-	routeGVK         = schema.GroupVersionKind{Group: "route.openshift.io", Version: "v1", Kind: "Route"}
+	RouteGVK         = schema.GroupVersionKind{Group: "route.openshift.io", Version: "v1", Kind: "Route"}
 )
 
 // Cluster is a connection to one API server.
@@ -52,9 +52,9 @@ type Cluster struct {
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 }
 
-// LoadCluster connects with the standard kubeconfig loading rules ($KUBECONFIG, else ~/.kube/config), the
+// Load connects with the standard kubeconfig loading rules ($KUBECONFIG, else ~/.kube/config), the
 // way oc and kubectl do, optionally with another context than the current one.
-func LoadCluster(kubeContext string, log *slog.Logger) (*Cluster, error) {
+func Load(kubeContext string, log *slog.Logger) (*Cluster, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
 	cfg, err := cc.ClientConfig()
@@ -68,7 +68,7 @@ func LoadCluster(kubeContext string, log *slog.Logger) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	c, err := NewCluster(cfg, log)
+	c, err := New(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +79,8 @@ func LoadCluster(kubeContext string, log *slog.Logger) (*Cluster, error) {
 	return c, nil
 }
 
-// NewCluster builds the clients for cfg.
-func NewCluster(cfg *rest.Config, log *slog.Logger) (*Cluster, error) {
+// New builds the clients for cfg.
+func New(cfg *rest.Config, log *slog.Logger) (*Cluster, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -115,9 +115,9 @@ func (w slogWarnings) HandleWarningHeader(code int, agent, text string) {
 	w.log.Debug("API server warning", "code", code, "agent", agent, "text", text)
 }
 
-// mapping resolves a kind through discovery. A kind missing from the cached discovery may have been
+// Mapping resolves a kind through discovery. A kind missing from the cached discovery may have been
 // installed since (a CRD), so a miss refreshes the cache once before giving up.
-func (c *Cluster) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+func (c *Cluster) Mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
 	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if meta.IsNoMatchError(err) {
 		c.mapper.Reset()
@@ -126,9 +126,9 @@ func (c *Cluster) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error
 	return m, err
 }
 
-// resourceFor returns the dynamic client for objects of gvk in namespace (ignored for cluster-scoped kinds).
-func (c *Cluster) resourceFor(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
-	m, err := c.mapping(gvk)
+// ResourceFor returns the dynamic client for objects of gvk in namespace (ignored for cluster-scoped kinds).
+func (c *Cluster) ResourceFor(gvk schema.GroupVersionKind, namespace string) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
+	m, err := c.Mapping(gvk)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -139,22 +139,22 @@ func (c *Cluster) resourceFor(gvk schema.GroupVersionKind, namespace string) (dy
 	return ri, m, nil
 }
 
-// apply creates or updates obj with server-side apply. Conflicts are forced: these objects come from git,
+// Apply creates or updates obj with server-side apply. Conflicts are forced: these objects come from git,
 // and git is the source of truth, as it is for Argo CD.
-func (c *Cluster) apply(ctx context.Context, obj *unstructured.Unstructured) error {
-	ri, _, err := c.resourceFor(obj.GroupVersionKind(), obj.GetNamespace())
+func (c *Cluster) Apply(ctx context.Context, obj *unstructured.Unstructured) error {
+	ri, _, err := c.ResourceFor(obj.GroupVersionKind(), obj.GetNamespace())
 	if err != nil {
-		return fmt.Errorf("%s: %w", describe(obj), err)
+		return fmt.Errorf("%s: %w", Describe(obj), err)
 	}
 	if _, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-		return fmt.Errorf("applying %s: %w", describe(obj), err)
+		return fmt.Errorf("applying %s: %w", Describe(obj), err)
 	}
-	c.Log.Debug("applied", "object", describe(obj))
+	c.Log.Debug("applied", "object", Describe(obj))
 	return nil
 }
 
-// whoAmI returns the user name and groups the API server sees for these credentials.
-func (c *Cluster) whoAmI(ctx context.Context) (string, []string, error) {
+// WhoAmI returns the user name and groups the API server sees for these credentials.
+func (c *Cluster) WhoAmI(ctx context.Context) (string, []string, error) {
 	r, err := c.Kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		return "", nil, err
@@ -162,8 +162,8 @@ func (c *Cluster) whoAmI(ctx context.Context) (string, []string, error) {
 	return r.Status.UserInfo.Username, r.Status.UserInfo.Groups, nil
 }
 
-// can asks the API server whether the current user may do verb on resource (SelfSubjectAccessReview).
-func (c *Cluster) can(ctx context.Context, verb string, gr schema.GroupResource, namespace string) (bool, error) {
+// Can asks the API server whether the current user may do verb on resource (SelfSubjectAccessReview).
+func (c *Cluster) Can(ctx context.Context, verb string, gr schema.GroupResource, namespace string) (bool, error) {
 	r, err := c.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
 			Verb: verb, Group: gr.Group, Resource: gr.Resource, Namespace: namespace,
@@ -175,11 +175,11 @@ func (c *Cluster) can(ctx context.Context, verb string, gr schema.GroupResource,
 	return r.Status.Allowed, nil
 }
 
-// appsDomain reads the cluster's apps (ingress) domain, like
+// AppsDomain reads the cluster's apps (ingress) domain, like
 // `oc get ingress.config.openshift.io cluster -o jsonpath='{.spec.domain}'`. The error says why it is
 // unknown (not OpenShift, object missing, not allowed).
-func (c *Cluster) appsDomain(ctx context.Context) (string, error) {
-	ri, _, err := c.resourceFor(ingressConfigGVK, "")
+func (c *Cluster) AppsDomain(ctx context.Context) (string, error) {
+	ri, _, err := c.ResourceFor(ingressConfigGVK, "")
 	if meta.IsNoMatchError(err) {
 		return "", errors.New("the cluster serves no ingresses.config.openshift.io (not OpenShift?)")
 	}
@@ -202,13 +202,63 @@ func (c *Cluster) appsDomain(ctx context.Context) (string, error) {
 	return d, nil
 }
 
-// describe names an object in messages: Kind namespace/name.
-func describe(obj *unstructured.Unstructured) string {
+// Describe names an object in messages: Kind namespace/name.
+func Describe(obj *unstructured.Unstructured) string {
 	if ns := obj.GetNamespace(); ns != "" {
 		return fmt.Sprintf("%s %s/%s", obj.GetKind(), ns, obj.GetName())
 	}
 	return fmt.Sprintf("%s %s", obj.GetKind(), obj.GetName())
 }
 
-// shortDuration prints a duration rounded to the second: 5s, 2m10s.
-func shortDuration(d time.Duration) string { return d.Round(time.Second).String() }
+// ContextNote is " (context NAME)" for messages, or "" when the config came from no kubeconfig context.
+func (c *Cluster) ContextNote() string {
+	if c.Context == "" {
+		return ""
+	}
+	return " (context " + c.Context + ")"
+}
+
+// RouteURLs returns the URL of every Route in ns by Route name; empty when Routes cannot be read.
+func (c *Cluster) RouteURLs(ctx context.Context, ns string) map[string]string {
+	urls := map[string]string{}
+	ri, _, err := c.ResourceFor(RouteGVK, ns)
+	if err != nil {
+		return urls
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return urls
+	}
+	for _, r := range list.Items {
+		if u := RouteURL(&r); u != "" {
+			urls[r.GetName()] = u
+		}
+	}
+	return urls
+}
+
+// RouteURL is the URL a Route serves: its spec.host (or the host the router admitted), https when it
+// has TLS, plus its path.
+func RouteURL(r *unstructured.Unstructured) string {
+	host, _, _ := unstructured.NestedString(r.Object, "spec", "host")
+	if host == "" {
+		ingress, _, _ := unstructured.NestedSlice(r.Object, "status", "ingress")
+		for _, i := range ingress {
+			if m, ok := i.(map[string]any); ok {
+				if h, ok := m["host"].(string); ok && h != "" {
+					host = h
+					break
+				}
+			}
+		}
+	}
+	if host == "" {
+		return ""
+	}
+	scheme := "http"
+	if _, ok, _ := unstructured.NestedMap(r.Object, "spec", "tls"); ok {
+		scheme = "https"
+	}
+	path, _, _ := unstructured.NestedString(r.Object, "spec", "path")
+	return scheme + "://" + host + path
+}
