@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
@@ -31,22 +32,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 		Name:    "litemaas-ops",
 		Summary: "deploys, verifies, undeploys and restores LiteMaaS on OpenShift with Argo CD, and checks a fork's tree before a push.",
 		Commands: []*cli.Command{
-			{
-				Name: "check", Args: "[--overlay DIR]...",
-				Summary: "offline, before a push: validate the catalogs, render, run the policy checks",
-				Help: "Renders every kustomization under gitops/ (or the overlays named, with their cluster part) as Argo CD\n" +
-					"would, validates every models catalog it renders with litemaas-sync's rules, and runs the policy\n" +
-					"checks the tests run. Every problem is listed, naming the kustomization, the rule and the object.\n" +
-					"Needs no cluster. Exit status 0 when all is well, 2 when problems were found.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					o := &CheckOptions{}
-					fs.Func("overlay", "an overlay to check, with its cluster-admin part (repeatable; default: the whole tree)", func(s string) error {
-						o.Overlays = append(o.Overlays, s)
-						return nil
-					})
-					return o
-				},
-			},
+			check.NewCommand(),
 			{
 				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF] [--revision BRANCH|TAG]]",
 				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",

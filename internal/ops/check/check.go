@@ -1,7 +1,10 @@
-package ops
+// Package check is `litemaas-ops check`: before a push, offline, it renders the fork's tree as Argo CD
+// would, validates every models catalog it renders and runs the policy checks the tests run.
+package check
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,13 +13,34 @@ import (
 	"strings"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/advisory"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
-// CheckOptions configure `litemaas-ops check`: what a user runs before pushing, offline. It runs the
+// NewCommand is `litemaas-ops check`.
+func NewCommand() *cli.Command {
+	return &cli.Command{
+		Name: "check", Args: "[--overlay DIR]...",
+		Summary: "offline, before a push: validate the catalogs, render, run the policy checks",
+		Help: "Renders every kustomization under gitops/ (or the overlays named, with their cluster part) as Argo CD\n" +
+			"would, validates every models catalog it renders with litemaas-sync's rules, and runs the policy\n" +
+			"checks the tests run. Every problem is listed, naming the kustomization, the rule and the object.\n" +
+			"Needs no cluster. Exit status 0 when all is well, 2 when problems were found.",
+		New: func(fs *flag.FlagSet) cli.Runner {
+			o := &Options{}
+			fs.Func("overlay", "an overlay to check, with its cluster-admin part (repeatable; default: the whole tree)", func(s string) error {
+				o.Overlays = append(o.Overlays, s)
+				return nil
+			})
+			return o
+		},
+	}
+}
+
+// Options configure `litemaas-ops check`: what a user runs before pushing, offline. It runs the
 // policy checks of the tests (manifests.Checker) on the tree of the working directory.
-type CheckOptions struct {
+type Options struct {
 	// Root is the repository root; empty: the checkout holding the working directory.
 	Root string
 	// Overlays are the overlays to check, each with its cluster-admin part; empty: every kustomization
@@ -24,14 +48,14 @@ type CheckOptions struct {
 	Overlays []string
 }
 
-// CheckError is returned when problems were found, or the tree's kustomization files cannot be read;
+// Error is returned when problems were found, or the tree's kustomization files cannot be read;
 // its exit status is 2, as for an invalid catalog.
-type CheckError struct {
+type Error struct {
 	Count int
 	Err   error
 }
 
-func (e *CheckError) Error() string {
+func (e *Error) Error() string {
 	if e.Err != nil {
 		return "check: " + e.Err.Error()
 	}
@@ -42,12 +66,12 @@ func (e *CheckError) Error() string {
 }
 
 // ExitCode is 2: the tree is wrong, and running again cannot help.
-func (e *CheckError) ExitCode() int { return ExitUsage }
+func (e *Error) ExitCode() int { return cli.ExitUsage }
 
-func (e *CheckError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Run prints one line per kustomization checked, then every problem found.
-func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
+func (o *Options) Run(_ context.Context, out io.Writer) error {
 	root := o.Root
 	if root == "" {
 		r, err := tree.WorkRoot()
@@ -58,7 +82,7 @@ func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 	}
 	all, err := manifests.Targets(root)
 	if err != nil {
-		return &CheckError{Err: fmt.Errorf("reading the kustomizations under %s: %w", filepath.Join(root, "gitops"), err)}
+		return &Error{Err: fmt.Errorf("reading the kustomizations under %s: %w", filepath.Join(root, "gitops"), err)}
 	}
 	selected := all
 	if len(o.Overlays) > 0 {
@@ -111,12 +135,12 @@ func (o *CheckOptions) Run(_ context.Context, out io.Writer) error {
 	for _, f := range findings {
 		fmt.Fprintln(out, f.String())
 	}
-	return &CheckError{Count: len(findings)}
+	return &Error{Count: len(findings)}
 }
 
 // resolve makes a command-line path relative to root: as given when it exists from the working
 // directory, else relative to the root.
-func (o *CheckOptions) resolve(root, dir string) string {
+func (o *Options) resolve(root, dir string) string {
 	if filepath.IsAbs(dir) {
 		return dir
 	}
