@@ -10,6 +10,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
@@ -54,15 +55,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					return c
 				},
 			},
-			{
-				Name: "pin-images", Args: "",
-				Summary: "resolve every image tag of images/images.yaml and the overlays' images: entries to its digest, and write it",
-				Help: "Each tag is looked up anonymously, then with the credentials of podman's or docker's auth file\n" +
-					"(as image-push reads them). Overlay entries get a digest: next to their newTag; images/images.yaml\n" +
-					"lists <repository>:<tag>@<digest>. Comments and layout stay. A tag that does not resolve is named\n" +
-					"with its file and line, and nothing is written. Running it again changes nothing unless a tag moved.",
-				New: func(fs *flag.FlagSet) cli.Runner { return &PinCommand{} },
-			},
+			pinimages.NewCommand(),
 			{
 				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
 				Summary: "check pods, published models, backups and routes",
@@ -156,18 +149,6 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	return Deploy(ctx, cl, o)
-}
-
-// PinCommand is `litemaas-ops pin-images`.
-type PinCommand struct{}
-
-// Run pins the tree's image tags to their digests.
-func (c *PinCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := tree.WorkRoot()
-	if err != nil {
-		return err
-	}
-	return PinImages(ctx, PinOptions{Root: root, Out: out})
 }
 
 // VerifyCommand is `litemaas-ops verify`.

@@ -11,12 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
 )
 
 // initSource writes the fork and the revision into every file of gitops/argocd, keeping comments, and
 // the result passes the policy checks on Applications and the AppProject.
 func TestInitSource(t *testing.T) {
-	root := pinTree(t)
+	root := opstest.RepoCopyOf(t, "gitops", "images")
 	const fork = "https://github.com/someone/litemaas-gitops.git"
 	var out bytes.Buffer
 	o := &DeployOptions{In: strings.NewReader(fork + "\nv1.2.0\n"), Out: &out}

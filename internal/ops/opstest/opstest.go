@@ -104,6 +104,17 @@ func RepoCopy(t *testing.T) string {
 	return dst
 }
 
+// RepoCopyOf copies the named top-level directories of the repository (e.g. gitops, images) into a
+// temporary root.
+func RepoCopyOf(t *testing.T, dirs ...string) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, d := range dirs {
+		require.NoError(t, os.CopyFS(filepath.Join(dst, d), os.DirFS(filepath.Join(RepoRoot(t), d))))
+	}
+	return dst
+}
+
 // NewCluster connects with cfg the way the CLI does, logging through the test.
 func NewCluster(t *testing.T, cfg *rest.Config) *cluster.Cluster {
 	t.Helper()

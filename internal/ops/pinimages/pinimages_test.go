@@ -1,4 +1,4 @@
-package ops
+package pinimages
 
 import (
 	"bytes"
@@ -103,7 +103,7 @@ func TestPinImages(t *testing.T) {
 	beforeInv, beforeOverlay := read(imagesFile), read("gitops/overlays/example/kustomization.yaml")
 
 	var out bytes.Buffer
-	require.NoError(t, PinImages(ctx, PinOptions{Root: root, Registry: reg, Out: &out}))
+	require.NoError(t, PinImages(ctx, Options{Root: root, Registry: reg, Out: &out}))
 	t.Logf("pin-images:\n%s", out.String())
 
 	// Every tag an overlay sets is resolved: the entry gains its digest, images.yaml lists tag@digest.
@@ -140,7 +140,7 @@ func TestPinImages(t *testing.T) {
 
 	// Idempotent: a second run changes nothing.
 	out.Reset()
-	require.NoError(t, PinImages(ctx, PinOptions{Root: root, Registry: reg, Out: &out}))
+	require.NoError(t, PinImages(ctx, Options{Root: root, Registry: reg, Out: &out}))
 	assert.Equal(t, inv, read(imagesFile))
 	assert.Equal(t, overlay, read("gitops/overlays/example/kustomization.yaml"))
 	assert.Contains(t, out.String(), "every image is pinned at its tag's current digest")
@@ -152,7 +152,7 @@ func TestPinImages(t *testing.T) {
 	moved, err := img.Digest()
 	require.NoError(t, err)
 	out.Reset()
-	require.NoError(t, PinImages(ctx, PinOptions{Root: root, Registry: reg, Out: &out}))
+	require.NoError(t, PinImages(ctx, Options{Root: root, Registry: reg, Out: &out}))
 	assert.Contains(t, read(imagesFile), "quay.io/rh-aiservices-bu/litemaas-frontend:0.4.0@"+moved.String())
 	assert.Contains(t, read("gitops/overlays/example/kustomization.yaml"), "digest: "+moved.String())
 }
@@ -164,7 +164,7 @@ func TestPinImagesMissingTag(t *testing.T) {
 	reg := pinRegistry(t, root, backend.ref())
 	before, err := os.ReadFile(filepath.Join(root, imagesFile))
 	require.NoError(t, err)
-	err = PinImages(context.Background(), PinOptions{Root: root, Registry: reg})
+	err = PinImages(context.Background(), Options{Root: root, Registry: reg})
 	require.Error(t, err)
 	t.Logf("%v", err)
 	assert.Contains(t, err.Error(), fmt.Sprintf("images/images.yaml:%d: %s: the registry has no such tag", backend.line, backend.ref()))

@@ -1,8 +1,11 @@
-package ops
+// Package pinimages is `litemaas-ops pin-images`: it resolves every image tag of images/images.yaml and
+// of the overlays' images: entries to its digest and writes the digests, keeping comments and layout.
+package pinimages
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,12 +17,39 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
-// PinOptions configures PinImages.
-type PinOptions struct {
+// NewCommand is `litemaas-ops pin-images`.
+func NewCommand() *cli.Command {
+	return &cli.Command{
+		Name: "pin-images", Args: "",
+		Summary: "resolve every image tag of images/images.yaml and the overlays' images: entries to its digest, and write it",
+		Help: "Each tag is looked up anonymously, then with the credentials of podman's or docker's auth file\n" +
+			"(as image-push reads them). Overlay entries get a digest: next to their newTag; images/images.yaml\n" +
+			"lists <repository>:<tag>@<digest>. Comments and layout stay. A tag that does not resolve is named\n" +
+			"with its file and line, and nothing is written. Running it again changes nothing unless a tag moved.",
+		New: func(fs *flag.FlagSet) cli.Runner { return &Command{} },
+	}
+}
+
+// Command is `litemaas-ops pin-images`: the tree is the checkout holding the working directory.
+type Command struct{}
+
+// Run pins the tree's image tags to their digests.
+func (c *Command) Run(ctx context.Context, out io.Writer) error {
+	root, err := tree.WorkRoot()
+	if err != nil {
+		return err
+	}
+	return PinImages(ctx, Options{Root: root, Out: out})
+}
+
+// Options configures PinImages.
+type Options struct {
 	// Root is the repository root.
 	Root string
 	// Registry reaches the registries; its Keychain is asked only when a registry refuses anonymous access
@@ -160,7 +190,7 @@ func entriesIn(file string, lines []string) []imageUse {
 // <repository>:<tag>@<digest> for what the overlays pin), and prints what changed. A tag that does not
 // resolve is reported with its file and line, and nothing is written; so is a result that would fail the
 // image inventory check.
-func PinImages(ctx context.Context, o PinOptions) error {
+func PinImages(ctx context.Context, o Options) error {
 	out := o.Out
 	if out == nil {
 		out = io.Discard
@@ -173,48 +203,78 @@ func PinImages(ctx context.Context, o PinOptions) error {
 	if err != nil {
 		return err
 	}
+	digests, err := resolveAll(ctx, append(append([]imageUse{}, inv...), ovl...), o.Registry)
+	if err != nil {
+		return err
+	}
+	newFiles, changes := pinOverlays(files, ovl, digests)
+	pinnedByOverlay := map[string]bool{}
+	for _, u := range ovl {
+		pinnedByOverlay[u.ref()] = true
+	}
+	invOut, invChanges, notPinned := pinInventory(inv, invLines, pinnedByOverlay, digests)
+	newFiles[imagesFile] = invOut
+	changes = append(changes, invChanges...)
+	if len(changes) > 0 {
+		if err := writeChecked(o.Root, newFiles); err != nil {
+			return err
+		}
+	}
+	printPinned(out, changes, notPinned, len(digests))
+	return nil
+}
 
-	// Resolve each repository:tag once; anonymous first, then with the user's credentials.
+// resolveAll resolves each repository:tag of uses once, anonymously first, then with the user's
+// credentials; it returns the digests by repository:tag, or an error naming every tag that did not
+// resolve with its file and line.
+func resolveAll(ctx context.Context, uses []imageUse, reg jobimage.RegistryOptions) (map[string]string, error) {
 	digests := map[string]string{}
 	var failed []string
-	for _, u := range append(append([]imageUse{}, inv...), ovl...) {
+	for _, u := range uses {
 		if _, ok := digests[u.ref()]; ok {
 			continue
 		}
-		d, err := resolve(ctx, u.ref(), o.Registry)
+		d, err := resolve(ctx, u.ref(), reg)
 		if err != nil {
-			var ce *jobimage.CheckError
-			why := err.Error()
-			if errors.As(err, &ce) {
-				switch ce.Kind {
-				case jobimage.NotFound:
-					why = "the registry has no such tag (" + err.Error() + ")"
-				case jobimage.NeedsCredentials:
-					why = "the registry wants credentials: log in with podman login or docker login (" + err.Error() + ")"
-				}
-			}
-			failed = append(failed, fmt.Sprintf("%s: %s: %s", u.at(), u.ref(), why))
+			failed = append(failed, fmt.Sprintf("%s: %s: %s", u.at(), u.ref(), whyUnresolved(err)))
 			digests[u.ref()] = ""
 			continue
 		}
 		digests[u.ref()] = d
 	}
-	for _, u := range append(append([]imageUse{}, inv...), ovl...) {
+	for _, u := range uses {
 		if digests[u.ref()] == "" && !containsPrefix(failed, u.at()+":") {
 			failed = append(failed, fmt.Sprintf("%s: %s: see above", u.at(), u.ref()))
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("cannot resolve %d image tag(s); nothing written:\n  %s", len(failed), strings.Join(failed, "\n  "))
+		return nil, fmt.Errorf("cannot resolve %d image tag(s); nothing written:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
+	return digests, nil
+}
 
+// whyUnresolved says what to do about a tag the registry did not resolve.
+func whyUnresolved(err error) string {
+	var ce *jobimage.CheckError
+	why := err.Error()
+	if errors.As(err, &ce) {
+		switch ce.Kind {
+		case jobimage.NotFound:
+			why = "the registry has no such tag (" + err.Error() + ")"
+		case jobimage.NeedsCredentials:
+			why = "the registry wants credentials: log in with podman login or docker login (" + err.Error() + ")"
+		}
+	}
+	return why
+}
+
+// pinOverlays returns the overlays' kustomization files (by path relative to the root) with a digest:
+// after each newTag (replaced when there is one), and the changes made.
+func pinOverlays(files map[string][]string, ovl []imageUse, digests map[string]string) (map[string]string, []string) {
 	var changes []string
-	// The overlays: digest: after newTag (replaced when there is one).
-	pinnedByOverlay := map[string]bool{}
 	byFile := map[string][]imageUse{}
 	for _, u := range ovl {
 		byFile[u.file] = append(byFile[u.file], u)
-		pinnedByOverlay[u.ref()] = true
 	}
 	newFiles := map[string]string{}
 	for file, uses := range byFile {
@@ -238,8 +298,13 @@ func PinImages(ctx context.Context, o PinOptions) error {
 		}
 		newFiles[file] = strings.Join(lines, "")
 	}
-	// images.yaml: <repository>:<tag>@<digest> for what the overlays pin; the rest stays as written.
-	var notPinned []string
+	return newFiles, changes
+}
+
+// pinInventory returns images/images.yaml with <repository>:<tag>@<digest> for what the overlays pin
+// (the rest stays as written), the changes made, and the tags left unpinned with why.
+func pinInventory(inv []imageUse, invLines []string, pinnedByOverlay map[string]bool, digests map[string]string) (string, []string, []string) {
+	var changes, notPinned []string
 	invOut := append([]string{}, invLines...)
 	for _, u := range inv {
 		if !pinnedByOverlay[u.ref()] {
@@ -254,13 +319,11 @@ func PinImages(ctx context.Context, o PinOptions) error {
 		invOut[u.line-1] = m[1] + ref + m[3] + "\n"
 		changes = append(changes, fmt.Sprintf("%s: %s -> %s", u.at(), u.written, ref))
 	}
-	newFiles[imagesFile] = strings.Join(invOut, "")
+	return strings.Join(invOut, ""), changes, notPinned
+}
 
-	if len(changes) > 0 {
-		if err := writeChecked(o.Root, newFiles); err != nil {
-			return err
-		}
-	}
+// printPinned prints what changed (sorted), what stays unpinned, and the summary line.
+func printPinned(out io.Writer, changes, notPinned []string, resolved int) {
 	sort.Strings(changes)
 	for _, c := range changes {
 		fmt.Fprintln(out, c)
@@ -269,11 +332,10 @@ func PinImages(ctx context.Context, o PinOptions) error {
 		fmt.Fprintln(out, "not pinned:", n)
 	}
 	if len(changes) == 0 {
-		fmt.Fprintf(out, "every image is pinned at its tag's current digest (%d tags resolved)\n", len(digests))
+		fmt.Fprintf(out, "every image is pinned at its tag's current digest (%d tags resolved)\n", resolved)
 	} else {
-		fmt.Fprintf(out, "%d change(s) written (%d tags resolved); commit them with the overlays they pin\n", len(changes), len(digests))
+		fmt.Fprintf(out, "%d change(s) written (%d tags resolved); commit them with the overlays they pin\n", len(changes), resolved)
 	}
-	return nil
 }
 
 func containsPrefix(l []string, prefix string) bool {
