@@ -11,6 +11,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/restore"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
@@ -84,19 +85,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 					return c
 				},
 			},
-			{
-				Name: "restore", Args: "--from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]",
-				Summary: "restore a backup into a PostgreSQL server",
-				Help:    "PGPASSWORD is read when the URL has no password.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					o := &RestoreOptions{}
-					fs.StringVar(&o.From, "from", "", "backup directory (or the backup volume's root: its newest backup)")
-					fs.StringVar(&o.ToURL, "to-url", "", "PostgreSQL server, postgresql://USER[:PASSWORD]@HOST:PORT/postgres (password also from PGPASSWORD)")
-					fs.BoolVar(&o.Force, "force", false, "drop and recreate databases that are not empty")
-					fs.StringVar(&o.PgRestore, "pg-restore", "", "pg_restore binary (default: the newest found)")
-					return o
-				},
-			},
+			restore.NewCommand(),
 		},
 		Footer: footer,
 		Code:   exitCode,
@@ -190,15 +179,4 @@ func (c *UndeployCommand) Run(ctx context.Context, out io.Writer) error {
 	o := c.UndeployOptions
 	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
 	return Undeploy(ctx, cl, o)
-}
-
-// Run restores the backup.
-func (o *RestoreOptions) Run(ctx context.Context, out io.Writer) error {
-	if o.From == "" || o.ToURL == "" {
-		return cli.Usagef("restore needs --from and --to-url")
-	}
-	r := *o
-	r.Out = out
-	_, err := Restore(ctx, r)
-	return err
 }

@@ -1,4 +1,4 @@
-package ops
+package restore
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
@@ -109,7 +110,7 @@ func renderBackupJob(t *testing.T) backupJob {
 	cm := manifests.Find(objs, "ConfigMap", cmName)
 	require.NotNil(t, cm, "ConfigMap %s", cmName)
 	script, _, _ := unstructured.NestedString(cm.Object, "data", "backup.sh")
-	file, err := os.ReadFile(filepath.Join(repoRoot(t), "gitops/components/backup/backup.sh"))
+	file, err := os.ReadFile(filepath.Join(opstest.RepoRoot(t), "gitops/components/backup/backup.sh"))
 	require.NoError(t, err)
 	require.Equal(t, string(file), script, "the ConfigMap holds backup.sh unchanged")
 
@@ -324,7 +325,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 	ctx := context.Background()
 	var rout bytes.Buffer
-	results, err := Restore(ctx, RestoreOptions{From: backups, ToURL: dst.URL("postgres"), Out: &rout})
+	results, err := Restore(ctx, Options{From: backups, ToURL: dst.URL("postgres"), Out: &rout})
 	t.Logf("restore --from %s (the volume's root: newest backup):\n%s", filepath.Base(backups), rout.String())
 	require.NoError(t, err)
 	require.Len(t, results, 2)
@@ -343,7 +344,7 @@ func TestBackupAndRestore(t *testing.T) {
 
 	t.Run("refuses a non-empty database without --force", func(t *testing.T) {
 		var out bytes.Buffer
-		_, err := Restore(ctx, RestoreOptions{From: filepath.Join(backups, dirs[0]), ToURL: dst.URL("postgres"), Out: &out})
+		_, err := Restore(ctx, Options{From: filepath.Join(backups, dirs[0]), ToURL: dst.URL("postgres"), Out: &out})
 		t.Logf("restore into the restored server:\n%s\nerror: %v", out.String(), err)
 		assert.ErrorContains(t, err, "refusing to restore into non-empty databases: litemaas_db holds")
 		assert.ErrorContains(t, err, "pass --force")
@@ -352,7 +353,7 @@ func TestBackupAndRestore(t *testing.T) {
 	t.Run("with --force drops and recreates", func(t *testing.T) {
 		execSQL(t, dst.URL("litemaas_db"), `DELETE FROM api_key_models`, `INSERT INTO models (id, name, provider) VALUES ('stray', 'Stray', 'x')`)
 		var out bytes.Buffer
-		res, err := Restore(ctx, RestoreOptions{From: filepath.Join(backups, dirs[0]), ToURL: dst.URL("postgres"), Force: true, Out: &out})
+		res, err := Restore(ctx, Options{From: filepath.Join(backups, dirs[0]), ToURL: dst.URL("postgres"), Force: true, Out: &out})
 		t.Logf("restore --force:\n%s", out.String())
 		require.NoError(t, err)
 		assert.Equal(t, "dropped and recreated", res[0].Action)
@@ -361,13 +362,13 @@ func TestBackupAndRestore(t *testing.T) {
 
 	t.Run("a damaged dump is refused before anything is dropped", func(t *testing.T) {
 		damaged := filepath.Join(t.TempDir(), dirs[0])
-		require.NoError(t, copyTree(filepath.Join(backups, dirs[0]), damaged))
+		require.NoError(t, os.CopyFS(damaged, os.DirFS(filepath.Join(backups, dirs[0]))))
 		f := filepath.Join(damaged, "litellm_db.dump")
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)
 		data[len(data)/2] ^= 0xff
 		require.NoError(t, os.WriteFile(f, data, 0o644))
-		_, err = Restore(ctx, RestoreOptions{From: damaged, ToURL: dst.URL("postgres"), Force: true})
+		_, err = Restore(ctx, Options{From: damaged, ToURL: dst.URL("postgres"), Force: true})
 		assert.ErrorContains(t, err, "litellm_db.dump does not match its checksum in SHA256SUMS")
 		assert.Len(t, tableRows(t, dst.URL("litemaas_db"))["models"], 5, "untouched")
 	})
@@ -387,7 +388,7 @@ func TestBackupAndRestore(t *testing.T) {
 				t.Logf("backup.sh run %d of %d with BACKUP_KEEP=%d:\n%s", i+1, runs, keep, out)
 			}
 			for _, n := range backupDirs(t, dir) {
-				if backupNamePattern.MatchString(n) && !contains(made, n) {
+				if backupNamePattern.MatchString(n) && !slices.Contains(made, n) {
 					made = append(made, n)
 				}
 			}

@@ -1,4 +1,6 @@
-package ops
+// Package restore is `litemaas-ops restore`: it restores the database dumps of one backup (the backup
+// component's) into a PostgreSQL server, after checking every dump and every target database.
+package restore
 
 import (
 	"bufio"
@@ -7,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
 
@@ -29,8 +33,25 @@ var BackupDatabases = []string{"litemaas_db", "litellm_db"}
 // backupNamePattern is the name backup.sh gives a complete backup directory (UTC time stamp).
 var backupNamePattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`)
 
-// RestoreOptions configures Restore.
-type RestoreOptions struct {
+// NewCommand is `litemaas-ops restore`.
+func NewCommand() *cli.Command {
+	return &cli.Command{
+		Name: "restore", Args: "--from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]",
+		Summary: "restore a backup into a PostgreSQL server",
+		Help:    "PGPASSWORD is read when the URL has no password.",
+		New: func(fs *flag.FlagSet) cli.Runner {
+			o := &Options{}
+			fs.StringVar(&o.From, "from", "", "backup directory (or the backup volume's root: its newest backup)")
+			fs.StringVar(&o.ToURL, "to-url", "", "PostgreSQL server, postgresql://USER[:PASSWORD]@HOST:PORT/postgres (password also from PGPASSWORD)")
+			fs.BoolVar(&o.Force, "force", false, "drop and recreate databases that are not empty")
+			fs.StringVar(&o.PgRestore, "pg-restore", "", "pg_restore binary (default: the newest found)")
+			return o
+		},
+	}
+}
+
+// Options configures Restore; as the command's options, Run restores.
+type Options struct {
 	// From is a backup directory (holding litemaas_db.dump and litellm_db.dump), or the backup volume's
 	// root, in which case its newest backup is used.
 	From string
@@ -46,8 +67,8 @@ type RestoreOptions struct {
 	Out       io.Writer
 }
 
-// RestoreResult describes one restored database.
-type RestoreResult struct {
+// Result describes one restored database.
+type Result struct {
 	Database string
 	Action   string // "created", "reused (empty)", "dropped and recreated"
 	Tables   int
@@ -98,15 +119,25 @@ func (t *pgTarget) url(db string, withPassword bool) string {
 
 func (t *pgTarget) redacted() string { return t.u.Redacted() }
 
+// Run restores the backup.
+func (o *Options) Run(ctx context.Context, out io.Writer) error {
+	if o.From == "" || o.ToURL == "" {
+		return cli.Usagef("restore needs --from and --to-url")
+	}
+	r := *o
+	r.Out = out
+	_, err := Restore(ctx, r)
+	return err
+}
+
 // Restore restores the dumps of one backup into the server at o.ToURL. Before it changes anything it
 // checks every dump (checksums, readable by this pg_restore) and every target database (missing or empty,
 // unless Force); each database is then restored in a single transaction, so a failure leaves it empty
 // rather than half-restored.
-func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
+func Restore(ctx context.Context, o Options) ([]Result, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	out := o.Out
 	if o.From == "" || o.ToURL == "" {
 		return nil, errors.New("restore needs --from DUMP_DIR and --to-url postgresql://...")
 	}
@@ -118,9 +149,42 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	pgRestore, version, err := findPgRestore(ctx, o.PgRestore)
+	pgRestore, err := checkBackup(ctx, o, dir, target)
 	if err != nil {
 		return nil, err
+	}
+	admin, err := pgx.Connect(ctx, target.url(target.admin, true))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", target.redacted(), err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+
+	// Decide for every database before touching any.
+	actions, err := planActions(ctx, admin, target, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	results, err := restoreDatabases(ctx, admin, target, pgRestore, dir, actions)
+	if err != nil {
+		return results, err
+	}
+	var table [][]string
+	for _, r := range results {
+		table = append(table, []string{r.Database, r.Action, fmt.Sprintf("%d tables, %d rows", r.Tables, r.Rows)})
+	}
+	fmt.Fprintln(o.Out)
+	report.PrintTable(o.Out, []string{"DATABASE", "ACTION", "RESTORED"}, table)
+	return results, nil
+}
+
+// checkBackup finds the pg_restore to use and checks, before anything is changed, that it can read the
+// dumps of dir (their pg_dump version, their format) and that they match their checksums; it prints what
+// it found and returns the pg_restore.
+func checkBackup(ctx context.Context, o Options, dir string, target *pgTarget) (string, error) {
+	out := o.Out
+	pgRestore, version, err := findPgRestore(ctx, o.PgRestore)
+	if err != nil {
+		return "", err
 	}
 	info := readBackupInfo(dir)
 	fmt.Fprintf(out, "Restoring %s into %s\n", dir, target.redacted())
@@ -129,28 +193,27 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 		fmt.Fprintf(out, "  dumps made by: %s, server %s, at %s\n", v, report.OrDash(info["server_version"]), report.OrDash(info["created"]))
 		if dumpMajor, ok := majorOf(v); ok {
 			if restoreMajor, ok := majorOf(version); ok && restoreMajor < dumpMajor {
-				return nil, fmt.Errorf("pg_restore %s cannot read dumps made by %s: install pg_restore %d or newer (e.g. package postgresql-client-%d) and pass it with --pg-restore if it is not on PATH", version, v, dumpMajor, dumpMajor)
+				return "", fmt.Errorf("pg_restore %s cannot read dumps made by %s: install pg_restore %d or newer (e.g. package postgresql-client-%d) and pass it with --pg-restore if it is not on PATH", version, v, dumpMajor, dumpMajor)
 			}
 		}
 	}
 	if err := verifyChecksums(dir); err != nil {
-		return nil, err
+		return "", err
 	}
 	for _, db := range BackupDatabases {
 		file := filepath.Join(dir, db+".dump")
 		if err := checkDump(ctx, pgRestore, file); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	fmt.Fprintln(out, "  dumps: checksums match, both readable")
+	return pgRestore, nil
+}
 
-	admin, err := pgx.Connect(ctx, target.url(target.admin, true))
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", target.redacted(), err)
-	}
-	defer admin.Close(context.WithoutCancel(ctx))
-
-	// Decide for every database before touching any.
+// planActions decides, for every database of the backup, whether it is created (missing), reused
+// (empty) or, with force, dropped and recreated; without force, databases that hold relations are refused,
+// all of them named.
+func planActions(ctx context.Context, admin *pgx.Conn, target *pgTarget, force bool) (map[string]string, error) {
 	actions := map[string]string{}
 	var refused []string
 	for _, db := range BackupDatabases {
@@ -169,7 +232,7 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 		switch {
 		case len(tables) == 0:
 			actions[db] = "reuse"
-		case o.Force:
+		case force:
 			actions[db] = "recreate"
 		default:
 			refused = append(refused, fmt.Sprintf("%s holds %d relations (%s)", db, len(tables), report.LimitList(tables, 4)))
@@ -178,11 +241,16 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 	if len(refused) > 0 {
 		return nil, fmt.Errorf("refusing to restore into non-empty databases: %s. Restore into a fresh server, or pass --force to DROP and recreate them (stop LiteMaaS first: see gitops/components/backup/README.md)", strings.Join(refused, "; "))
 	}
+	return actions, nil
+}
 
-	var results []RestoreResult
+// restoreDatabases carries out the actions, one database after the other, and counts what each holds
+// afterwards. On an error it returns the databases restored so far.
+func restoreDatabases(ctx context.Context, admin *pgx.Conn, target *pgTarget, pgRestore, dir string, actions map[string]string) ([]Result, error) {
+	var results []Result
 	for _, db := range BackupDatabases {
 		ident := pgx.Identifier{db}.Sanitize()
-		r := RestoreResult{Database: db}
+		r := Result{Database: db}
 		switch actions[db] {
 		case "create":
 			r.Action = "created"
@@ -211,12 +279,6 @@ func Restore(ctx context.Context, o RestoreOptions) ([]RestoreResult, error) {
 		r.Tables, r.Rows = tables, rows
 		results = append(results, r)
 	}
-	var table [][]string
-	for _, r := range results {
-		table = append(table, []string{r.Database, r.Action, fmt.Sprintf("%d tables, %d rows", r.Tables, r.Rows)})
-	}
-	fmt.Fprintln(out)
-	report.PrintTable(out, []string{"DATABASE", "ACTION", "RESTORED"}, table)
 	return results, nil
 }
 
