@@ -13,6 +13,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/restore"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
 // Exit codes.
@@ -57,20 +58,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 				},
 			},
 			pinimages.NewCommand(),
-			{
-				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
-				Summary: "check pods, published models, backups and routes",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &VerifyCommand{Connection: cluster.Connection{Log: stderr}}
-					fs.StringVar(&c.Namespace, "namespace", tree.DefaultNamespace, "namespace LiteMaaS runs in")
-					fs.StringVar(&c.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
-					fs.BoolVar(&c.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
-					fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
-					fs.BoolVar(&c.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
-					c.Connection.Bind(fs)
-					return c
-				},
-			},
+			verify.NewCommand(stderr),
 			{
 				Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
 				Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
@@ -138,26 +126,6 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	return Deploy(ctx, cl, o)
-}
-
-// VerifyCommand is `litemaas-ops verify`.
-type VerifyCommand struct {
-	VerifyOptions
-	cluster.Connection
-}
-
-// Run verifies the running installation.
-func (c *VerifyCommand) Run(ctx context.Context, out io.Writer) error {
-	cl, err := c.Connect()
-	if err != nil {
-		return err
-	}
-	o := c.VerifyOptions
-	if r, err := tree.WorkRoot(); err == nil {
-		o.Catalog = tree.InRepo(r, o.Catalog)
-	}
-	o.Out = out
-	return Verify(ctx, cl, o)
 }
 
 // UndeployCommand is `litemaas-ops undeploy`.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -373,7 +374,7 @@ func clusterPartAccess(ctx context.Context, c *cluster.Cluster, objs []*unstruct
 	for _, obj := range objs {
 		m, err := c.Mapping(obj.GroupVersionKind())
 		if meta.IsNoMatchError(err) {
-			if gk := obj.GroupVersionKind().GroupKind().String(); !contains(unknown, gk) {
+			if gk := obj.GroupVersionKind().GroupKind().String(); !slices.Contains(unknown, gk) {
 				unknown = append(unknown, gk)
 			}
 			continue

@@ -19,6 +19,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
 const (
@@ -161,7 +162,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("verify: all green", func(t *testing.T) {
 		rs := newRouteServer(t, testDomain)
 		var out syncBuffer
-		err := Verify(ctx, admin, VerifyOptions{Namespace: tree.DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.Client, Out: &out})
+		err := verify.Verify(ctx, admin, verify.Options{Namespace: tree.DefaultNamespace, Catalog: "testdata/models.yaml", HTTPClient: rs.Client, Out: &out})
 		t.Logf("verify:\n%s", out.String())
 		require.NoError(t, err)
 		// The one warning: this fixture's LiteLLM neither reports its version nor runs a tagged image, so

@@ -19,6 +19,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
 // srv is one real kube-apiserver for the package. Tests that need the fixed names of the tree
@@ -68,7 +69,7 @@ func createPod(t *testing.T, ns, name, component string, ready bool) {
 
 func newRouteServer(t *testing.T, domains ...string) *opstest.RouteServer {
 	t.Helper()
-	return opstest.NewRouteServer(t, routeClient(false), domains...)
+	return opstest.NewRouteServer(t, verify.RouteClient(false), domains...)
 }
 
 var bypassStandIn = opstest.BypassStandIn

@@ -1,8 +1,9 @@
-package ops
+package verify
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -55,7 +56,7 @@ func ranImages(pods []corev1.Pod) []string {
 	for _, p := range pods {
 		var ids []string
 		for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
-			if s.ImageID != "" && !contains(ids, s.ImageID) {
+			if s.ImageID != "" && !slices.Contains(ids, s.ImageID) {
 				// Older runtimes prefix the repository digest with a scheme.
 				ids = append(ids, strings.TrimPrefix(s.ImageID, "docker-pullable://"))
 			}
@@ -70,7 +71,7 @@ func ranImages(pods []corev1.Pod) []string {
 func specImages(spec corev1.PodSpec) []string {
 	var out []string
 	for _, c := range append(spec.InitContainers, spec.Containers...) {
-		if !contains(out, c.Image) {
+		if !slices.Contains(out, c.Image) {
 			out = append(out, c.Image)
 		}
 	}

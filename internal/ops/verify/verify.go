@@ -1,9 +1,13 @@
-package ops
+// Package verify is `litemaas-ops verify`: it checks a running installation (pods, the models the job
+// published against the catalog, backups, the images the hook Jobs ran, Routes, advisories) and, with
+// --chat, sends one completion per served model through LiteLLM's Route.
+package verify
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -21,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
@@ -32,8 +37,46 @@ const DefaultCatalog = "gitops/base/models.yaml"
 // backupCronJob is the CronJob of gitops/components/backup.
 const backupCronJob = "postgres-backup"
 
-// VerifyOptions configures Verify.
-type VerifyOptions struct {
+// NewCommand is `litemaas-ops verify`; the connection logs to stderr.
+func NewCommand(stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
+		Summary: "check pods, published models, backups and routes",
+		New: func(fs *flag.FlagSet) cli.Runner {
+			c := &Command{Connection: cluster.Connection{Log: stderr}}
+			fs.StringVar(&c.Namespace, "namespace", tree.DefaultNamespace, "namespace LiteMaaS runs in")
+			fs.StringVar(&c.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
+			fs.BoolVar(&c.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
+			fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
+			fs.BoolVar(&c.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
+			c.Connection.Bind(fs)
+			return c
+		},
+	}
+}
+
+// Command is `litemaas-ops verify`.
+type Command struct {
+	Options
+	cluster.Connection
+}
+
+// Run verifies the running installation.
+func (c *Command) Run(ctx context.Context, out io.Writer) error {
+	cl, err := c.Connect()
+	if err != nil {
+		return err
+	}
+	o := c.Options
+	if r, err := tree.WorkRoot(); err == nil {
+		o.Catalog = tree.InRepo(r, o.Catalog)
+	}
+	o.Out = out
+	return Verify(ctx, cl, o)
+}
+
+// Options configures Verify.
+type Options struct {
 	Namespace string
 	// Catalog is the models catalog the job's published models are compared with.
 	Catalog    string
@@ -58,7 +101,7 @@ type publishedModel struct {
 
 // Verify checks a running installation and prints one table row per check. It returns a *ProblemsError
 // when any check failed.
-func Verify(ctx context.Context, c *cluster.Cluster, o VerifyOptions) error {
+func Verify(ctx context.Context, c *cluster.Cluster, o Options) error {
 	if o.Namespace == "" {
 		o.Namespace = tree.DefaultNamespace
 	}
@@ -98,7 +141,7 @@ func Verify(ctx context.Context, c *cluster.Cluster, o VerifyOptions) error {
 		if !o.SkipRoutes {
 			client := o.HTTPClient
 			if client == nil {
-				client = routeClient(o.Insecure)
+				client = RouteClient(o.Insecure)
 			}
 			routes, err := checkRoutes(ctx, c, o.Namespace, client)
 			if err != nil {
@@ -150,7 +193,7 @@ func checkPods(ctx context.Context, c *cluster.Cluster, ns string) ([]report.Row
 	}
 	names := append([]string(nil), tree.Components...)
 	for _, n := range slices.Sorted(maps.Keys(byName)) {
-		if !contains(names, n) {
+		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
@@ -179,15 +222,6 @@ func checkPods(ctx context.Context, c *cluster.Cluster, ns string) ([]report.Row
 		}
 	}
 	return rows, nil
-}
-
-func contains(l []string, s string) bool {
-	for _, e := range l {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -358,9 +392,9 @@ func checkBackups(ctx context.Context, c *cluster.Cluster, ns string) ([]report.
 	return []report.Row{{Component: "postgres-backup", Check: "last backup", Status: report.StatusOK, Detail: fmt.Sprintf("Job %s is running", newest.Name)}}, nil
 }
 
-// routeClient makes one request per Route: no redirects followed (an OAuth redirect is an answer), a
+// RouteClient makes one request per Route: no redirects followed (an OAuth redirect is an answer), a
 // bounded time, TLS verified unless insecure.
-func routeClient(insecure bool) *http.Client {
+func RouteClient(insecure bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure

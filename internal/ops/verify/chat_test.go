@@ -1,4 +1,4 @@
-package ops
+package verify
 
 import (
 	"bytes"
@@ -132,7 +132,7 @@ func TestVerifyChat(t *testing.T) {
 	require.NoError(t, err)
 
 	var out syncBuffer
-	err = Verify(context.Background(), newCluster(t, srv.Config), VerifyOptions{
+	err = Verify(context.Background(), newCluster(t, srv.Config), Options{
 		Namespace: ns, Catalog: "testdata/models.yaml", HTTPClient: client, Chat: true, Out: &out,
 	})
 	t.Logf("verify --chat:\n%s", out.String())

@@ -1,4 +1,4 @@
-package ops
+package verify
 
 import (
 	"context"
@@ -97,7 +97,7 @@ func TestVerify(t *testing.T) {
 				tt.breakIt(t, ns)
 			}
 			var out syncBuffer
-			err := Verify(context.Background(), admin, VerifyOptions{
+			err := Verify(context.Background(), admin, Options{
 				Namespace: ns, Catalog: "testdata/models.yaml", SkipRoutes: tt.skipRoutes, HTTPClient: rs.Client, Out: &out,
 			})
 			t.Logf("verify (%s):\n%s", tt.name, out.String())
@@ -124,7 +124,7 @@ func populateRoute(t *testing.T, ns, name, host string) {
 func TestVerifyWithoutNamespace(t *testing.T) {
 	setupCluster(t)
 	var out syncBuffer
-	err := Verify(context.Background(), newCluster(t, srv.Config), VerifyOptions{Namespace: "does-not-exist", Catalog: "testdata/models.yaml", Out: &out})
+	err := Verify(context.Background(), newCluster(t, srv.Config), Options{Namespace: "does-not-exist", Catalog: "testdata/models.yaml", Out: &out})
 	t.Logf("verify (no namespace):\n%s", out.String())
 	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)

@@ -1,4 +1,4 @@
-package ops
+package verify
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func TestVerifyReportsTheImageTheJobsRan(t *testing.T) {
 	}, rows)
 
 	var out bytes.Buffer
-	require.NoError(t, Verify(ctx, admin, VerifyOptions{Namespace: ns, Catalog: "testdata/models.yaml", SkipRoutes: true, Out: &out}))
+	require.NoError(t, Verify(ctx, admin, Options{Namespace: ns, Catalog: "testdata/models.yaml", SkipRoutes: true, Out: &out}))
 	t.Logf("verify:\n%s", out.String())
 	assert.Contains(t, squeeze(out.String()), "job image Job litemaas-sync OK ran ghcr.io/my-org/litemaas-sync@"+ranDigest)
 

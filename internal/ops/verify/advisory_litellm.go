@@ -1,4 +1,4 @@
-package ops
+package verify
 
 import (
 	"context"
