@@ -13,6 +13,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/restore"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/undeploy"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
@@ -59,20 +60,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 			},
 			pinimages.NewCommand(),
 			verify.NewCommand(stderr),
-			{
-				Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
-				Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &UndeployCommand{Connection: cluster.Connection{Log: stderr}}
-					c.In = stdin
-					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
-					fs.BoolVar(&c.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
-					fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
-					fs.DurationVar(&c.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
-					c.Connection.Bind(fs)
-					return c
-				},
-			},
+			undeploy.NewCommand(stdin, stderr),
 			restore.NewCommand(),
 		},
 		Footer: footer,
@@ -126,25 +114,4 @@ func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	return Deploy(ctx, cl, o)
-}
-
-// UndeployCommand is `litemaas-ops undeploy`.
-type UndeployCommand struct {
-	UndeployOptions
-	cluster.Connection
-}
-
-// Run removes what deploy created.
-func (c *UndeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := tree.WorkRoot()
-	if err != nil {
-		return err
-	}
-	cl, err := c.Connect()
-	if err != nil {
-		return err
-	}
-	o := c.UndeployOptions
-	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
-	return Undeploy(ctx, cl, o)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/undeploy"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
@@ -173,7 +174,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("undeploy removes what deploy created", func(t *testing.T) {
 		var out syncBuffer
-		err := Undeploy(ctx, admin, UndeployOptions{Root: root, Cluster: true, Wait: 3 * time.Second, In: strings.NewReader("yes\n"), Out: &out})
+		err := undeploy.Undeploy(ctx, admin, undeploy.Options{Root: root, Cluster: true, Wait: 3 * time.Second, In: strings.NewReader("yes\n"), Out: &out})
 		t.Logf("undeploy --cluster (answering yes):\n%s", out.String())
 		require.NoError(t, err)
 		o := out.String()
@@ -203,7 +204,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("undeploy again reports what is already gone", func(t *testing.T) {
 		var out syncBuffer
-		err := Undeploy(ctx, admin, UndeployOptions{Root: root, Cluster: true, Yes: true, Wait: time.Second, Out: &out})
+		err := undeploy.Undeploy(ctx, admin, undeploy.Options{Root: root, Cluster: true, Yes: true, Wait: time.Second, Out: &out})
 		t.Logf("undeploy --cluster --yes (again):\n%s", out.String())
 		require.NoError(t, err)
 		o := out.String()
@@ -218,7 +219,7 @@ func TestLifecycle(t *testing.T) {
 			"apiVersion": "user.openshift.io/v1", "kind": "Group", "metadata": map[string]any{"name": "litemaas-users"}, "users": []any{},
 		}})
 		var out syncBuffer
-		err := Undeploy(ctx, admin, UndeployOptions{Root: root, Cluster: true, Wait: time.Second, In: strings.NewReader(""), Out: &out})
+		err := undeploy.Undeploy(ctx, admin, undeploy.Options{Root: root, Cluster: true, Wait: time.Second, In: strings.NewReader(""), Out: &out})
 		t.Logf("undeploy --cluster (no answer):\n%s\nerror: %v", out.String(), err)
 		require.ErrorIs(t, err, report.ErrNotConfirmed)
 		_, err = srv.Dynamic().Resource(gvrGroup).Get(ctx, "litemaas-users", metav1.GetOptions{})

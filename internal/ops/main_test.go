@@ -84,6 +84,9 @@ var (
 	gvrGroup       = schema.GroupVersionResource{Group: "user.openshift.io", Version: "v1", Resource: "groups"}
 )
 
+// argoFinalizer is Argo CD's resources finalizer, as the simulated controller knows it.
+const argoFinalizer = "resources-finalizer.argocd.argoproj.io"
+
 // --- a simulated Argo CD -----------------------------------------------------------------------------
 
 // argoSim plays the openshift-gitops application controller for one Application: it refreshes it, syncs

@@ -1,8 +1,12 @@
-package ops
+// Package undeploy is `litemaas-ops undeploy`: it removes what deploy created, the Argo CD
+// Application(s) (Argo CD prunes their resources), the LiteMaaS namespace and, with --cluster, the
+// cluster-admin part, each deletion bounded in time.
+package undeploy
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
@@ -30,8 +35,47 @@ import (
 // undeploy adds it right before deleting.
 const argoFinalizer = "resources-finalizer.argocd.argoproj.io"
 
-// UndeployOptions configures Undeploy.
-type UndeployOptions struct {
+// NewCommand is `litemaas-ops undeploy`; it asks for confirmation on stdin, the connection logs to stderr.
+func NewCommand(stdin io.Reader, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
+		Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
+		New: func(fs *flag.FlagSet) cli.Runner {
+			c := &Command{Connection: cluster.Connection{Log: stderr}}
+			c.In = stdin
+			fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
+			fs.BoolVar(&c.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
+			fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
+			fs.DurationVar(&c.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
+			c.Connection.Bind(fs)
+			return c
+		},
+	}
+}
+
+// Command is `litemaas-ops undeploy`.
+type Command struct {
+	Options
+	cluster.Connection
+}
+
+// Run removes what deploy created.
+func (c *Command) Run(ctx context.Context, out io.Writer) error {
+	root, err := tree.WorkRoot()
+	if err != nil {
+		return err
+	}
+	cl, err := c.Connect()
+	if err != nil {
+		return err
+	}
+	o := c.Options
+	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
+	return Undeploy(ctx, cl, o)
+}
+
+// Options configures Undeploy.
+type Options struct {
 	Root string
 	// Overlay selects the cluster-admin part removed with Cluster; empty means DefaultOverlay.
 	Overlay string
@@ -59,7 +103,7 @@ type target struct {
 // LiteMaaS namespace with its data, and with Cluster the cluster-admin part. Objects already gone are
 // reported as such. No wait is unbounded: what is still terminating after Wait is reported with the
 // command to look further.
-func Undeploy(ctx context.Context, c *cluster.Cluster, o UndeployOptions) error {
+func Undeploy(ctx context.Context, c *cluster.Cluster, o Options) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -112,7 +156,7 @@ func Undeploy(ctx context.Context, c *cluster.Cluster, o UndeployOptions) error 
 
 // undeployTargets lists, in deletion order, the objects deploy creates: the root Application first (its
 // self-heal would recreate the child), the child Application(s), the namespace, the cluster-admin part.
-func undeployTargets(ctx context.Context, c *cluster.Cluster, o UndeployOptions) ([]*target, error) {
+func undeployTargets(ctx context.Context, c *cluster.Cluster, o Options) ([]*target, error) {
 	apps, err := tree.RenderApplications(o.Root)
 	if err != nil {
 		return nil, err
@@ -141,11 +185,11 @@ func undeployTargets(ctx context.Context, c *cluster.Cluster, o UndeployOptions)
 		objs = append(objs, u)
 	}
 	if o.Cluster {
-		cluster, err := clusterPartObjects(o)
+		part, err := clusterPartObjects(o)
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, cluster...)
+		objs = append(objs, part...)
 	}
 
 	var targets []*target
@@ -191,7 +235,7 @@ func undeployTargets(ctx context.Context, c *cluster.Cluster, o UndeployOptions)
 	return targets, nil
 }
 
-func clusterPartDir(o UndeployOptions) string {
+func clusterPartDir(o Options) string {
 	overlay := o.Overlay
 	if overlay == "" {
 		overlay = filepath.Join(o.Root, filepath.FromSlash(tree.DefaultOverlay))
@@ -203,7 +247,7 @@ func clusterPartDir(o UndeployOptions) string {
 }
 
 // clusterPartObjects renders the overlay's cluster-admin part for the names of its objects.
-func clusterPartObjects(o UndeployOptions) ([]*unstructured.Unstructured, error) {
+func clusterPartObjects(o Options) ([]*unstructured.Unstructured, error) {
 	dir := filepath.Join(o.Root, filepath.FromSlash(clusterPartDir(o)))
 	if _, err := os.Stat(filepath.Join(dir, "kustomization.yaml")); err != nil {
 		return nil, fmt.Errorf("the cluster-admin part %s does not exist: pass --overlay with the overlay you deployed", clusterPartDir(o))
