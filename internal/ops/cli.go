@@ -1,18 +1,24 @@
+// Package ops is the litemaas-ops command line: the program, its commands in the order `help` lists
+// them, and how an error becomes an exit status. Each command lives in a package of its own under
+// internal/ops (check, deploy, pinimages, verify, undeploy, restore) with its options, its flags
+// (NewCommand) and its work; what several of them need is in cluster (the connection and the questions
+// asked of the API server), report (check tables, confirmation) and tree (the fork's checkout).
+//
+// The program stays here, above the commands, because it is the one place that knows all of them: the
+// usage lists them, every command has the same shape (internal/cli), and the exit status is decided
+// for all of them alike (an error with ExitCode, such as check's, decides its own; any other is 1).
 package ops
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
-	"time"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/deploy"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/restore"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/undeploy"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
@@ -37,27 +43,7 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 		Summary: "deploys, verifies, undeploys and restores LiteMaaS on OpenShift with Argo CD, and checks a fork's tree before a push.",
 		Commands: []*cli.Command{
 			check.NewCommand(),
-			{
-				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF] [--revision BRANCH|TAG]]",
-				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
-				Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
-					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image), the fork (--repo-url) and the\n" +
-					"branch or tag Argo CD syncs (--revision; never HEAD), and writes the last two into gitops/argocd.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &DeployCommand{Connection: cluster.Connection{Log: stderr}}
-					c.In = stdin
-					fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
-					fs.StringVar(&c.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
-					fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
-					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
-					fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
-					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
-					fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
-					fs.StringVar(&c.Revision, "revision", "", "branch or tag Argo CD syncs, written by --init-overlay into gitops/argocd (default: ask)")
-					c.Connection.Bind(fs)
-					return c
-				},
-			},
+			deploy.NewCommand(stdin, stderr),
 			pinimages.NewCommand(),
 			verify.NewCommand(stderr),
 			undeploy.NewCommand(stdin, stderr),
@@ -84,34 +70,4 @@ func exitCode(err error) int {
 		return ec.ExitCode()
 	}
 	return ExitFailed
-}
-
-// DeployCommand is `litemaas-ops deploy`.
-type DeployCommand struct {
-	DeployOptions
-	cluster.Connection
-}
-
-// Run deploys; with InitOverlay and Domain it only creates the overlay, without a cluster.
-func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := tree.WorkRoot()
-	if err != nil {
-		return err
-	}
-	o := c.DeployOptions
-	if o.JobImage != "" && o.InitOverlay == "" {
-		return cli.Usagef("--job-image goes with --init-overlay; for an existing overlay, set the job image in its images: entry (kustomization.yaml) and push")
-	}
-	if o.Revision != "" && o.InitOverlay == "" {
-		return cli.Usagef("--revision goes with --init-overlay; for an existing setup, set targetRevision in gitops/argocd and push")
-	}
-	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
-	if o.InitOverlay != "" && o.Domain != "" {
-		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
-	}
-	cl, err := c.Connect()
-	if err != nil {
-		return err
-	}
-	return Deploy(ctx, cl, o)
 }

@@ -1,9 +1,17 @@
-package ops
+// Package deploy is `litemaas-ops deploy`: preflight (the cluster, OpenShift GitOps, the fork, the
+// overlay, the job image it runs and its attestation), the AppProject, the cluster-admin part and the
+// Argo CD Application(s) applied, the wait for Argo CD's sync and the PostSync job, then the access URLs.
+//
+// `deploy --init-overlay NAME` lives here too: it is deploy's first run on a new cluster (the overlay
+// for the cluster's apps domain, the fork and revision in gitops/argocd), and it runs deploy's job image
+// checks on the overlay it creates.
+package deploy
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
@@ -31,8 +40,63 @@ import (
 // status left over from before the apply is never mistaken for the result.
 const refreshAnnotation = "argocd.argoproj.io/refresh"
 
-// DeployOptions configures Deploy.
-type DeployOptions struct {
+// NewCommand is `litemaas-ops deploy`; it asks its questions on stdin, the connection logs to stderr.
+func NewCommand(stdin io.Reader, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF] [--revision BRANCH|TAG]]",
+		Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
+		Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
+			"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image), the fork (--repo-url) and the\n" +
+			"branch or tag Argo CD syncs (--revision; never HEAD), and writes the last two into gitops/argocd.",
+		New: func(fs *flag.FlagSet) cli.Runner {
+			c := &Command{Connection: cluster.Connection{Log: stderr}}
+			c.In = stdin
+			fs.StringVar(&c.Overlay, "overlay", tree.DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
+			fs.StringVar(&c.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
+			fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
+			fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
+			fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
+			fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
+			fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
+			fs.StringVar(&c.Revision, "revision", "", "branch or tag Argo CD syncs, written by --init-overlay into gitops/argocd (default: ask)")
+			c.Connection.Bind(fs)
+			return c
+		},
+	}
+}
+
+// Command is `litemaas-ops deploy`.
+type Command struct {
+	Options
+	cluster.Connection
+}
+
+// Run deploys; with InitOverlay and Domain it only creates the overlay, without a cluster.
+func (c *Command) Run(ctx context.Context, out io.Writer) error {
+	root, err := tree.WorkRoot()
+	if err != nil {
+		return err
+	}
+	o := c.Options
+	if o.JobImage != "" && o.InitOverlay == "" {
+		return cli.Usagef("--job-image goes with --init-overlay; for an existing overlay, set the job image in its images: entry (kustomization.yaml) and push")
+	}
+	if o.Revision != "" && o.InitOverlay == "" {
+		return cli.Usagef("--revision goes with --init-overlay; for an existing setup, set targetRevision in gitops/argocd and push")
+	}
+	o.Root, o.Out, o.Overlay = root, out, tree.InRepo(root, o.Overlay)
+	if o.InitOverlay != "" && o.Domain != "" {
+		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
+	}
+	cl, err := c.Connect()
+	if err != nil {
+		return err
+	}
+	return Deploy(ctx, cl, o)
+}
+
+// Options configures Deploy.
+type Options struct {
 	// Root is the repository root (FindRoot).
 	Root string
 	// Overlay is the overlay Argo CD should sync: absolute, or relative to the working directory.
@@ -75,7 +139,7 @@ type deployment struct {
 // Deploy checks the prerequisites, applies the cluster-admin part (when allowed) and the Argo CD
 // Application(s), waits until Argo CD has synced LiteMaaS and the PostSync job succeeded, then prints the
 // access URLs. Running it again is safe: everything is applied, nothing is created twice.
-func Deploy(ctx context.Context, c *cluster.Cluster, o DeployOptions) error {
+func Deploy(ctx context.Context, c *cluster.Cluster, o Options) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -161,13 +225,9 @@ func orUnknown(s string) string {
 // preflight inspects the repository and the cluster and returns one row per check. Only a failure that
 // makes every other check meaningless (the API server cannot be reached, the tree does not render) is
 // returned as an error; everything else becomes a FAIL or WARN row, so that one run lists every problem.
-func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*deployment, []report.Row, error) {
+func preflight(ctx context.Context, c *cluster.Cluster, o *Options) (*deployment, []report.Row, error) {
 	d := &deployment{}
-	var rows []report.Row
-	add := func(component, check, status, detail string) {
-		rows = append(rows, report.Row{Component: component, Check: check, Status: status, Detail: detail})
-	}
-
+	p := &checks{}
 	overlay := o.Overlay
 	if overlay == "" {
 		overlay = filepath.Join(o.Root, filepath.FromSlash(tree.DefaultOverlay))
@@ -177,78 +237,126 @@ func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*depl
 		return nil, nil, err
 	}
 	d.overlayRel, d.overlayDir = rel, filepath.Join(o.Root, filepath.FromSlash(rel))
-
 	apps, err := tree.RenderApplications(o.Root)
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkCredentials(ctx, c, d, p); err != nil {
+		return nil, nil, err
+	}
+	argoNS := apps[0].GetNamespace()
+	gitopsOK, err := checkGitOps(ctx, c, d, argoNS, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	fork := prepareApplications(apps, o, d, p)
+	d.apps = apps
+	if gitopsOK && o.InitOverlay == "" {
+		if d.project, err = preflightProject(ctx, c, o.Root, argoNS, apps, p.add); err != nil {
+			return nil, nil, err
+		}
+	}
+	clusterDomain := checkAppsDomain(ctx, c, o, p)
+	overlayExists := checkOverlay(ctx, c, o, d, clusterDomain, fork, p)
+	// --init-overlay writes the cluster's domain; the access URLs fall back to it when no overlay renders.
+	if clusterDomain != "" && (d.domain == "" || o.InitOverlay != "") {
+		d.domain = clusterDomain
+	}
+	if changes, ok := uncommitted(ctx, o.Root, d.overlayRel, "gitops/base", "gitops/components"); ok {
+		p.add("git", "pushed", report.StatusWarn, changes+": Argo CD syncs your fork, not this checkout")
+	}
+	if overlayExists {
+		if err := checkClusterPart(ctx, c, d, p); err != nil {
+			return nil, nil, err
+		}
+	}
+	return d, p.rows, nil
+}
 
-	// The API server and the credentials.
+// checks collects preflight's rows, in the order they are checked.
+type checks struct{ rows []report.Row }
+
+func (p *checks) add(component, check, status, detail string) {
+	p.rows = append(p.rows, report.Row{Component: component, Check: check, Status: status, Detail: detail})
+}
+
+// checkCredentials reaches the API server and asks who the credentials are. An unreachable server or
+// rejected credentials end the preflight.
+func checkCredentials(ctx context.Context, c *cluster.Cluster, d *deployment, p *checks) error {
 	v, err := c.Kube.Discovery().ServerVersion()
 	if err != nil {
 		if apierrors.IsUnauthorized(err) {
-			return nil, nil, fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
+			return fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
 		}
-		return nil, nil, fmt.Errorf("cannot reach the API server %s: log in with `oc login` or set KUBECONFIG: %w", c.Config.Host, err)
+		return fmt.Errorf("cannot reach the API server %s: log in with `oc login` or set KUBECONFIG: %w", c.Config.Host, err)
 	}
-	add("cluster", "API server", report.StatusOK, fmt.Sprintf("%s (Kubernetes %s)", c.Config.Host, v.GitVersion))
+	p.add("cluster", "API server", report.StatusOK, fmt.Sprintf("%s (Kubernetes %s)", c.Config.Host, v.GitVersion))
 	user, groups, err := c.WhoAmI(ctx)
 	switch {
 	case apierrors.IsUnauthorized(err):
-		return nil, nil, fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
+		return fmt.Errorf("the API server %s rejects your credentials (expired token?): log in again with `oc login`: %w", c.Config.Host, err)
 	case err != nil:
-		add("cluster", "logged in as", report.StatusWarn, fmt.Sprintf("cannot tell (SelfSubjectReview: %v)", err))
+		p.add("cluster", "logged in as", report.StatusWarn, fmt.Sprintf("cannot tell (SelfSubjectReview: %v)", err))
 	default:
 		d.user = user
-		add("cluster", "logged in as", report.StatusOK, fmt.Sprintf("%s (groups: %s)", user, strings.Join(groups, ", ")))
+		p.add("cluster", "logged in as", report.StatusOK, fmt.Sprintf("%s (groups: %s)", user, strings.Join(groups, ", ")))
 	}
+	return nil
+}
 
-	// OpenShift GitOps: the namespace of the default instance and the Application kind.
-	argoNS := apps[0].GetNamespace()
+// checkGitOps checks OpenShift GitOps: the namespace of the default instance, the Application kind, and
+// whether the user may apply Applications there. It reports whether GitOps is installed.
+func checkGitOps(ctx context.Context, c *cluster.Cluster, d *deployment, argoNS string, p *checks) (bool, error) {
 	gitopsOK := true
 	switch _, err := c.Kube.CoreV1().Namespaces().Get(ctx, argoNS, metav1.GetOptions{}); {
 	case apierrors.IsNotFound(err):
 		gitopsOK = false
-		add("openshift-gitops", "namespace", report.StatusFail, fmt.Sprintf("namespace %s not found: install the Red Hat OpenShift GitOps operator, which creates the default Argo CD instance there", argoNS))
+		p.add("openshift-gitops", "namespace", report.StatusFail, fmt.Sprintf("namespace %s not found: install the Red Hat OpenShift GitOps operator, which creates the default Argo CD instance there", argoNS))
 	case apierrors.IsForbidden(err):
-		add("openshift-gitops", "namespace", report.StatusWarn, fmt.Sprintf("not allowed to read namespace %s; assuming it exists", argoNS))
+		p.add("openshift-gitops", "namespace", report.StatusWarn, fmt.Sprintf("not allowed to read namespace %s; assuming it exists", argoNS))
 	case err != nil:
-		return nil, nil, fmt.Errorf("reading namespace %s: %w", argoNS, err)
+		return false, fmt.Errorf("reading namespace %s: %w", argoNS, err)
 	default:
-		add("openshift-gitops", "namespace", report.StatusOK, argoNS)
+		p.add("openshift-gitops", "namespace", report.StatusOK, argoNS)
 	}
 	appMapping, err := c.Mapping(cluster.ApplicationGVK)
 	switch {
 	case meta.IsNoMatchError(err):
 		gitopsOK = false
-		add("openshift-gitops", "Application CRD", report.StatusFail, "the cluster serves no applications.argoproj.io/v1alpha1: install the Red Hat OpenShift GitOps operator")
+		p.add("openshift-gitops", "Application CRD", report.StatusFail, "the cluster serves no applications.argoproj.io/v1alpha1: install the Red Hat OpenShift GitOps operator")
 	case err != nil:
-		return nil, nil, fmt.Errorf("looking up the Argo CD Application kind: %w", err)
+		return false, fmt.Errorf("looking up the Argo CD Application kind: %w", err)
 	default:
-		add("openshift-gitops", "Application CRD", report.StatusOK, appMapping.Resource.GroupResource().String()+"/"+cluster.ApplicationGVK.Version)
+		p.add("openshift-gitops", "Application CRD", report.StatusOK, appMapping.Resource.GroupResource().String()+"/"+cluster.ApplicationGVK.Version)
 	}
-	if gitopsOK {
-		appGR := schema.GroupResource{Group: cluster.ApplicationGVK.Group, Resource: "applications"}
-		var denied []string
-		for _, verb := range []string{"create", "patch"} {
-			ok, err := c.Can(ctx, verb, appGR, argoNS)
-			if err != nil {
-				return nil, nil, err
-			}
-			if !ok {
-				denied = append(denied, verb)
-			}
+	if !gitopsOK {
+		return false, nil
+	}
+	appGR := schema.GroupResource{Group: cluster.ApplicationGVK.Group, Resource: "applications"}
+	var denied []string
+	for _, verb := range []string{"create", "patch"} {
+		ok, err := c.Can(ctx, verb, appGR, argoNS)
+		if err != nil {
+			return false, err
 		}
-		if len(denied) > 0 {
-			add("openshift-gitops", "may apply Applications", report.StatusFail, fmt.Sprintf("%s may not %s applications.argoproj.io in %s: ask a cluster admin for access (e.g. oc adm policy add-role-to-user admin %s -n %s)",
-				orUnknown(d.user), strings.Join(denied, "/"), argoNS, orUnknown(d.user), argoNS))
-		} else {
-			add("openshift-gitops", "may apply Applications", report.StatusOK, "create, patch in "+argoNS)
+		if !ok {
+			denied = append(denied, verb)
 		}
 	}
+	if len(denied) > 0 {
+		p.add("openshift-gitops", "may apply Applications", report.StatusFail, fmt.Sprintf("%s may not %s applications.argoproj.io in %s: ask a cluster admin for access (e.g. oc adm policy add-role-to-user admin %s -n %s)",
+			orUnknown(d.user), strings.Join(denied, "/"), argoNS, orUnknown(d.user), argoNS))
+	} else {
+		p.add("openshift-gitops", "may apply Applications", report.StatusOK, "create, patch in "+argoNS)
+	}
+	return true, nil
+}
 
-	// The Applications as deploy will apply them: your fork, the chosen overlay, a refresh request.
-	var fork string // the job image's attestations must come from its image workflow
+// prepareApplications makes the Applications what deploy applies: your fork, the chosen overlay, a
+// refresh request; it checks their repoURL and returns the fork (the first Application's repoURL), whose
+// image workflow must have attested the job image.
+func prepareApplications(apps []*unstructured.Unstructured, o *Options, d *deployment, p *checks) string {
+	var fork string
 	for _, app := range apps {
 		repo, _, _ := unstructured.NestedString(app.Object, "spec", "source", "repoURL")
 		if o.RepoURL != "" {
@@ -260,9 +368,9 @@ func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*depl
 		}
 		check := "repoURL of " + app.GetName()
 		if strings.Contains(repo, tree.RepoURLPlaceholder) {
-			add("git", check, report.StatusFail, fmt.Sprintf("%s is the placeholder: put your fork's URL into %s/ and %s, commit and push (see gitops/README.md), or pass --repo-url", repo, tree.AppOfAppsDir, tree.RootAppFile))
+			p.add("git", check, report.StatusFail, fmt.Sprintf("%s is the placeholder: put your fork's URL into %s/ and %s, commit and push (see gitops/README.md), or pass --repo-url", repo, tree.AppOfAppsDir, tree.RootAppFile))
 		} else {
-			add("git", check, report.StatusOK, repo)
+			p.add("git", check, report.StatusOK, repo)
 		}
 		if path, _, _ := unstructured.NestedString(app.Object, "spec", "source", "path"); strings.HasPrefix(path, tree.OverlaysDir+"/") && path != d.overlayRel {
 			_ = unstructured.SetNestedField(app.Object, d.overlayRel, "spec", "source", "path")
@@ -276,23 +384,28 @@ func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*depl
 		ann[refreshAnnotation] = "normal"
 		app.SetAnnotations(ann)
 	}
-	d.apps = apps
-	if gitopsOK && o.InitOverlay == "" {
-		if d.project, err = preflightProject(ctx, c, o.Root, argoNS, apps, add); err != nil {
-			return nil, nil, err
-		}
-	}
+	return fork
+}
 
-	// The apps domain: the cluster's, and the one the overlay was written for.
+// checkAppsDomain returns the cluster's apps domain (--domain when the cluster publishes none), "" when
+// it is unknown.
+func checkAppsDomain(ctx context.Context, c *cluster.Cluster, o *Options, p *checks) string {
 	clusterDomain, domainErr := c.AppsDomain(ctx)
 	if domainErr != nil && o.Domain != "" {
 		clusterDomain, domainErr = o.Domain, nil
 	}
 	if domainErr != nil {
-		add("cluster", "apps domain", report.StatusWarn, domainErr.Error()+"; the overlay's domain cannot be checked")
+		p.add("cluster", "apps domain", report.StatusWarn, domainErr.Error()+"; the overlay's domain cannot be checked")
 	} else {
-		add("cluster", "apps domain", report.StatusOK, clusterDomain)
+		p.add("cluster", "apps domain", report.StatusOK, clusterDomain)
 	}
+	return clusterDomain
+}
+
+// checkOverlay checks the overlay: it exists, builds, is set for the cluster's apps domain, and (unless
+// --init-overlay replaces it) runs a job image that can be pulled and is attested, and alerts that will be
+// evaluated. It reports whether the overlay exists.
+func checkOverlay(ctx context.Context, c *cluster.Cluster, o *Options, d *deployment, clusterDomain, fork string, p *checks) bool {
 	overlayExists := false
 	if fi, err := os.Stat(filepath.Join(d.overlayDir, "kustomization.yaml")); err == nil && !fi.IsDir() {
 		overlayExists = true
@@ -303,68 +416,72 @@ func preflight(ctx context.Context, c *cluster.Cluster, o *DeployOptions) (*depl
 	}
 	switch {
 	case !overlayExists && o.InitOverlay == "":
-		add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not exist: create one for this cluster with --init-overlay %s", d.overlayRel, suggestion))
+		p.add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not exist: create one for this cluster with --init-overlay %s", d.overlayRel, suggestion))
+		return false
 	case !overlayExists:
-		add("git", "overlay", report.StatusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, tree.OverlaysDir, o.InitOverlay))
-	default:
-		hosts, err := overlayRoutes(d.overlayDir)
-		if err != nil {
-			add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
-			break
-		}
-		d.overlayHosts = hosts
-		rows = append(rows, advisoryRow(d.overlayDir, d.overlayRel))
-		overlayDomain := domainOf(hosts[tree.RouteUI])
-		d.domain = overlayDomain
-		switch {
-		case overlayDomain == "":
-			add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s renders no Route %s with a host: is it a LiteMaaS overlay?", d.overlayRel, tree.RouteUI))
-		case clusterDomain == "":
-			add("git", "overlay domain", report.StatusWarn, fmt.Sprintf("%s is set for %s (not compared: the cluster's domain is unknown)", d.overlayRel, overlayDomain))
-		case overlayDomain == clusterDomain:
-			add("git", "overlay domain", report.StatusOK, fmt.Sprintf("%s is set for %s", d.overlayRel, overlayDomain))
-		case o.InitOverlay != "":
-			add("git", "overlay domain", report.StatusSkip, fmt.Sprintf("%s is set for %s, the cluster's is %s; --init-overlay creates %s/%s", d.overlayRel, overlayDomain, clusterDomain, tree.OverlaysDir, o.InitOverlay))
-		default:
-			add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
-				d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, tree.SettingsFile, suggestion))
-		}
-		if o.InitOverlay == "" {
-			pulled := checkJobImages(ctx, c, d.overlayDir, d.overlayRel)
-			rows = append(rows, pulled...)
-			rows = append(rows, checkJobImageSignatures(ctx, d.overlayDir, fork, pulled)...)
-			rows = append(rows, checkOverlayMonitoring(ctx, c, d.overlayDir)...)
-		}
+		p.add("git", "overlay", report.StatusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, tree.OverlaysDir, o.InitOverlay))
+		return false
 	}
-	// --init-overlay writes the cluster's domain; the access URLs fall back to it when no overlay renders.
-	if clusterDomain != "" && (d.domain == "" || o.InitOverlay != "") {
-		d.domain = clusterDomain
+	hosts, err := overlayRoutes(d.overlayDir)
+	if err != nil {
+		p.add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
+		return true
 	}
-	if changes, ok := uncommitted(ctx, o.Root, d.overlayRel, "gitops/base", "gitops/components"); ok {
-		add("git", "pushed", report.StatusWarn, changes+": Argo CD syncs your fork, not this checkout")
+	d.overlayHosts = hosts
+	p.rows = append(p.rows, advisoryRow(d.overlayDir, d.overlayRel))
+	d.domain = domainOf(hosts[tree.RouteUI])
+	checkOverlayDomain(o, d, clusterDomain, suggestion, p)
+	if o.InitOverlay == "" {
+		pulled := checkJobImages(ctx, c, d.overlayDir, d.overlayRel)
+		p.rows = append(p.rows, pulled...)
+		p.rows = append(p.rows, checkJobImageSignatures(ctx, d.overlayDir, fork, pulled)...)
+		p.rows = append(p.rows, checkOverlayMonitoring(ctx, c, d.overlayDir)...)
 	}
+	return true
+}
 
-	// The cluster-admin part: applied only with the rights for every object in it.
-	clusterDir := filepath.Join(d.overlayDir, tree.ClusterPart)
-	if fi, err := os.Stat(filepath.Join(clusterDir, "kustomization.yaml")); err == nil && !fi.IsDir() && overlayExists {
-		objs, err := manifests.Render(clusterDir)
-		if err != nil {
-			add("cluster-admin part", "renders", report.StatusFail, fmt.Sprintf("%s/%s does not build: %v", d.overlayRel, tree.ClusterPart, err))
-		} else {
-			d.clusterObjs = objs
-			status, detail, err := clusterPartAccess(ctx, c, objs)
-			if err != nil {
-				return nil, nil, err
-			}
-			if status == report.StatusOK {
-				d.applyCluster = true
-				add("cluster-admin part", "may apply", report.StatusOK, detail)
-			} else {
-				add("cluster-admin part", "may apply", report.StatusWarn, fmt.Sprintf("%s: a cluster admin must run `oc apply -k %s/%s` once; deploy continues without it", detail, d.overlayRel, tree.ClusterPart))
-			}
-		}
+// checkOverlayDomain compares the domain the overlay was written for (d.domain) with the cluster's.
+func checkOverlayDomain(o *Options, d *deployment, clusterDomain, suggestion string, p *checks) {
+	overlayDomain := d.domain
+	switch {
+	case overlayDomain == "":
+		p.add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s renders no Route %s with a host: is it a LiteMaaS overlay?", d.overlayRel, tree.RouteUI))
+	case clusterDomain == "":
+		p.add("git", "overlay domain", report.StatusWarn, fmt.Sprintf("%s is set for %s (not compared: the cluster's domain is unknown)", d.overlayRel, overlayDomain))
+	case overlayDomain == clusterDomain:
+		p.add("git", "overlay domain", report.StatusOK, fmt.Sprintf("%s is set for %s", d.overlayRel, overlayDomain))
+	case o.InitOverlay != "":
+		p.add("git", "overlay domain", report.StatusSkip, fmt.Sprintf("%s is set for %s, the cluster's is %s; --init-overlay creates %s/%s", d.overlayRel, overlayDomain, clusterDomain, tree.OverlaysDir, o.InitOverlay))
+	default:
+		p.add("git", "overlay domain", report.StatusFail, fmt.Sprintf("%s is set for %s but the cluster's apps domain is %s: set appsDomain in %s/%s and push, or create an overlay for this cluster with --init-overlay %s",
+			d.overlayRel, overlayDomain, clusterDomain, d.overlayRel, tree.SettingsFile, suggestion))
 	}
-	return d, rows, nil
+}
+
+// checkClusterPart checks whether the user may apply the overlay's cluster-admin part: deploy applies it
+// only with the rights for every object in it.
+func checkClusterPart(ctx context.Context, c *cluster.Cluster, d *deployment, p *checks) error {
+	clusterDir := filepath.Join(d.overlayDir, tree.ClusterPart)
+	if fi, err := os.Stat(filepath.Join(clusterDir, "kustomization.yaml")); err != nil || fi.IsDir() {
+		return nil
+	}
+	objs, err := manifests.Render(clusterDir)
+	if err != nil {
+		p.add("cluster-admin part", "renders", report.StatusFail, fmt.Sprintf("%s/%s does not build: %v", d.overlayRel, tree.ClusterPart, err))
+		return nil
+	}
+	d.clusterObjs = objs
+	status, detail, err := clusterPartAccess(ctx, c, objs)
+	if err != nil {
+		return err
+	}
+	if status == report.StatusOK {
+		d.applyCluster = true
+		p.add("cluster-admin part", "may apply", report.StatusOK, detail)
+	} else {
+		p.add("cluster-admin part", "may apply", report.StatusWarn, fmt.Sprintf("%s: a cluster admin must run `oc apply -k %s/%s` once; deploy continues without it", detail, d.overlayRel, tree.ClusterPart))
+	}
+	return nil
 }
 
 // clusterPartAccess checks that the user may create every kind in the cluster-admin part.
@@ -434,7 +551,7 @@ func applyClusterObject(ctx context.Context, c *cluster.Cluster, obj *unstructur
 
 // runInitOverlay creates the overlay for this cluster and says what to do next; nothing is applied,
 // since Argo CD reads the overlay from git.
-func runInitOverlay(ctx context.Context, c *cluster.Cluster, o DeployOptions, d *deployment, rows []report.Row) error {
+func runInitOverlay(ctx context.Context, c *cluster.Cluster, o Options, d *deployment, rows []report.Row) error {
 	if d.domain == "" {
 		return errors.New("--init-overlay needs the cluster's apps domain, which is unknown: pass it with --domain apps.<cluster>.<base domain>")
 	}

@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"context"
@@ -119,7 +119,7 @@ func TestPreflightChecksTheJobImageSignature(t *testing.T) {
 	digest := reg.push(t, "my-org/litemaas-sync:0.1.0")
 	root := repoCopy(t)
 	pinJobImage(t, root, reg.host+"/my-org/litemaas-sync:0.1.0")
-	o := DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
+	o := Options{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
 	_, rows, err := preflight(context.Background(), newCluster(t, srv.Config), &o)
 	require.NoError(t, err)
 	var sig []report.Row

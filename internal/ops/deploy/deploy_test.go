@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestPreflightWithoutOpenShiftGitOps(t *testing.T) {
 	t.Cleanup(bare.Stop)
 
 	var out bytes.Buffer
-	err = Deploy(context.Background(), newCluster(t, bare.Config), DeployOptions{Root: repoCopy(t), RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
+	err = Deploy(context.Background(), newCluster(t, bare.Config), Options{Root: repoCopy(t), RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
 	t.Logf("deploy on a bare cluster:\n%s\nerror: %v", out.String(), err)
 	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
@@ -50,7 +50,7 @@ func TestDeployMissingOverlay(t *testing.T) {
 	setupCluster(t)
 	root := repoCopy(t)
 	var out bytes.Buffer
-	err := Deploy(context.Background(), newCluster(t, srv.Config), DeployOptions{
+	err := Deploy(context.Background(), newCluster(t, srv.Config), Options{
 		Root: root, Overlay: filepath.Join(root, "gitops/overlays/mycluster"), RepoURL: testRepoURL, Yes: true, Out: &out,
 	})
 	t.Logf("deploy --overlay gitops/overlays/mycluster (missing):\n%s\nerror: %v", out.String(), err)
@@ -84,42 +84,6 @@ func TestSuggestOverlayName(t *testing.T) {
 		"apps.UPPER.example.com":     "my-cluster",
 	} {
 		assert.Equal(t, want, suggestOverlayName(domain), domain)
-	}
-}
-
-// TestCLI runs the command line entry point with a kubeconfig file, as `make verify` does.
-func TestCLI(t *testing.T) {
-	setupCluster(t)
-	ns := srv.CreateNamespace(t, "cli")
-	populateNamespace(t, ns, testDomain)
-	writeJobStatus(t, ns, "succeeded", goodModels)
-	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
-
-	tests := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  string
-	}{
-		{"verify", []string{"verify", "--namespace", ns, "--catalog", "testdata/models.yaml", "--skip-routes"}, ExitOK, "verify: all", ""},
-		{"verify fails", []string{"verify", "--namespace", ns, "--catalog", "testdata/does-not-exist.yaml", "--skip-routes"}, ExitFailed, "cannot read testdata/does-not-exist.yaml", "verify: 1 problem"},
-		{"help", []string{"help"}, ExitOK, "Usage:", ""},
-		{"no command", nil, ExitUsage, "", "no command given"},
-		{"unknown command", []string{"destroy"}, ExitUsage, "", `unknown command "destroy"`},
-		{"unknown flag", []string{"verify", "--nope"}, ExitUsage, "", "flag provided but not defined: -nope"},
-		{"restore without arguments", []string{"restore"}, ExitUsage, "", "restore needs --from and --to-url"},
-		{"restore with a bad URL", []string{"restore", "--from", ".", "--to-url", "mysql://x"}, ExitFailed, "", "--to-url must look like postgresql://"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), tt.args, bytes.NewReader(nil), &stdout, &stderr)
-			t.Logf("litemaas-ops %v -> %d\nstdout:\n%s\nstderr:\n%s", tt.args, code, stdout.String(), stderr.String())
-			assert.Equal(t, tt.wantCode, code)
-			assert.Contains(t, stdout.String(), tt.wantOut)
-			assert.Contains(t, stderr.String(), tt.wantErr)
-		})
 	}
 }
 
@@ -165,22 +129,4 @@ func TestWaitStopsWhenTheSyncFailedForGood(t *testing.T) {
 	assert.ErrorContains(t, err, "the sync of Application "+ns+"/litemaas failed: one or more synchronization tasks completed unsuccessfully; PostSync: Job litemaas-sync Failed: Job has reached the specified backoff limit")
 	assert.ErrorContains(t, err, "oc logs -n litemaas job/litemaas-sync")
 	assert.Contains(t, out.String(), "operation=Failed (yesterday)", "the old failure is shown, not acted on")
-}
-
-// TestCLIDeployFromASubdirectory: the command line finds the checkout's root and the default overlay from
-// anywhere inside it; preflight stops at the placeholder repoURL before anything is applied.
-func TestCLIDeployFromASubdirectory(t *testing.T) {
-	setupCluster(t)
-	root := repoCopy(t)
-	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
-	t.Chdir(filepath.Join(root, "gitops", "overlays"))
-	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), []string{"deploy", "--timeout", "1s"}, bytes.NewReader(nil), &stdout, &stderr)
-	t.Logf("litemaas-ops deploy (in gitops/overlays) -> %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	assert.Equal(t, ExitFailed, code)
-	o := squeeze(stdout.String())
-	assert.Contains(t, o, "overlay domain OK gitops/overlays/example is set for apps.cluster.example.com")
-	assert.Contains(t, o, "is the placeholder")
-	assert.Contains(t, stderr.String(), "litemaas-ops: preflight: 1 problem (see the table above)")
-	assert.NotContains(t, o, "Applying")
 }

@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func TestInitSource(t *testing.T) {
 	root := opstest.RepoCopyOf(t, "gitops", "images")
 	const fork = "https://github.com/someone/litemaas-gitops.git"
 	var out bytes.Buffer
-	o := &DeployOptions{In: strings.NewReader(fork + "\nv1.2.0\n"), Out: &out}
+	o := &Options{In: strings.NewReader(fork + "\nv1.2.0\n"), Out: &out}
 	changed, err := initSource(root, o)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, argoFiles, changed)
@@ -53,9 +53,9 @@ func TestInitSource(t *testing.T) {
 	}
 
 	// HEAD is refused, and nothing is written.
-	_, err = initSource(root, &DeployOptions{Revision: "HEAD", Yes: true})
+	_, err = initSource(root, &Options{Revision: "HEAD", Yes: true})
 	require.ErrorContains(t, err, "--revision: revision HEAD follows the repository's default branch")
-	_, err = initSource(root, &DeployOptions{Revision: "main..x", Yes: true})
+	_, err = initSource(root, &Options{Revision: "main..x", Yes: true})
 	require.ErrorContains(t, err, `revision "main..x" is not a branch or tag name`)
 	_, rev = currentSource(root)
 	assert.Equal(t, "v1.2.0", rev)

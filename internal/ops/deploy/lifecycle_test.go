@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func TestLifecycle(t *testing.T) {
 		t.Cleanup(func() { srv.Apply(t, ingressObject(testDomain)) })
 
 		var out syncBuffer
-		err := Deploy(ctx, admin, DeployOptions{Root: root, Yes: true, Timeout: 5 * time.Second, Out: &out})
+		err := Deploy(ctx, admin, Options{Root: root, Yes: true, Timeout: 5 * time.Second, Out: &out})
 		t.Logf("deploy (wrong domain, placeholder repoURL):\n%s\nerror: %v", out.String(), err)
 		var pe *report.ProblemsError
 		require.ErrorAs(t, err, &pe)
@@ -55,7 +55,7 @@ func TestLifecycle(t *testing.T) {
 		assert.Contains(t, squeeze(out.String()), "backend advisory litemaas#137 OK gitops/overlays/example pins quay.io/rh-aiservices-bu/litemaas-backend:0.4.0")
 
 		out = syncBuffer{}
-		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &out})
+		err = Deploy(ctx, admin, Options{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &out})
 		t.Logf("deploy --init-overlay other:\n%s", out.String())
 		require.NoError(t, err)
 		assert.Contains(t, out.String(), "Created gitops/overlays/other for apps domain apps.other.example.org")
@@ -78,7 +78,7 @@ func TestLifecycle(t *testing.T) {
 		_, err = apps.Get(ctx, appName, metav1.GetOptions{})
 		assert.True(t, apierrors.IsNotFound(err), "no Application applied, got %v", err)
 
-		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &syncBuffer{}})
+		err = Deploy(ctx, admin, Options{Root: root, RepoURL: testRepoURL, InitOverlay: "other", Yes: true, Out: &syncBuffer{}})
 		assert.ErrorContains(t, err, "gitops/overlays/other already exists")
 	})
 
@@ -86,7 +86,7 @@ func TestLifecycle(t *testing.T) {
 		cfg := limitedUser(t)
 		var out syncBuffer
 		start := time.Now()
-		err := Deploy(ctx, newCluster(t, cfg), DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 2 * time.Second, Out: &out})
+		err := Deploy(ctx, newCluster(t, cfg), Options{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 2 * time.Second, Out: &out})
 		t.Logf("deploy (no Argo CD controller, no cluster-admin):\n%s\nerror: %v", out.String(), err)
 		require.Error(t, err)
 		assert.Less(t, time.Since(start), 15*time.Second, "the timeout bounds the wait")
@@ -119,7 +119,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("deploy waits for Argo CD, then prints the access URLs and the job's summary", func(t *testing.T) {
 		var out syncBuffer
-		err := Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 30 * time.Second, Out: &out})
+		err := Deploy(ctx, admin, Options{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 30 * time.Second, Out: &out})
 		t.Logf("deploy:\n%s", out.String())
 		require.NoError(t, err)
 		o := out.String()
@@ -150,7 +150,7 @@ func TestLifecycle(t *testing.T) {
 			[]byte(`{"users":["alice"]}`), metav1.PatchOptions{FieldManager: "oc"})
 		require.NoError(t, err)
 		var out syncBuffer
-		err = Deploy(ctx, admin, DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 30 * time.Second, Out: &out})
+		err = Deploy(ctx, admin, Options{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: 30 * time.Second, Out: &out})
 		t.Logf("deploy (again):\n%s", out.String())
 		require.NoError(t, err)
 		assert.Contains(t, out.String(), "kept     Group litemaas-admins")

@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"bytes"
@@ -103,7 +103,7 @@ func pinJobImage(t *testing.T, root, ref string) {
 // jobImageRows runs deploy's preflight and returns its job image rows.
 func jobImageRows(t *testing.T, root string) []report.Row {
 	t.Helper()
-	o := DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
+	o := Options{Root: root, RepoURL: testRepoURL, Yes: true, Out: io.Discard}
 	_, rows, err := preflight(context.Background(), newCluster(t, srv.Config), &o)
 	require.NoError(t, err)
 	var out []report.Row
@@ -124,7 +124,7 @@ func TestPreflightJobImageMissingStopsDeploy(t *testing.T) {
 	pinJobImage(t, root, ref)
 
 	var out bytes.Buffer
-	err := Deploy(context.Background(), newCluster(t, srv.Config), DeployOptions{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
+	err := Deploy(context.Background(), newCluster(t, srv.Config), Options{Root: root, RepoURL: testRepoURL, Yes: true, Timeout: time.Second, Out: &out})
 	t.Logf("deploy with a job image that was never pushed:\n%s\nerror: %v", out.String(), err)
 	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
@@ -312,7 +312,7 @@ func TestInitOverlaySetsJobImage(t *testing.T) {
 			root := repoCopy(t)
 			require.NoError(t, copyTree(filepath.Join(repoRoot(t), "images"), filepath.Join(root, "images")))
 			var out bytes.Buffer
-			err := Deploy(context.Background(), newCluster(t, srv.Config), DeployOptions{
+			err := Deploy(context.Background(), newCluster(t, srv.Config), Options{
 				Root: root, RepoURL: testRepoURL, InitOverlay: "mycluster", JobImage: tt.flag,
 				In: strings.NewReader(tt.answer), Out: &out,
 			})
@@ -339,13 +339,6 @@ func TestInitOverlaySetsJobImage(t *testing.T) {
 	}
 }
 
-func TestJobImageFlagNeedsInitOverlay(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := Main(context.Background(), []string{"deploy", "--job-image", "ghcr.io/me/litemaas-sync:1"}, nil, &stdout, &stderr)
-	assert.Equal(t, ExitUsage, code)
-	assert.Contains(t, stderr.String(), "--job-image goes with --init-overlay")
-}
-
 // TestInitOverlayWithoutClusterChecksTheJobImage: --init-overlay --domain needs no cluster; the job
 // image is still looked up, without the cluster's pull secrets.
 func TestInitOverlayWithoutClusterChecksTheJobImage(t *testing.T) {
@@ -354,7 +347,7 @@ func TestInitOverlayWithoutClusterChecksTheJobImage(t *testing.T) {
 	root := repoCopy(t)
 	ref := reg.host + "/my-org/litemaas-sync:0.1.0"
 	var out bytes.Buffer
-	o := DeployOptions{Root: root, InitOverlay: "offline", Domain: "apps.offline.example.com", JobImage: ref, Out: &out}
+	o := Options{Root: root, InitOverlay: "offline", Domain: "apps.offline.example.com", JobImage: ref, Out: &out}
 	require.NoError(t, runInitOverlay(context.Background(), nil, o, &deployment{domain: o.Domain}, nil))
 	t.Logf("deploy --init-overlay offline --domain ... --job-image %s:\n%s", ref, out.String())
 	o2 := squeeze(out.String())

@@ -1,4 +1,4 @@
-package ops
+package deploy
 
 import (
 	"bufio"
@@ -162,7 +162,7 @@ func ask(in io.Reader, out io.Writer, question string) string {
 
 // initSource asks for (or takes from the flags) the fork and the revision Argo CD syncs, and writes
 // them into gitops/argocd. It returns the files changed.
-func initSource(root string, o *DeployOptions) ([]string, error) {
+func initSource(root string, o *Options) ([]string, error) {
 	curRepo, curRev := currentSource(root)
 	if o.In != nil {
 		// One buffered reader for both questions, so that the first does not read ahead into the second's
