@@ -1,8 +1,9 @@
 // Package ops is the litemaas-ops command line: the program, its commands in the order `help` lists
 // them, and how an error becomes an exit status. Each command lives in a package of its own under
 // internal/ops (check, deploy, pinimages, verify, undeploy, restore) with its options, its flags
-// (NewCommand) and its work; what several of them need is in cluster (the connection and the questions
-// asked of the API server), report (check tables, confirmation) and tree (the fork's checkout).
+// (NewCommand) and its work; deploy --init-overlay writes its files through initoverlay. What several of
+// them need is in cluster (the connection and the questions asked of the API server), report (check
+// tables, confirmation) and tree (the fork's checkout); their tests share opstest.
 //
 // The program stays here, above the commands, because it is the one place that knows all of them: the
 // usage lists them, every command has the same shape (internal/cli), and the exit status is decided

@@ -2,9 +2,9 @@
 // overlay, the job image it runs and its attestation), the AppProject, the cluster-admin part and the
 // Argo CD Application(s) applied, the wait for Argo CD's sync and the PostSync job, then the access URLs.
 //
-// `deploy --init-overlay NAME` lives here too: it is deploy's first run on a new cluster (the overlay
-// for the cluster's apps domain, the fork and revision in gitops/argocd), and it runs deploy's job image
-// checks on the overlay it creates.
+// `deploy --init-overlay NAME` is deploy's first run on a new cluster: deploy runs the preflight, asks the
+// questions and checks the job image of the overlay it creates; internal/ops/initoverlay writes the files
+// (the overlay for the cluster's apps domain, the fork and revision in gitops/argocd).
 package deploy
 
 import (
@@ -31,6 +31,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/initoverlay"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
@@ -412,7 +413,7 @@ func checkOverlay(ctx context.Context, c *cluster.Cluster, o *Options, d *deploy
 	}
 	suggestion := "my-cluster"
 	if clusterDomain != "" {
-		suggestion = suggestOverlayName(clusterDomain)
+		suggestion = tree.SuggestOverlayName(clusterDomain)
 	}
 	switch {
 	case !overlayExists && o.InitOverlay == "":
@@ -422,14 +423,14 @@ func checkOverlay(ctx context.Context, c *cluster.Cluster, o *Options, d *deploy
 		p.add("git", "overlay", report.StatusSkip, fmt.Sprintf("%s does not exist; --init-overlay creates %s/%s", d.overlayRel, tree.OverlaysDir, o.InitOverlay))
 		return false
 	}
-	hosts, err := overlayRoutes(d.overlayDir)
+	hosts, err := tree.OverlayRoutes(d.overlayDir)
 	if err != nil {
 		p.add("git", "overlay", report.StatusFail, fmt.Sprintf("%s does not build: %v", d.overlayRel, err))
 		return true
 	}
 	d.overlayHosts = hosts
 	p.rows = append(p.rows, advisoryRow(d.overlayDir, d.overlayRel))
-	d.domain = domainOf(hosts[tree.RouteUI])
+	d.domain = tree.DomainOf(hosts[tree.RouteUI])
 	checkOverlayDomain(o, d, clusterDomain, suggestion, p)
 	if o.InitOverlay == "" {
 		pulled := checkJobImages(ctx, c, d.overlayDir, d.overlayRel)
@@ -560,18 +561,18 @@ func runInitOverlay(ctx context.Context, c *cluster.Cluster, o Options, d *deplo
 		o.In = bufio.NewReader(o.In)
 	}
 	if o.JobImage == "" && !o.Yes {
-		o.JobImage = askJobImage(o.In, o.Out, templateJobImage(o.Root))
+		o.JobImage = initoverlay.AskJobImage(o.In, o.Out, templateJobImage(o.Root))
 	}
 	if o.JobImage != "" {
 		if _, err := jobimage.ParseReference(o.JobImage); err != nil {
 			return fmt.Errorf("--job-image: %w", err)
 		}
 	}
-	rel, err := initOverlay(o.Root, o.InitOverlay, d.domain)
+	rel, err := initoverlay.Create(o.Root, o.InitOverlay, d.domain)
 	if err != nil {
 		return err
 	}
-	argoChanged, err := initSource(o.Root, &o)
+	argoChanged, err := initoverlay.WriteSource(o.Root, initoverlay.SourceOptions{RepoURL: o.RepoURL, Revision: o.Revision, Yes: o.Yes, In: o.In, Out: o.Out})
 	if err != nil {
 		_ = os.RemoveAll(filepath.Join(o.Root, filepath.FromSlash(rel)))
 		return err
@@ -579,7 +580,7 @@ func runInitOverlay(ctx context.Context, c *cluster.Cluster, o Options, d *deplo
 	out := o.Out
 	differs := "only appsDomain in " + tree.SettingsFile + " differs"
 	if o.JobImage != "" {
-		if err := setOverlayJobImage(o.Root, rel, o.JobImage); err != nil {
+		if err := initoverlay.SetJobImage(o.Root, rel, o.JobImage); err != nil {
 			_ = os.RemoveAll(filepath.Join(o.Root, filepath.FromSlash(rel)))
 			return fmt.Errorf("setting the job image of %s: %w", rel, err)
 		}
@@ -664,7 +665,7 @@ func printAccessURLs(ctx context.Context, c *cluster.Cluster, out io.Writer, ns 
 	live := c.RouteURLs(ctx, ns)
 	expected := d.overlayHosts
 	if len(expected) == 0 && d.domain != "" {
-		expected = expectedHosts(d.domain)
+		expected = tree.ExpectedHosts(d.domain)
 	}
 	entries := []struct{ route, name, purpose string }{
 		{tree.RouteUI, "LiteMaaS UI", "User portal, subscriptions, API keys"},

@@ -3,7 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -57,34 +56,6 @@ func TestDeployMissingOverlay(t *testing.T) {
 	var pe *report.ProblemsError
 	require.ErrorAs(t, err, &pe)
 	assert.Contains(t, squeeze(out.String()), "overlay FAIL gitops/overlays/mycluster does not exist: create one for this cluster with --init-overlay cluster")
-}
-
-func TestInitOverlayRejectsBadInput(t *testing.T) {
-	root := repoCopy(t)
-	tests := []struct{ name, overlay, domain, want string }{
-		{"bad name", "My_Cluster", "apps.x.example.com", `overlay name "My_Cluster"`},
-		{"URL instead of domain", "x", "https://apps.x.example.com", "is not a DNS domain"},
-		{"exists", "example", "apps.x.example.com", "gitops/overlays/example already exists"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := initOverlay(root, tt.overlay, tt.domain)
-			assert.ErrorContains(t, err, tt.want)
-		})
-	}
-	_, err := os.Stat(filepath.Join(root, "gitops/overlays/x"))
-	assert.True(t, os.IsNotExist(err), "nothing left behind")
-}
-
-func TestSuggestOverlayName(t *testing.T) {
-	for domain, want := range map[string]string{
-		"apps.mycluster.example.com": "mycluster",
-		"apps.ocp-prod.corp.net":     "ocp-prod",
-		"example.com":                "example",
-		"apps.UPPER.example.com":     "my-cluster",
-	} {
-		assert.Equal(t, want, suggestOverlayName(domain), domain)
-	}
 }
 
 // TestWaitStopsWhenTheSyncFailedForGood: a sync that fails during the wait with no retry left ends the

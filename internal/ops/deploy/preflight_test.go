@@ -27,6 +27,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/initoverlay"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
@@ -97,7 +98,7 @@ func (r *testRegistry) dockerConfig() []byte {
 // pinJobImage points the copy's example overlay at ref, as a fork does after `make image-push`.
 func pinJobImage(t *testing.T, root, ref string) {
 	t.Helper()
-	require.NoError(t, setOverlayJobImage(root, tree.DefaultOverlay, ref))
+	require.NoError(t, initoverlay.SetJobImage(root, tree.DefaultOverlay, ref))
 }
 
 // jobImageRows runs deploy's preflight and returns its job image rows.
@@ -310,7 +311,7 @@ func TestInitOverlaySetsJobImage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := repoCopy(t)
-			require.NoError(t, copyTree(filepath.Join(repoRoot(t), "images"), filepath.Join(root, "images")))
+			require.NoError(t, os.CopyFS(filepath.Join(root, "images"), os.DirFS(filepath.Join(repoRoot(t), "images"))))
 			var out bytes.Buffer
 			err := Deploy(context.Background(), newCluster(t, srv.Config), Options{
 				Root: root, RepoURL: testRepoURL, InitOverlay: "mycluster", JobImage: tt.flag,

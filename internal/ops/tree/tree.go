@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -169,4 +170,55 @@ func YAMLToObject(data []byte, obj *unstructured.Unstructured) error {
 		return err
 	}
 	return obj.UnmarshalJSON(js)
+}
+
+// OverlayRoutes renders an overlay and returns the hosts of its Routes by Route name.
+func OverlayRoutes(dir string) (map[string]string, error) {
+	objs, err := manifests.Render(dir)
+	if err != nil {
+		return nil, err
+	}
+	hosts := map[string]string{}
+	for _, o := range objs {
+		if o.GroupVersionKind().GroupKind() == cluster.RouteGVK.GroupKind() {
+			h, _, _ := unstructured.NestedString(o.Object, "spec", "host")
+			hosts[o.GetName()] = h
+		}
+	}
+	return hosts, nil
+}
+
+// DomainOf returns the apps domain a Route host belongs to: everything after its first label
+// (litemaas-litemaas.apps.example.com -> apps.example.com).
+func DomainOf(host string) string {
+	_, d, ok := strings.Cut(host, ".")
+	if !ok {
+		return ""
+	}
+	return d
+}
+
+// ExpectedHosts are the Route hosts OpenShift gives the Routes in namespace litemaas under domain.
+func ExpectedHosts(domain string) map[string]string {
+	return map[string]string{
+		RouteUI:      "litemaas-litemaas." + domain,
+		RouteLiteLLM: "litellm-litemaas." + domain,
+		RouteAPI:     "litemaas-api-litemaas." + domain,
+	}
+}
+
+// overlayNamePattern is a name for an overlay directory: a DNS label.
+var overlayNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// IsOverlayName reports whether name may name an overlay (a DNS label).
+func IsOverlayName(name string) bool { return overlayNamePattern.MatchString(name) }
+
+// SuggestOverlayName derives an overlay name from an apps domain: apps.mycluster.example.com -> mycluster.
+func SuggestOverlayName(domain string) string {
+	d := strings.TrimPrefix(domain, "apps.")
+	label, _, _ := strings.Cut(d, ".")
+	if overlayNamePattern.MatchString(label) {
+		return label
+	}
+	return "my-cluster"
 }

@@ -1,4 +1,8 @@
-package deploy
+// Package initoverlay writes what `litemaas-ops deploy --init-overlay NAME` sets up in a fork for a new
+// cluster: the overlay (a copy of the example with the cluster's apps domain), the job image it runs
+// (listed in images/images.yaml), and the fork and revision Argo CD syncs (gitops/argocd). Every file is
+// edited as text, so that comments and layout stay; deploy asks the questions and checks the result.
+package initoverlay
 
 import (
 	"fmt"
@@ -6,72 +10,21 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/tree"
 )
 
-// overlayRoutes renders an overlay and returns the hosts of its Routes by Route name.
-func overlayRoutes(dir string) (map[string]string, error) {
-	objs, err := manifests.Render(dir)
-	if err != nil {
-		return nil, err
-	}
-	hosts := map[string]string{}
-	for _, o := range objs {
-		if o.GroupVersionKind().GroupKind() == cluster.RouteGVK.GroupKind() {
-			h, _, _ := unstructured.NestedString(o.Object, "spec", "host")
-			hosts[o.GetName()] = h
-		}
-	}
-	return hosts, nil
-}
-
-// domainOf returns the apps domain a Route host belongs to: everything after its first label
-// (litemaas-litemaas.apps.example.com -> apps.example.com).
-func domainOf(host string) string {
-	_, d, ok := strings.Cut(host, ".")
-	if !ok {
-		return ""
-	}
-	return d
-}
-
-// expectedHosts are the Route hosts OpenShift gives the Routes in namespace litemaas under domain.
-func expectedHosts(domain string) map[string]string {
-	return map[string]string{
-		tree.RouteUI:      "litemaas-litemaas." + domain,
-		tree.RouteLiteLLM: "litellm-litemaas." + domain,
-		tree.RouteAPI:     "litemaas-api-litemaas." + domain,
-	}
-}
-
 var (
-	overlayNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	domainPattern      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
-	appsDomainLine     = regexp.MustCompile(`(?m)^(\s*appsDomain:\s*)(\S+)(.*)$`)
+	domainPattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	appsDomainLine = regexp.MustCompile(`(?m)^(\s*appsDomain:\s*)(\S+)(.*)$`)
 )
 
-// suggestOverlayName derives an overlay name from an apps domain: apps.mycluster.example.com -> mycluster.
-func suggestOverlayName(domain string) string {
-	d := strings.TrimPrefix(domain, "apps.")
-	label, _, _ := strings.Cut(d, ".")
-	if overlayNamePattern.MatchString(label) {
-		return label
-	}
-	return "my-cluster"
-}
-
-// initOverlay creates gitops/overlays/<name> as a copy of the example overlay with appsDomain set to
+// Create creates gitops/overlays/<name> as a copy of the example overlay with appsDomain set to
 // domain, the one value that differs between clusters, and returns its path relative to root. The copy
 // sits at the same depth as the template, so its relative references (../../base) stay valid.
-func initOverlay(root, name, domain string) (string, error) {
-	if !overlayNamePattern.MatchString(name) {
-		return "", fmt.Errorf("overlay name %q: use lower-case letters, digits and '-' (e.g. %s)", name, suggestOverlayName(domain))
+func Create(root, name, domain string) (string, error) {
+	if !tree.IsOverlayName(name) {
+		return "", fmt.Errorf("overlay name %q: use lower-case letters, digits and '-' (e.g. %s)", name, tree.SuggestOverlayName(domain))
 	}
 	if !domainPattern.MatchString(domain) {
 		return "", fmt.Errorf("apps domain %q is not a DNS domain (want e.g. apps.mycluster.example.com, without https://)", domain)
@@ -102,12 +55,12 @@ func initOverlay(root, name, domain string) (string, error) {
 		return "", err
 	}
 	// Render it once: a copy that does not build must not be left for the user to commit.
-	hosts, err := overlayRoutes(dst)
+	hosts, err := tree.OverlayRoutes(dst)
 	if err != nil {
 		_ = os.RemoveAll(dst)
 		return "", fmt.Errorf("the new overlay does not build: %w", err)
 	}
-	if want := expectedHosts(domain)[tree.RouteUI]; hosts[tree.RouteUI] != want {
+	if want := tree.ExpectedHosts(domain)[tree.RouteUI]; hosts[tree.RouteUI] != want {
 		_ = os.RemoveAll(dst)
 		return "", fmt.Errorf("the new overlay renders Route %s with host %q, want %q", tree.RouteUI, hosts[tree.RouteUI], want)
 	}

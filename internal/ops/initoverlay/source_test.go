@@ -1,4 +1,4 @@
-package deploy
+package initoverlay
 
 import (
 	"bytes"
@@ -14,14 +14,13 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/opstest"
 )
 
-// initSource writes the fork and the revision into every file of gitops/argocd, keeping comments, and
+// WriteSource writes the fork and the revision into every file of gitops/argocd, keeping comments, and
 // the result passes the policy checks on Applications and the AppProject.
 func TestInitSource(t *testing.T) {
 	root := opstest.RepoCopyOf(t, "gitops", "images")
 	const fork = "https://github.com/someone/litemaas-gitops.git"
 	var out bytes.Buffer
-	o := &Options{In: strings.NewReader(fork + "\nv1.2.0\n"), Out: &out}
-	changed, err := initSource(root, o)
+	changed, err := WriteSource(root, SourceOptions{In: strings.NewReader(fork + "\nv1.2.0\n"), Out: &out})
 	require.NoError(t, err)
 	assert.ElementsMatch(t, argoFiles, changed)
 	assert.Contains(t, out.String(), "Your fork's URL")
@@ -53,9 +52,9 @@ func TestInitSource(t *testing.T) {
 	}
 
 	// HEAD is refused, and nothing is written.
-	_, err = initSource(root, &Options{Revision: "HEAD", Yes: true})
+	_, err = WriteSource(root, SourceOptions{Revision: "HEAD", Yes: true})
 	require.ErrorContains(t, err, "--revision: revision HEAD follows the repository's default branch")
-	_, err = initSource(root, &Options{Revision: "main..x", Yes: true})
+	_, err = WriteSource(root, SourceOptions{Revision: "main..x", Yes: true})
 	require.ErrorContains(t, err, `revision "main..x" is not a branch or tag name`)
 	_, rev = currentSource(root)
 	assert.Equal(t, "v1.2.0", rev)
