@@ -98,10 +98,10 @@ func (c *Command) Run(ctx context.Context, out io.Writer) error {
 
 // Options configures Deploy.
 type Options struct {
-	// Root is the repository root (FindRoot).
+	// Root is the repository root (tree.FindRoot).
 	Root string
 	// Overlay is the overlay Argo CD should sync: absolute, or relative to the working directory.
-	// Empty means DefaultOverlay.
+	// Empty means tree.DefaultOverlay.
 	Overlay string
 	// RepoURL replaces the Applications' spec.source.repoURL (your fork); empty keeps what git says.
 	RepoURL string

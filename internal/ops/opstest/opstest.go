@@ -99,9 +99,7 @@ func RepoRoot(t *testing.T) string {
 // (which may create an overlay) never writes into the real tree.
 func RepoCopy(t *testing.T) string {
 	t.Helper()
-	dst := t.TempDir()
-	require.NoError(t, os.CopyFS(filepath.Join(dst, "gitops"), os.DirFS(filepath.Join(RepoRoot(t), "gitops"))))
-	return dst
+	return RepoCopyOf(t, "gitops")
 }
 
 // RepoCopyOf copies the named top-level directories of the repository (e.g. gitops, images) into a

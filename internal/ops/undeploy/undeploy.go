@@ -77,7 +77,7 @@ func (c *Command) Run(ctx context.Context, out io.Writer) error {
 // Options configures Undeploy.
 type Options struct {
 	Root string
-	// Overlay selects the cluster-admin part removed with Cluster; empty means DefaultOverlay.
+	// Overlay selects the cluster-admin part removed with Cluster; empty means tree.DefaultOverlay.
 	Overlay string
 	// Cluster also removes the cluster-admin part (OAuthClient, Groups), when allowed.
 	Cluster bool
