@@ -1,16 +1,27 @@
+// Package ops is the litemaas-ops command line: the program, its commands in the order `help` lists
+// them, and how an error becomes an exit status. Each command lives in a package of its own under
+// internal/ops (check, deploy, pinimages, verify, undeploy, restore) with its options, its flags
+// (NewCommand) and its work; deploy --init-overlay writes its files through initoverlay. What several of
+// them need is in cluster (the connection and the questions asked of the API server), report (check
+// tables, confirmation) and tree (the fork's checkout); their tests share opstest.
+//
+// The program stays here, above the commands, because it is the one place that knows all of them: the
+// usage lists them, every command has the same shape (internal/cli), and the exit status is decided
+// for all of them alike (an error with ExitCode, such as check's, decides its own; any other is 1).
 package ops
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/cli"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/deploy"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/pinimages"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/restore"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/undeploy"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 )
 
 // Exit codes.
@@ -32,93 +43,12 @@ func Program(stdin io.Reader, stdout, stderr io.Writer) *cli.Program {
 		Name:    "litemaas-ops",
 		Summary: "deploys, verifies, undeploys and restores LiteMaaS on OpenShift with Argo CD, and checks a fork's tree before a push.",
 		Commands: []*cli.Command{
-			{
-				Name: "check", Args: "[--overlay DIR]...",
-				Summary: "offline, before a push: validate the catalogs, render, run the policy checks",
-				Help: "Renders every kustomization under gitops/ (or the overlays named, with their cluster part) as Argo CD\n" +
-					"would, validates every models catalog it renders with litemaas-sync's rules, and runs the policy\n" +
-					"checks the tests run. Every problem is listed, naming the kustomization, the rule and the object.\n" +
-					"Needs no cluster. Exit status 0 when all is well, 2 when problems were found.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					o := &CheckOptions{}
-					fs.Func("overlay", "an overlay to check, with its cluster-admin part (repeatable; default: the whole tree)", func(s string) error {
-						o.Overlays = append(o.Overlays, s)
-						return nil
-					})
-					return o
-				},
-			},
-			{
-				Name: "deploy", Args: "[--overlay DIR] [--repo-url URL] [--timeout 20m] [--yes] [--init-overlay NAME [--domain APPS_DOMAIN] [--job-image REF] [--revision BRANCH|TAG]]",
-				Summary: "preflight, apply, wait for sync + health + PostSync job, print the URLs",
-				Help: "With --init-overlay NAME, creates gitops/overlays/NAME for the cluster's apps domain and stops; with\n" +
-					"--domain too, it needs no cluster. It asks for the job image the hook Jobs run (or takes --job-image), the fork (--repo-url) and the\n" +
-					"branch or tag Argo CD syncs (--revision; never HEAD), and writes the last two into gitops/argocd.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &DeployCommand{Connection: Connection{Log: stderr}}
-					c.In = stdin
-					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay Argo CD syncs (a directory under gitops/overlays)")
-					fs.StringVar(&c.RepoURL, "repo-url", "", "your fork's URL for the Applications (default: the repoURL in gitops/argocd)")
-					fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "how long to wait for Argo CD to sync and the PostSync job to succeed")
-					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
-					fs.StringVar(&c.InitOverlay, "init-overlay", "", "create gitops/overlays/NAME for this cluster's apps domain, then stop")
-					fs.StringVar(&c.Domain, "domain", "", "apps domain for --init-overlay (then no cluster is needed)")
-					fs.StringVar(&c.JobImage, "job-image", "", "job image for --init-overlay's overlay, as `make image-push` printed it (default: ask)")
-					fs.StringVar(&c.Revision, "revision", "", "branch or tag Argo CD syncs, written by --init-overlay into gitops/argocd (default: ask)")
-					c.Connection.bind(fs)
-					return c
-				},
-			},
-			{
-				Name: "pin-images", Args: "",
-				Summary: "resolve every image tag of images/images.yaml and the overlays' images: entries to its digest, and write it",
-				Help: "Each tag is looked up anonymously, then with the credentials of podman's or docker's auth file\n" +
-					"(as image-push reads them). Overlay entries get a digest: next to their newTag; images/images.yaml\n" +
-					"lists <repository>:<tag>@<digest>. Comments and layout stay. A tag that does not resolve is named\n" +
-					"with its file and line, and nothing is written. Running it again changes nothing unless a tag moved.",
-				New: func(fs *flag.FlagSet) cli.Runner { return &PinCommand{} },
-			},
-			{
-				Name: "verify", Args: "[--namespace litemaas] [--catalog gitops/base/models.yaml] [--skip-routes] [--insecure] [--chat]",
-				Summary: "check pods, published models, backups and routes",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &VerifyCommand{Connection: Connection{Log: stderr}}
-					fs.StringVar(&c.Namespace, "namespace", DefaultNamespace, "namespace LiteMaaS runs in")
-					fs.StringVar(&c.Catalog, "catalog", DefaultCatalog, "models catalog to compare the published models with")
-					fs.BoolVar(&c.SkipRoutes, "skip-routes", false, "do not send requests to the Routes (e.g. from outside the cluster's network)")
-					fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the Routes' TLS certificates (self-signed router certificate)")
-					fs.BoolVar(&c.Chat, "chat", false, "also send one chat completion per served catalog model through the LiteLLM route, with a temporary virtual key")
-					c.Connection.bind(fs)
-					return c
-				},
-			},
-			{
-				Name: "undeploy", Args: "[--yes] [--cluster] [--overlay DIR] [--wait 3m]",
-				Summary: "remove the Application and namespace litemaas (--cluster: also the cluster-admin part)",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					c := &UndeployCommand{Connection: Connection{Log: stderr}}
-					c.In = stdin
-					fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation")
-					fs.BoolVar(&c.Cluster, "cluster", false, "also remove the cluster-admin part (OAuthClient, Groups)")
-					fs.StringVar(&c.Overlay, "overlay", DefaultOverlay, "overlay whose cluster-admin part --cluster removes")
-					fs.DurationVar(&c.Wait, "wait", 3*time.Minute, "how long to wait for each deletion to finish")
-					c.Connection.bind(fs)
-					return c
-				},
-			},
-			{
-				Name: "restore", Args: "--from DUMP_DIR --to-url postgresql://USER[:PASSWORD]@HOST:PORT/postgres [--force] [--pg-restore PATH]",
-				Summary: "restore a backup into a PostgreSQL server",
-				Help:    "PGPASSWORD is read when the URL has no password.",
-				New: func(fs *flag.FlagSet) cli.Runner {
-					o := &RestoreOptions{}
-					fs.StringVar(&o.From, "from", "", "backup directory (or the backup volume's root: its newest backup)")
-					fs.StringVar(&o.ToURL, "to-url", "", "PostgreSQL server, postgresql://USER[:PASSWORD]@HOST:PORT/postgres (password also from PGPASSWORD)")
-					fs.BoolVar(&o.Force, "force", false, "drop and recreate databases that are not empty")
-					fs.StringVar(&o.PgRestore, "pg-restore", "", "pg_restore binary (default: the newest found)")
-					return o
-				},
-			},
+			check.NewCommand(),
+			deploy.NewCommand(stdin, stderr),
+			pinimages.NewCommand(),
+			verify.NewCommand(stderr),
+			undeploy.NewCommand(stdin, stderr),
+			restore.NewCommand(),
 		},
 		Footer: footer,
 		Code:   exitCode,
@@ -141,149 +71,4 @@ func exitCode(err error) int {
 		return ec.ExitCode()
 	}
 	return ExitFailed
-}
-
-// Connection is how a command reaches the cluster.
-type Connection struct {
-	// Context is the kubeconfig context; empty: the current one.
-	Context string
-	// Verbose logs debug details to Log.
-	Verbose bool
-	Log     io.Writer
-}
-
-func (c *Connection) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.Context, "context", "", "kubeconfig context (default: the current one)")
-	fs.BoolVar(&c.Verbose, "v", false, "log debug details to stderr")
-}
-
-func (c *Connection) cluster() (*Cluster, error) {
-	level := slog.LevelInfo
-	if c.Verbose {
-		level = slog.LevelDebug
-	}
-	w := c.Log
-	if w == nil {
-		w = os.Stderr
-	}
-	return LoadCluster(c.Context, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
-}
-
-// DeployCommand is `litemaas-ops deploy`.
-type DeployCommand struct {
-	DeployOptions
-	Connection
-}
-
-// Run deploys; with InitOverlay and Domain it only creates the overlay, without a cluster.
-func (c *DeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
-	if err != nil {
-		return err
-	}
-	o := c.DeployOptions
-	if o.JobImage != "" && o.InitOverlay == "" {
-		return cli.Usagef("--job-image goes with --init-overlay; for an existing overlay, set the job image in its images: entry (kustomization.yaml) and push")
-	}
-	if o.Revision != "" && o.InitOverlay == "" {
-		return cli.Usagef("--revision goes with --init-overlay; for an existing setup, set targetRevision in gitops/argocd and push")
-	}
-	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
-	if o.InitOverlay != "" && o.Domain != "" {
-		return runInitOverlay(ctx, nil, o, &deployment{domain: o.Domain}, nil)
-	}
-	cl, err := c.cluster()
-	if err != nil {
-		return err
-	}
-	return Deploy(ctx, cl, o)
-}
-
-// PinCommand is `litemaas-ops pin-images`.
-type PinCommand struct{}
-
-// Run pins the tree's image tags to their digests.
-func (c *PinCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
-	if err != nil {
-		return err
-	}
-	return PinImages(ctx, PinOptions{Root: root, Out: out})
-}
-
-// VerifyCommand is `litemaas-ops verify`.
-type VerifyCommand struct {
-	VerifyOptions
-	Connection
-}
-
-// Run verifies the running installation.
-func (c *VerifyCommand) Run(ctx context.Context, out io.Writer) error {
-	cl, err := c.cluster()
-	if err != nil {
-		return err
-	}
-	o := c.VerifyOptions
-	if r, err := workRoot(); err == nil {
-		o.Catalog = inRepo(r, o.Catalog)
-	}
-	o.Out = out
-	return Verify(ctx, cl, o)
-}
-
-// UndeployCommand is `litemaas-ops undeploy`.
-type UndeployCommand struct {
-	UndeployOptions
-	Connection
-}
-
-// Run removes what deploy created.
-func (c *UndeployCommand) Run(ctx context.Context, out io.Writer) error {
-	root, err := workRoot()
-	if err != nil {
-		return err
-	}
-	cl, err := c.cluster()
-	if err != nil {
-		return err
-	}
-	o := c.UndeployOptions
-	o.Root, o.Out, o.Overlay = root, out, inRepo(root, o.Overlay)
-	return Undeploy(ctx, cl, o)
-}
-
-// Run restores the backup.
-func (o *RestoreOptions) Run(ctx context.Context, out io.Writer) error {
-	if o.From == "" || o.ToURL == "" {
-		return cli.Usagef("restore needs --from and --to-url")
-	}
-	r := *o
-	r.Out = out
-	_, err := Restore(ctx, r)
-	return err
-}
-
-// workRoot is the root of the checkout holding the working directory.
-func workRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	return FindRoot(wd)
-}
-
-// inRepo resolves a path given on the command line: as given when it exists (absolute, or relative to the
-// working directory), else relative to the repository root, so that the defaults also work from a
-// subdirectory of the checkout.
-func inRepo(root, p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if _, err := os.Stat(filepath.Join(root, p)); err == nil {
-		return filepath.Join(root, p)
-	}
-	return p
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -61,29 +60,63 @@ func TestInitOverlayWithoutACluster(t *testing.T) {
 	assert.Contains(t, stdout.String(), "ok   gitops/overlays/other (overlay, ")
 }
 
-// check names the catalog file and line a bad model is on, and exits 2.
-func TestCheckNamesTheCatalogLine(t *testing.T) {
-	root := repoCopy(t)
-	models := filepath.Join(root, "gitops/base/models.yaml")
-	data, err := os.ReadFile(models)
-	require.NoError(t, err)
-	line := strings.Count(string(data), "\n") + 1
-	require.NoError(t, os.WriteFile(models, append(data, "  - id: llama-3-8b\n    name: Llama\n    contextLength: 8192\n    apiBase: ftp://llm.example.net/v1\n"...), 0o644))
+// TestCLI runs the command line entry point with a kubeconfig file, as `make verify` does.
+func TestCLI(t *testing.T) {
+	setupCluster(t)
+	ns := srv.CreateNamespace(t, "cli")
+	populateNamespace(t, ns, testDomain)
+	writeJobStatus(t, ns, "succeeded", goodModels)
+	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{"verify", []string{"verify", "--namespace", ns, "--catalog", "testdata/models.yaml", "--skip-routes"}, ExitOK, "verify: all", ""},
+		{"verify fails", []string{"verify", "--namespace", ns, "--catalog", "testdata/does-not-exist.yaml", "--skip-routes"}, ExitFailed, "cannot read testdata/does-not-exist.yaml", "verify: 1 problem"},
+		{"help", []string{"help"}, ExitOK, "Usage:", ""},
+		{"no command", nil, ExitUsage, "", "no command given"},
+		{"unknown command", []string{"destroy"}, ExitUsage, "", `unknown command "destroy"`},
+		{"unknown flag", []string{"verify", "--nope"}, ExitUsage, "", "flag provided but not defined: -nope"},
+		{"restore without arguments", []string{"restore"}, ExitUsage, "", "restore needs --from and --to-url"},
+		{"restore with a bad URL", []string{"restore", "--from", ".", "--to-url", "mysql://x"}, ExitFailed, "", "--to-url must look like postgresql://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Main(context.Background(), tt.args, bytes.NewReader(nil), &stdout, &stderr)
+			t.Logf("litemaas-ops %v -> %d\nstdout:\n%s\nstderr:\n%s", tt.args, code, stdout.String(), stderr.String())
+			assert.Equal(t, tt.wantCode, code)
+			assert.Contains(t, stdout.String(), tt.wantOut)
+			assert.Contains(t, stderr.String(), tt.wantErr)
+		})
+	}
+}
+
+func TestJobImageFlagNeedsInitOverlay(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := (&CheckOptions{Root: root, Overlays: []string{"gitops/overlays/example"}}).Run(context.Background(), &stdout)
-	require.Error(t, code)
-	assert.Equal(t, ExitUsage, exitCode(code))
-	assert.Contains(t, stdout.String(), "gitops/overlays/example: models catalog: gitops/base/models.yaml:"+strconv.Itoa(line+3)+": model llama-3-8b: field apiBase: must be an http:// or https:// URL")
-	assert.Empty(t, stderr.String())
+	code := Main(context.Background(), []string{"deploy", "--job-image", "ghcr.io/me/litemaas-sync:1"}, nil, &stdout, &stderr)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, stderr.String(), "--job-image goes with --init-overlay")
+}
 
-	err = (&CheckOptions{Root: root, Overlays: []string{"gitops/overlays/nope"}}).Run(context.Background(), &stdout)
-	assert.ErrorContains(t, err, "gitops/overlays/nope is not a kustomization under gitops/overlays or gitops/clusters")
-
-	// A kustomization file that is not YAML: exit 2, naming it.
-	broken := filepath.Join(root, "gitops/overlays/broken/kustomization.yaml")
-	require.NoError(t, os.MkdirAll(filepath.Dir(broken), 0o755))
-	require.NoError(t, os.WriteFile(broken, []byte("resources: [../example\n"), 0o644))
-	err = (&CheckOptions{Root: root}).Run(context.Background(), &stdout)
-	assert.Equal(t, ExitUsage, exitCode(err))
-	assert.ErrorContains(t, err, "gitops/overlays/broken/kustomization.yaml")
+// TestCLIDeployFromASubdirectory: the command line finds the checkout's root and the default overlay from
+// anywhere inside it; preflight stops at the placeholder repoURL before anything is applied.
+func TestCLIDeployFromASubdirectory(t *testing.T) {
+	setupCluster(t)
+	root := repoCopy(t)
+	t.Setenv("KUBECONFIG", srv.WriteKubeconfig(t, srv.Config))
+	t.Chdir(filepath.Join(root, "gitops", "overlays"))
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), []string{"deploy", "--timeout", "1s"}, bytes.NewReader(nil), &stdout, &stderr)
+	t.Logf("litemaas-ops deploy (in gitops/overlays) -> %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	assert.Equal(t, ExitFailed, code)
+	o := squeeze(stdout.String())
+	assert.Contains(t, o, "overlay domain OK gitops/overlays/example is set for apps.cluster.example.com")
+	assert.Contains(t, o, "is the placeholder")
+	assert.Contains(t, stderr.String(), "litemaas-ops: preflight: 1 problem (see the table above)")
+	assert.NotContains(t, o, "Applying")
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/ops"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
 )
 
@@ -27,10 +27,10 @@ import (
 // `litemaas-ops verify --chat` does, logs the table and fails the test for any model that failed.
 func chatTable(t *testing.T, s *devstack.Stack, replica int, models []string) {
 	t.Helper()
-	results, err := ops.ChatCheck(context.Background(), ops.ChatOptions{BaseURL: s.Replicas[replica].URL(), MasterKey: s.MasterKey, Models: models})
+	results, err := verify.ChatCheck(context.Background(), verify.ChatOptions{BaseURL: s.Replicas[replica].URL(), MasterKey: s.MasterKey, Models: models})
 	require.NoError(t, err)
 	var out bytes.Buffer
-	terr := ops.PrintChatTable(&out, results)
+	terr := verify.PrintChatTable(&out, results)
 	t.Logf("chat through LiteLLM replica %d:\n%s", replica+1, out.String())
 	require.NoError(t, terr)
 	assert.Empty(t, s.Proxy.Keys(), "the virtual key is gone")

@@ -31,7 +31,8 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/ops"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/verify"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/store"
 )
@@ -585,10 +586,10 @@ func TestVerifyReadsWhatTheJobPublished(t *testing.T) {
 		_, err = cs.CoreV1().Pods(s.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 		require.NoError(t, err)
 	}
-	cluster, err := ops.NewCluster(kube.Config, nil)
+	conn, err := cluster.New(kube.Config, nil)
 	require.NoError(t, err)
 	var out bytes.Buffer
-	err = ops.Verify(ctx, cluster, ops.VerifyOptions{Namespace: s.Namespace, Catalog: s.CatalogPath(), SkipRoutes: true, Out: &out})
+	err = verify.Verify(ctx, conn, verify.Options{Namespace: s.Namespace, Catalog: s.CatalogPath(), SkipRoutes: true, Out: &out})
 	require.NoError(t, err, out.String())
 	t.Logf("verify:\n%s", out.String())
 
@@ -598,7 +599,7 @@ func TestVerifyReadsWhatTheJobPublished(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "models.yaml")
 	require.NoError(t, os.WriteFile(other, []byte(extra), 0o644))
 	out.Reset()
-	err = ops.Verify(ctx, cluster, ops.VerifyOptions{Namespace: s.Namespace, Catalog: other, SkipRoutes: true, Out: &out})
+	err = verify.Verify(ctx, conn, verify.Options{Namespace: s.Namespace, Catalog: other, SkipRoutes: true, Out: &out})
 	require.Error(t, err)
 	assert.Contains(t, out.String(), "llama-3-8b")
 }

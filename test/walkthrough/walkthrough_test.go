@@ -17,6 +17,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/check"
 )
 
 const (
@@ -85,7 +86,7 @@ func TestForkWalkthrough(t *testing.T) {
 
 	// make check: the whole tree, then the overlay alone.
 	var out bytes.Buffer
-	err = (&ops.CheckOptions{Root: root}).Run(context.Background(), &out)
+	err = (&check.Options{Root: root}).Run(context.Background(), &out)
 	t.Logf("check:\n%s", out.String())
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), "ok   "+overlay+" (overlay, ")
@@ -96,9 +97,9 @@ func TestForkWalkthrough(t *testing.T) {
 	kust := filepath.Join(root, overlay, "kustomization.yaml")
 	require.NoError(t, os.WriteFile(kust, append([]byte(read(t, kust)), fixedUIDPatch...), 0o644))
 	out.Reset()
-	err = (&ops.CheckOptions{Root: root, Overlays: []string{overlay}}).Run(context.Background(), &out)
+	err = (&check.Options{Root: root, Overlays: []string{overlay}}).Run(context.Background(), &out)
 	t.Logf("check --overlay %s:\n%s", overlay, out.String())
-	var ce *ops.CheckError
+	var ce *check.Error
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, ops.ExitUsage, ce.ExitCode(), "problems found exit 2")
 	assert.Contains(t, out.String(), "FAIL "+overlay+" (overlay, ")
