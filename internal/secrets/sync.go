@@ -247,50 +247,18 @@ type syncer struct {
 	red redactor
 }
 
+// run reads, validates, then writes: nothing is written unless every Secret read is valid.
 func (s *syncer) run(ctx context.Context) (*Result, error) {
 	// 1. Read everything first.
-	existing := map[string]*corev1.Secret{}
-	for _, sc := range Contract {
-		sec, err := s.getSecret(ctx, sc.Name)
-		if err != nil {
-			return nil, err
-		}
-		existing[sc.Name] = sec
-		s.red.addSecret(sec)
-	}
-	var token *corev1.Secret
-	if s.o.Mode == ModeServiceAccount {
-		var err error
-		if token, err = s.getSecret(ctx, s.o.TokenSecret); err != nil {
-			return nil, err
-		}
-		s.red.addSecret(token)
-	}
-	var oidcClient *corev1.Secret
-	if s.o.Mode == ModeOIDC {
-		var err error
-		if oidcClient, err = s.getSecret(ctx, s.o.OIDCClientSecret); err != nil {
-			return nil, err
-		}
-		s.red.addSecret(oidcClient)
+	existing, token, oidcClient, err := s.readAll(ctx)
+	if err != nil {
+		return nil, err
 	}
 
 	// 2. Validate everything before the first write.
-	settings := s.o.Settings
-	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
-	plan, err := Compute(existing, settings, s.o.Rand)
-	var verr *ValidationError
-	if err != nil && !errors.As(err, &verr) {
+	plan, err := s.validate(existing, token)
+	if err != nil {
 		return nil, err
-	}
-	if p := checkTokenSecret(token, s.o.TokenSecret, s.o.ServiceAccount); len(p) > 0 {
-		if verr == nil {
-			verr = &ValidationError{}
-		}
-		verr.Problems = append(verr.Problems, p...)
-	}
-	if verr != nil {
-		return nil, verr
 	}
 	var oidcID, oidcSecret string
 	if s.o.Mode == ModeOIDC {
@@ -310,18 +278,7 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	// not come, the Secrets are still written (without OAUTH_CLIENT_SECRET if it is missing).
 	var oauthErr error
 	if s.o.Mode == ModeServiceAccount {
-		res.OAuth.Name = s.o.ServiceAccount
-		tok, changes, err := s.ensureToken(ctx, token)
-		res.OAuth.Changes = changes
-		if err != nil {
-			oauthErr = err
-		} else {
-			s.red.add(tok)
-			if plan.SetOAuthClientSecret(tok) {
-				s.log.Warn("backend-secret OAUTH_CLIENT_SECRET differed from the ServiceAccount token; replacing it with the token",
-					"secret", BackendSecret, "key", KeyOAuthClientSecret, "serviceAccount", s.o.ServiceAccount)
-			}
-		}
+		oauthErr = s.useToken(ctx, token, plan, res)
 	}
 
 	// oidc mode: the provider's client, copied as it is; the Secrets are then written once.
@@ -331,10 +288,94 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	}
 
 	// 4. Write.
+	if err := s.write(ctx, plan, res, oauthErr); err != nil {
+		return res, err
+	}
+
+	// 5. oauthclient mode: the OAuthClient follows backend-secret.
+	if s.o.Mode == ModeOAuthClient {
+		res.OAuth.Name = s.o.OAuthClientName
+		secret, _ := plan.Value(BackendSecret, KeyOAuthClientSecret)
+		res.OAuth.Changes, oauthErr = s.syncOAuthClient(ctx, secret)
+		res.OAuth.Done = oauthErr == nil
+	}
+	return res, oauthErr
+}
+
+// readAll reads the contract's Secrets, and the token or OIDC client Secret of the mode (nil when
+// missing or not used), and hands every value read to the redactor before anything can log it.
+func (s *syncer) readAll(ctx context.Context) (existing map[string]*corev1.Secret, token, oidcClient *corev1.Secret, err error) {
+	existing = map[string]*corev1.Secret{}
+	for _, sc := range Contract {
+		sec, err := s.getSecret(ctx, sc.Name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		existing[sc.Name] = sec
+		s.red.addSecret(sec)
+	}
+	if s.o.Mode == ModeServiceAccount {
+		if token, err = s.getSecret(ctx, s.o.TokenSecret); err != nil {
+			return nil, nil, nil, err
+		}
+		s.red.addSecret(token)
+	}
+	if s.o.Mode == ModeOIDC {
+		if oidcClient, err = s.getSecret(ctx, s.o.OIDCClientSecret); err != nil {
+			return nil, nil, nil, err
+		}
+		s.red.addSecret(oidcClient)
+	}
+	return existing, token, oidcClient, nil
+}
+
+// validate computes the plan and gathers every problem of the Secrets and of the token Secret into
+// one *ValidationError, so that a user fixes them all in one go.
+func (s *syncer) validate(existing map[string]*corev1.Secret, token *corev1.Secret) (*Plan, error) {
+	settings := s.o.Settings
+	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
+	plan, err := Compute(existing, settings, s.o.Rand)
+	var verr *ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		return nil, err
+	}
+	if p := checkTokenSecret(token, s.o.TokenSecret, s.o.ServiceAccount); len(p) > 0 {
+		if verr == nil {
+			verr = &ValidationError{}
+		}
+		verr.Problems = append(verr.Problems, p...)
+	}
+	if verr != nil {
+		return nil, verr
+	}
+	return plan, nil
+}
+
+// useToken gets the ServiceAccount's token (creating what it needs) and puts it into the plan as
+// backend-secret's OAUTH_CLIENT_SECRET. Its error is the OAuth error of the run: the Secrets are
+// written all the same.
+func (s *syncer) useToken(ctx context.Context, token *corev1.Secret, plan *Plan, res *Result) error {
+	res.OAuth.Name = s.o.ServiceAccount
+	tok, changes, err := s.ensureToken(ctx, token)
+	res.OAuth.Changes = changes
+	if err != nil {
+		return err
+	}
+	s.red.add(tok)
+	if plan.SetOAuthClientSecret(tok) {
+		s.log.Warn("backend-secret OAUTH_CLIENT_SECRET differed from the ServiceAccount token; replacing it with the token",
+			"secret", BackendSecret, "key", KeyOAuthClientSecret, "serviceAccount", s.o.ServiceAccount)
+	}
+	return nil
+}
+
+// write applies the plan's Secrets; in serviceaccount and oidc modes, writing backend-secret is what
+// completes the OAuth setup.
+func (s *syncer) write(ctx context.Context, plan *Plan, res *Result, oauthErr error) error {
 	for _, sp := range plan.Secrets {
 		r, err := s.apply(ctx, sp)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Secrets = append(res.Secrets, r)
 		if s.o.Mode == ModeServiceAccount && sp.Name == BackendSecret && oauthErr == nil {
@@ -347,15 +388,7 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 			res.OAuth.Done = true
 		}
 	}
-
-	// 5. oauthclient mode: the OAuthClient follows backend-secret.
-	if s.o.Mode == ModeOAuthClient {
-		res.OAuth.Name = s.o.OAuthClientName
-		secret, _ := plan.Value(BackendSecret, KeyOAuthClientSecret)
-		res.OAuth.Changes, oauthErr = s.syncOAuthClient(ctx, secret)
-		res.OAuth.Done = oauthErr == nil
-	}
-	return res, oauthErr
+	return nil
 }
 
 // getSecret returns the Secret, or nil when it does not exist.
