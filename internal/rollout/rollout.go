@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -55,11 +54,11 @@ type Workload struct {
 func (w Workload) Resource() schema.GroupVersionResource {
 	switch w.Kind {
 	case KindStatefulSet:
-		return appsv1.SchemeGroupVersion.WithResource("statefulsets")
+		return appsV1.WithResource("statefulsets")
 	case KindDaemonSet:
-		return appsv1.SchemeGroupVersion.WithResource("daemonsets")
+		return appsV1.WithResource("daemonsets")
 	default:
-		return appsv1.SchemeGroupVersion.WithResource("deployments")
+		return appsV1.WithResource("deployments")
 	}
 }
 
