@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -95,13 +94,13 @@ func reason(err error) string {
 
 // checkTokenSecret validates an existing token Secret: it must be a token of the ServiceAccount, or
 // copying its token would hand the backend somebody else's credential.
-func checkTokenSecret(sec *corev1.Secret, name, serviceAccount string) []Problem {
+func checkTokenSecret(sec *kube.Secret, name, serviceAccount string) []Problem {
 	if sec == nil {
 		return nil
 	}
-	if sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != serviceAccount {
+	if sec.Type != kube.SecretTypeServiceAccountToken || sec.Annotations[kube.ServiceAccountNameKey] != serviceAccount {
 		return []Problem{{Secret: name, Message: fmt.Sprintf("is not a %s Secret of ServiceAccount %s; delete it and re-sync (the job re-creates it)",
-			corev1.SecretTypeServiceAccountToken, serviceAccount)}}
+			kube.SecretTypeServiceAccountToken, serviceAccount)}}
 	}
 	return nil
 }
@@ -109,7 +108,7 @@ func checkTokenSecret(sec *corev1.Secret, name, serviceAccount string) []Problem
 // ensureToken makes sure the OAuth ServiceAccount and its token Secret exist, and waits (at most
 // TokenWait) until the token controller has written the token. It returns the token and what it
 // created.
-func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (string, []string, error) {
+func (s *syncer) ensureToken(ctx context.Context, existing *kube.Secret) (string, []string, error) {
 	var changes []string
 	created, err := s.ensureServiceAccount(ctx)
 	if created {
@@ -141,7 +140,7 @@ func (s *syncer) ensureServiceAccount(ctx context.Context) (bool, error) {
 	case apierrors.IsNotFound(err):
 		// On the first sync this PreSync job runs before Argo CD creates the ServiceAccount of the
 		// component; Argo CD adopts the one created here.
-		_, err = sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		_, err = sas.Create(ctx, &kube.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 			Name:        saName,
 			Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
 			Annotations: map[string]string{RedirectReferenceAnnotation: RedirectReferenceValue},
@@ -174,13 +173,13 @@ func (s *syncer) ensureServiceAccount(ctx context.Context) (bool, error) {
 // whether it created it; one created meanwhile by someone else is fine.
 func (s *syncer) createTokenSecret(ctx context.Context) (bool, error) {
 	ns, saName := s.o.Namespace, s.o.ServiceAccount
-	_, err := kube.Secrets(s.c.Dynamic, ns).Create(ctx, &corev1.Secret{
+	_, err := kube.Secrets(s.c.Dynamic, ns).Create(ctx, &kube.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        s.o.TokenSecret,
 			Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
-			Annotations: map[string]string{corev1.ServiceAccountNameKey: saName},
+			Annotations: map[string]string{kube.ServiceAccountNameKey: saName},
 		},
-		Type: corev1.SecretTypeServiceAccountToken,
+		Type: kube.SecretTypeServiceAccountToken,
 	}, metav1.CreateOptions{FieldManager: FieldManager})
 	switch {
 	case err == nil:
@@ -212,7 +211,7 @@ func (s *syncer) waitForToken(ctx context.Context) (string, error) {
 		if p := checkTokenSecret(sec, s.o.TokenSecret, saName); len(p) > 0 {
 			return false, fmt.Errorf("%s", p[0])
 		}
-		token = string(sec.Data[corev1.ServiceAccountTokenKey])
+		token = string(sec.Data[kube.ServiceAccountTokenKey])
 		return token != "", nil
 	})
 	if err == nil {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -304,8 +303,8 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 
 // readAll reads the contract's Secrets, and the token or OIDC client Secret of the mode (nil when
 // missing or not used), and hands every value read to the redactor before anything can log it.
-func (s *syncer) readAll(ctx context.Context) (existing map[string]*corev1.Secret, token, oidcClient *corev1.Secret, err error) {
-	existing = map[string]*corev1.Secret{}
+func (s *syncer) readAll(ctx context.Context) (existing map[string]*kube.Secret, token, oidcClient *kube.Secret, err error) {
+	existing = map[string]*kube.Secret{}
 	for _, sc := range Contract {
 		sec, err := s.getSecret(ctx, sc.Name)
 		if err != nil {
@@ -331,7 +330,7 @@ func (s *syncer) readAll(ctx context.Context) (existing map[string]*corev1.Secre
 
 // validate computes the plan and gathers every problem of the Secrets and of the token Secret into
 // one *ValidationError, so that a user fixes them all in one go.
-func (s *syncer) validate(existing map[string]*corev1.Secret, token *corev1.Secret) (*Plan, error) {
+func (s *syncer) validate(existing map[string]*kube.Secret, token *kube.Secret) (*Plan, error) {
 	settings := s.o.Settings
 	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
 	plan, err := Compute(existing, settings, s.o.Rand)
@@ -354,7 +353,7 @@ func (s *syncer) validate(existing map[string]*corev1.Secret, token *corev1.Secr
 // useToken gets the ServiceAccount's token (creating what it needs) and puts it into the plan as
 // backend-secret's OAUTH_CLIENT_SECRET. Its error is the OAuth error of the run: the Secrets are
 // written all the same.
-func (s *syncer) useToken(ctx context.Context, token *corev1.Secret, plan *Plan, res *Result) error {
+func (s *syncer) useToken(ctx context.Context, token *kube.Secret, plan *Plan, res *Result) error {
 	res.OAuth.Name = s.o.ServiceAccount
 	tok, changes, err := s.ensureToken(ctx, token)
 	res.OAuth.Changes = changes
@@ -392,7 +391,7 @@ func (s *syncer) write(ctx context.Context, plan *Plan, res *Result, oauthErr er
 }
 
 // getSecret returns the Secret, or nil when it does not exist.
-func (s *syncer) getSecret(ctx context.Context, name string) (*corev1.Secret, error) {
+func (s *syncer) getSecret(ctx context.Context, name string) (*kube.Secret, error) {
 	sec, err := kube.Secrets(s.c.Dynamic, s.o.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -411,14 +410,14 @@ func (s *syncer) apply(ctx context.Context, sp *SecretPlan) (SecretResult, error
 	r := SecretResult{Name: sp.Name, Added: sp.Added, Replaced: sp.Replaced}
 	secrets := kube.Secrets(s.c.Dynamic, s.o.Namespace)
 	if sp.Existing == nil {
-		sec := &corev1.Secret{
+		sec := &kube.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        sp.Name,
 				Namespace:   s.o.Namespace,
 				Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
 				Annotations: argoAnnotations(),
 			},
-			Type: corev1.SecretTypeOpaque,
+			Type: kube.SecretTypeOpaque,
 			Data: sp.Data,
 		}
 		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
@@ -475,7 +474,7 @@ func argoAnnotations() map[string]string {
 
 // missingAnnotations returns the Argo CD annotations the Secret lacks. A present annotation is left as
 // it is, whatever its value: somebody set it on purpose.
-func missingAnnotations(sec *corev1.Secret) []string {
+func missingAnnotations(sec *kube.Secret) []string {
 	var out []string
 	for _, k := range []string{AnnotationCompareOptions, AnnotationSyncOptions} {
 		if _, ok := sec.Annotations[k]; !ok {
