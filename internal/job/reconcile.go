@@ -270,7 +270,7 @@ func (r *run) waitForStack(ctx context.Context, st *store.Store, llm *litellm.Cl
 	return nil
 }
 
-// checkKubeAccess reads each workload of WAIT_FOR once, as the wait's informers will: a 401, a 403
+// checkKubeAccess reads each workload of WAIT_FOR once, as the wait will: a 401, a 403
 // or an untrusted certificate fails the run at once, naming what to fix. Other errors (the API
 // server restarting) are left to the wait.
 func checkKubeAccess(ctx context.Context, dc dynamic.Interface, namespace string, workloads []rollout.Workload, clusters []string) error {
