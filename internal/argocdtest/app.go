@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube/listwatch"
 )
 
 // ApplicationGVR is Argo CD's Application.
@@ -165,7 +165,7 @@ func (h *Harness) App(ctx context.Context, name string) (*App, error) {
 func (h *Harness) WaitApp(ctx context.Context, name string, timeout time.Duration, cond func(*App) bool) (*App, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lw := kube.NamedListWatch(h.Kube.Dynamic().Resource(ApplicationGVR).Namespace(h.Namespace), name)
+	lw := listwatch.Named(h.Kube.Dynamic().Resource(ApplicationGVR).Namespace(h.Namespace), name)
 	var last *App
 	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {

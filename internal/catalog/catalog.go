@@ -267,11 +267,40 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 			}
 		}
 	}
+	has := p.fields(n, &m, ref)
+	line := n.Line
+	if !has.id {
+		p.add(line, ref, "id", "required")
+	}
+	if !has.name {
+		p.add(line, ref, "name", "required")
+	}
+	if !has.contextLength {
+		p.add(line, ref, "contextLength", "required")
+	}
+	if !has.apiBase {
+		p.add(line, ref, "apiBase", "required")
+	}
+	if m.Model == "" && m.ID != "" {
+		m.Model = "openai/" + m.ID
+	}
+	p.check(n, &m, ref, has.contextDecoded)
+	return m, len(p.problems) == before
+}
+
+// present says which required fields an entry has.
+type present struct {
+	id, name, contextLength, apiBase bool
+	// contextDecoded: contextLength is an integer, so its range is worth checking (one problem per field).
+	contextDecoded bool
+}
+
+// fields decodes an entry's fields into m, reporting a field given twice, an unknown one (with a
+// suggestion) and an inline API key.
+func (p *parser) fields(n *yaml.Node, m *Model, ref string) present {
 	f := fieldDecoder{p: p, model: ref}
 	seen := map[string]bool{}
-	var hasID, hasName, hasContext, hasAPIBase bool
-	// contextDecoded: contextLength is an integer, so its range is worth checking (one problem per field).
-	contextDecoded := false
+	var has present
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if seen[k.Value] {
@@ -281,9 +310,9 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 		seen[k.Value] = true
 		switch k.Value {
 		case "id":
-			hasID = f.str(v, "id", &m.ID)
+			has.id = f.str(v, "id", &m.ID)
 		case "name":
-			hasName = f.str(v, "name", &m.Name)
+			has.name = f.str(v, "name", &m.Name)
 		case "description":
 			f.str(v, "description", &m.Description)
 		case "category":
@@ -291,14 +320,14 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 		case "provider":
 			f.str(v, "provider", &m.Provider)
 		case "contextLength":
-			hasContext = true
-			contextDecoded = f.integer(v, "contextLength", &m.ContextLength)
+			has.contextLength = true
+			has.contextDecoded = f.integer(v, "contextLength", &m.ContextLength)
 		case "supportsStreaming":
 			f.boolean(v, "supportsStreaming", &m.SupportsStreaming)
 		case "availability":
 			f.str(v, "availability", &m.Availability)
 		case "apiBase":
-			hasAPIBase = f.str(v, "apiBase", &m.APIBase)
+			has.apiBase = f.str(v, "apiBase", &m.APIBase)
 		case "model":
 			f.str(v, "model", &m.Model)
 		case "supportsFunctionCalling":
@@ -327,24 +356,7 @@ func (p *parser) model(index int, n *yaml.Node) (Model, bool) {
 			p.add(k.Line, ref, k.Value, "unknown field"+suggest(k.Value))
 		}
 	}
-	line := n.Line
-	if !hasID {
-		p.add(line, ref, "id", "required")
-	}
-	if !hasName {
-		p.add(line, ref, "name", "required")
-	}
-	if !hasContext {
-		p.add(line, ref, "contextLength", "required")
-	}
-	if !hasAPIBase {
-		p.add(line, ref, "apiBase", "required")
-	}
-	if m.Model == "" && m.ID != "" {
-		m.Model = "openai/" + m.ID
-	}
-	p.check(n, &m, ref, contextDecoded)
-	return m, len(p.problems) == before
+	return has
 }
 
 // check validates values; lines point at the field when it is present, else at the model.

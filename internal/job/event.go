@@ -9,8 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/sethvargo/go-envconfig"
-	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -76,10 +74,10 @@ func recordEvent(ctx context.Context, env envconfig.Lookuper, dc dynamic.Interfa
 	}
 }
 
-func outcomeEvent(namespace, job, uid, action, msg, reason string, failed bool) *eventsv1.Event {
-	typ := corev1.EventTypeNormal
+func outcomeEvent(namespace, job, uid, action, msg, reason string, failed bool) *kube.Event {
+	typ := kube.EventTypeNormal
 	if failed {
-		typ = corev1.EventTypeWarning
+		typ = kube.EventTypeWarning
 	}
 	instance, _ := os.Hostname() // the pod's name in a pod
 	if instance == "" {
@@ -88,7 +86,7 @@ func outcomeEvent(namespace, job, uid, action, msg, reason string, failed bool) 
 	if len(instance) > 128 {
 		instance = instance[:128]
 	}
-	return &eventsv1.Event{
+	return &kube.Event{
 		ObjectMeta:          metav1.ObjectMeta{GenerateName: job + "-", Namespace: namespace},
 		EventTime:           metav1.NewMicroTime(time.Now()),
 		ReportingController: eventController,
@@ -96,7 +94,7 @@ func outcomeEvent(namespace, job, uid, action, msg, reason string, failed bool) 
 		Action:              action,
 		Reason:              reason,
 		Type:                typ,
-		Regarding:           corev1.ObjectReference{APIVersion: "batch/v1", Kind: "Job", Namespace: namespace, Name: job, UID: types.UID(uid)},
+		Regarding:           kube.ObjectReference{APIVersion: "batch/v1", Kind: "Job", Namespace: namespace, Name: job, UID: types.UID(uid)},
 		Note:                truncate(msg, maxEventNote),
 	}
 }

@@ -138,27 +138,18 @@ func eventNote(ee *ExitError, summary string) string {
 	return "litemaas-sync (" + strings.Join(tags, ", ") + "): " + summary
 }
 
+// reconcile is the run's body: the clients and the configuration's checks, the catalog, the wait for
+// the stack, then the reconcile itself.
 func (r *run) reconcile(ctx context.Context, out io.Writer) error {
-	o, cfg, log, namespace := r.opts, r.cfg, r.log, r.namespace
-	// Only WAIT_FOR and MODELS_CONFIGMAP need the Kubernetes API: a local run works without it. The
-	// clients come first, so that even a bad WAIT_FOR is reported in the status.
-	dc, served := o.Dynamic, o.Served
-	if dc == nil && (strings.TrimSpace(cfg.WaitFor) != "" || cfg.ModelsConfigMap != "") {
-		var err error
-		if dc, served, err = kubeClient(nil); err != nil {
-			return invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
-		}
-	}
-	r.dc = dc
-	// CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) are waited for through their status;
-	// the other entries are workloads.
-	clusters, rest, err := readiness.SplitCNPGClusters(cfg.WaitFor)
+	cfg, namespace := r.cfg, r.namespace
+	served, err := r.kubeClients()
 	if err != nil {
-		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
+		return err
 	}
-	workloads, err := rollout.ParseWorkloads(rest)
+	dc := r.dc
+	clusters, workloads, err := parseWaitFor(cfg.WaitFor)
 	if err != nil {
-		return invalid(fmt.Errorf("WAIT_FOR: %w", err))
+		return err
 	}
 
 	// The catalog is checked before anything is waited for: a bad one fails at once, and nothing is
@@ -168,7 +159,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	r.cat = cat
-	apiKeys, err := resolveAPIKeys(cat, o.Env)
+	apiKeys, err := resolveAPIKeys(cat, r.opts.Env)
 	if err != nil {
 		return err
 	}
@@ -189,32 +180,12 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	if err := checkKubeAccess(ctx, dc, namespace, workloads, clusters); err != nil {
 		return err
 	}
-	w := &readiness.Waiter{
-		Logger: log,
-		Probes: []readiness.Probe{
-			{Name: "postgres", Check: st.CheckReady},
-			{Name: "litellm", Check: func(ctx context.Context) error { return litellmReady(ctx, llm) }},
-		},
-	}
-	var waits readiness.AllWorkloads
-	if len(workloads) > 0 {
-		waits = append(waits, &rollout.Waiter{Client: dc, Namespace: namespace, Workloads: workloads, Logger: log})
-	}
-	if len(clusters) > 0 {
-		waits = append(waits, &readiness.CNPGWaiter{Client: dc, Namespace: namespace, Names: clusters, Logger: log})
-	}
-	if len(waits) > 0 {
-		w.Workloads = waits
-	}
-	log.Info("waiting for the stack", "namespace", namespace, "workloads", cfg.WaitFor, "timeout", cfg.WaitTimeout.String())
-	start := time.Now()
-	if err := w.Wait(ctx, cfg.WaitTimeout); err != nil {
+	if err := r.waitForStack(ctx, st, llm, workloads, clusters); err != nil {
 		return err
 	}
-	log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
 
 	if cfg.VerifyWiring {
-		if err := verifyWiring(ctx, cfg, dc, served, namespace, log); err != nil {
+		if err := verifyWiring(ctx, cfg, dc, served, namespace, r.log); err != nil {
 			return err
 		}
 	}
@@ -229,7 +200,7 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 		Prune:        cfg.Prune,
 		Concurrency:  cfg.Concurrency,
 		RetryTimeout: cfg.RetryTimeout,
-		Logger:       log,
+		Logger:       r.log,
 		Out:          out,
 	})
 	// Also on failure the summary counts what every pass did before it, and models.json says what
@@ -241,7 +212,65 @@ func (r *run) reconcile(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// checkKubeAccess reads each workload of WAIT_FOR once, as the wait's informers will: a 401, a 403
+// kubeClients sets r.dc and returns the discovery probe of the wiring check. Only WAIT_FOR and
+// MODELS_CONFIGMAP need the Kubernetes API: a local run works without it. The clients come first, so
+// that even a bad WAIT_FOR is reported in the status.
+func (r *run) kubeClients() (func(ctx context.Context, groupVersion string) (bool, error), error) {
+	dc, served := r.opts.Dynamic, r.opts.Served
+	if dc == nil && (strings.TrimSpace(r.cfg.WaitFor) != "" || r.cfg.ModelsConfigMap != "") {
+		var err error
+		if dc, served, err = kubeClient(nil); err != nil {
+			return nil, invalid(fmt.Errorf("WAIT_FOR or MODELS_CONFIGMAP needs the Kubernetes API: %w", err))
+		}
+	}
+	r.dc = dc
+	return served, nil
+}
+
+// parseWaitFor splits WAIT_FOR: CloudNativePG Clusters (cluster.postgresql.cnpg.io/<name>) are
+// waited for through their status; the other entries are workloads.
+func parseWaitFor(waitFor string) ([]string, []rollout.Workload, error) {
+	clusters, rest, err := readiness.SplitCNPGClusters(waitFor)
+	if err != nil {
+		return nil, nil, invalid(fmt.Errorf("WAIT_FOR: %w", err))
+	}
+	workloads, err := rollout.ParseWorkloads(rest)
+	if err != nil {
+		return nil, nil, invalid(fmt.Errorf("WAIT_FOR: %w", err))
+	}
+	return clusters, workloads, nil
+}
+
+// waitForStack waits, under WAIT_TIMEOUT, for the workloads and Clusters of WAIT_FOR, PostgreSQL and
+// LiteLLM, all at once.
+func (r *run) waitForStack(ctx context.Context, st *store.Store, llm *litellm.Client, workloads []rollout.Workload, clusters []string) error {
+	w := &readiness.Waiter{
+		Logger: r.log,
+		Probes: []readiness.Probe{
+			{Name: "postgres", Check: st.CheckReady},
+			{Name: "litellm", Check: func(ctx context.Context) error { return litellmReady(ctx, llm) }},
+		},
+	}
+	var waits readiness.AllWorkloads
+	if len(workloads) > 0 {
+		waits = append(waits, &rollout.Waiter{Client: r.dc, Namespace: r.namespace, Workloads: workloads, Logger: r.log})
+	}
+	if len(clusters) > 0 {
+		waits = append(waits, &readiness.CNPGWaiter{Client: r.dc, Namespace: r.namespace, Names: clusters, Logger: r.log})
+	}
+	if len(waits) > 0 {
+		w.Workloads = waits
+	}
+	r.log.Info("waiting for the stack", "namespace", r.namespace, "workloads", r.cfg.WaitFor, "timeout", r.cfg.WaitTimeout.String())
+	start := time.Now()
+	if err := w.Wait(ctx, r.cfg.WaitTimeout); err != nil {
+		return err
+	}
+	r.log.Info("stack ready", "waited", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// checkKubeAccess reads each workload of WAIT_FOR once, as the wait will: a 401, a 403
 // or an untrusted certificate fails the run at once, naming what to fix. Other errors (the API
 // server restarting) are left to the wait.
 func checkKubeAccess(ctx context.Context, dc dynamic.Interface, namespace string, workloads []rollout.Workload, clusters []string) error {

@@ -95,12 +95,19 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 	if err == nil && cfg.DatabaseRoles {
 		err = syncRoleSecrets(ctx, dc, namespace, opts.Settings, log, out, &summary)
 	}
+	if err == nil {
+		log.Info("finished", slog.String("summary", summary))
+		return nil
+	}
+	return secretsExit(err, cfg, log)
+}
+
+// secretsExit maps a failed secrets run to its exit code: 2 when nothing was written because of what
+// a user must fix, 124 when something did not come in time, 1 otherwise.
+func secretsExit(err error, cfg *config.Secrets, log *slog.Logger) error {
 	var verr *secrets.ValidationError
 	var oerr *secrets.OIDCClientError
 	switch {
-	case err == nil:
-		log.Info("finished", slog.String("summary", summary))
-		return nil
 	case errors.As(err, &verr):
 		log.Error("malformed existing secrets; nothing was changed", "problems", len(verr.Problems))
 		return invalid(fmt.Errorf("secrets: %w", err))

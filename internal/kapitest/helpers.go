@@ -31,7 +31,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube/listwatch"
 )
 
 const (
@@ -241,7 +241,7 @@ func (s *Server) restMapping(ctx context.Context, gvk schema.GroupVersionKind) (
 }
 
 func (s *Server) waitEstablished(ctx context.Context, gvr schema.GroupVersionResource, name string) error {
-	lw := kube.NamedListWatch(s.Dynamic().Resource(gvr), name)
+	lw := listwatch.Named(s.Dynamic().Resource(gvr), name)
 	established := func(obj runtime.Object) bool {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {

@@ -11,12 +11,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -106,20 +102,4 @@ func ReadConfigMapKey(ctx context.Context, c dynamic.Interface, namespace, name,
 		have = "keys: " + strings.Join(keys, ", ")
 	}
 	return nil, fmt.Errorf("configmap %s/%s has no key %q (%s)", namespace, name, key, have)
-}
-
-// NamedListWatch lists and watches only the object called name, so that a watch needs no more
-// rights than a get of that object (a Role with resourceNames suffices) and wakes only for it.
-func NamedListWatch(ri dynamic.ResourceInterface, name string) *cache.ListWatch {
-	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return ri.Watch(ctx, o)
-		},
-	}
 }

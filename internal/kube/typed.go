@@ -8,9 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Typed reads and writes one kind of namespaced object as its k8s.io/api struct, over the dynamic
+// Typed reads and writes one kind of namespaced object as a struct (objects.go), over the dynamic
 // client. The job touches a handful of kinds; client-go's typed clientset would link every API group
 // and its scheme (about half of the binary), the dynamic client and these few structs do not.
 //
@@ -33,36 +30,31 @@ type Typed[T any] struct {
 }
 
 var (
-	configMaps      = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	serviceAccounts = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
-	deployments     = appsv1.SchemeGroupVersion.WithResource("deployments")
-	events          = eventsv1.SchemeGroupVersion.WithResource("events")
+	core            = schema.GroupVersion{Version: "v1"}
+	configMaps      = core.WithResource("configmaps")
+	secretsResource = core.WithResource("secrets")
+	serviceAccounts = core.WithResource("serviceaccounts")
+	eventsV1        = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
 )
 
 // ConfigMaps returns the ConfigMaps of namespace.
-func ConfigMaps(dc dynamic.Interface, namespace string) Typed[corev1.ConfigMap] {
-	return Typed[corev1.ConfigMap]{dc.Resource(configMaps).Namespace(namespace), corev1.SchemeGroupVersion.WithKind("ConfigMap")}
+func ConfigMaps(dc dynamic.Interface, namespace string) Typed[ConfigMap] {
+	return Typed[ConfigMap]{dc.Resource(configMaps).Namespace(namespace), core.WithKind("ConfigMap")}
 }
 
 // Secrets returns the Secrets of namespace.
-func Secrets(dc dynamic.Interface, namespace string) Typed[corev1.Secret] {
-	return Typed[corev1.Secret]{dc.Resource(secretsResource).Namespace(namespace), corev1.SchemeGroupVersion.WithKind("Secret")}
+func Secrets(dc dynamic.Interface, namespace string) Typed[Secret] {
+	return Typed[Secret]{dc.Resource(secretsResource).Namespace(namespace), core.WithKind("Secret")}
 }
 
 // ServiceAccounts returns the ServiceAccounts of namespace.
-func ServiceAccounts(dc dynamic.Interface, namespace string) Typed[corev1.ServiceAccount] {
-	return Typed[corev1.ServiceAccount]{dc.Resource(serviceAccounts).Namespace(namespace), corev1.SchemeGroupVersion.WithKind("ServiceAccount")}
-}
-
-// Deployments returns the Deployments of namespace.
-func Deployments(dc dynamic.Interface, namespace string) Typed[appsv1.Deployment] {
-	return Typed[appsv1.Deployment]{dc.Resource(deployments).Namespace(namespace), appsv1.SchemeGroupVersion.WithKind("Deployment")}
+func ServiceAccounts(dc dynamic.Interface, namespace string) Typed[ServiceAccount] {
+	return Typed[ServiceAccount]{dc.Resource(serviceAccounts).Namespace(namespace), core.WithKind("ServiceAccount")}
 }
 
 // Events returns the events.k8s.io/v1 Events of namespace.
-func Events(dc dynamic.Interface, namespace string) Typed[eventsv1.Event] {
-	return Typed[eventsv1.Event]{dc.Resource(events).Namespace(namespace), eventsv1.SchemeGroupVersion.WithKind("Event")}
+func Events(dc dynamic.Interface, namespace string) Typed[Event] {
+	return Typed[Event]{dc.Resource(eventsV1.WithResource("events")).Namespace(namespace), eventsV1.WithKind("Event")}
 }
 
 // Get returns the object called name.

@@ -57,9 +57,9 @@ func TestTyped(t *testing.T) {
 	_, err := secrets.Get(ctx, "absent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "%v", err)
 
-	created, err := secrets.Create(ctx, &corev1.Secret{
+	created, err := secrets.Create(ctx, &kube.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "s", Labels: map[string]string{"a": "b"}},
-		Type:       corev1.SecretTypeOpaque,
+		Type:       kube.SecretTypeOpaque,
 		Data:       map[string][]byte{"k": {0, 1, 0xff}},
 	}, metav1.CreateOptions{FieldManager: "test"})
 	require.NoError(t, err)
@@ -70,7 +70,7 @@ func TestTyped(t *testing.T) {
 	assert.Equal(t, []byte{0, 1, 0xff}, typed.Data["k"], "what the typed client reads")
 	assert.Equal(t, corev1.SecretTypeOpaque, typed.Type)
 
-	_, err = secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{})
+	_, err = secrets.Create(ctx, &kube.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, metav1.CreateOptions{})
 	assert.True(t, apierrors.IsAlreadyExists(err), "%v", err)
 
 	got, err := secrets.Get(ctx, "s", metav1.GetOptions{})

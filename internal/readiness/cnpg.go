@@ -14,13 +14,9 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
@@ -122,10 +118,9 @@ func (w *CNPGWaiter) Wait(ctx context.Context) error {
 }
 
 func (w *CNPGWaiter) waitOne(ctx context.Context, name string, log *slog.Logger) error {
-	lw := kube.NamedListWatch(w.Client.Resource(CNPGClusters).Namespace(w.Namespace), name)
-	observe := func(obj runtime.Object) bool {
+	observe := func(u *unstructured.Unstructured) bool {
 		state, ready := "not found", false
-		if u, ok := obj.(*unstructured.Unstructured); ok && u != nil {
+		if u != nil {
 			ready, state = CNPGClusterReady(u)
 		}
 		w.mu.Lock()
@@ -141,23 +136,7 @@ func (w *CNPGWaiter) waitOne(ctx context.Context, name string, log *slog.Logger)
 		}
 		return ready
 	}
-	precondition := func(store cache.Store) (bool, error) {
-		item, exists, err := store.GetByKey(w.Namespace + "/" + name)
-		if err != nil || !exists {
-			return observe(nil), err
-		}
-		return observe(item.(runtime.Object)), nil
-	}
-	condition := func(ev watch.Event) (bool, error) {
-		switch ev.Type {
-		case watch.Added, watch.Modified:
-			return observe(ev.Object), nil
-		case watch.Deleted:
-			return observe(nil), nil
-		}
-		return false, nil
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, precondition, condition)
+	err := kube.WatchNamed(ctx, w.Client.Resource(CNPGClusters).Namespace(w.Namespace), name, observe, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

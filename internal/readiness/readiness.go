@@ -62,104 +62,118 @@ func (w *Waiter) Wait(ctx context.Context, timeout time.Duration) error {
 	}
 	tctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	defer cancelTimeout()
+	// A permanent fault cancels the others with itself as the cause.
 	wctx, cancel := context.WithCancelCause(tctx)
 	defer cancel(nil)
 
-	var mu sync.Mutex
-	var permanent *fault.Permanent
-	last := make([]string, len(w.Probes))
-	done := make([]bool, len(w.Probes))
+	st := &waitState{last: make([]string, len(w.Probes)), done: make([]bool, len(w.Probes)), kubeDone: w.Workloads == nil}
 	var wg sync.WaitGroup
-	var kubeErr error
-	kubeDone := w.Workloads == nil
 	if w.Workloads != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := w.Workloads.Wait(wctx)
-			mu.Lock()
-			kubeErr, kubeDone = err, err == nil
-			mu.Unlock()
-			if err == nil {
-				log.Info("workloads rolled out")
-			}
-		}()
+		wg.Go(func() { w.waitWorkloads(wctx, st, log) })
 	}
 	for i, p := range w.Probes {
-		mu.Lock()
-		last[i] = "not checked yet"
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var prev string
-			for {
-				err := p.Check(wctx)
-				if err == nil {
-					mu.Lock()
-					done[i] = true
-					mu.Unlock()
-					log.Info("ready", "component", p.Name)
-					return
-				}
-				if wctx.Err() != nil {
-					return
-				}
-				if perm := fault.Classify(fault.Component(p.Name), err); perm != nil {
-					mu.Lock()
-					if permanent == nil {
-						permanent = perm
-					}
-					mu.Unlock()
-					log.Error("not ready and waiting cannot help", "component", p.Name, "error", err)
-					cancel(perm)
-					return
-				}
-				msg := err.Error()
-				mu.Lock()
-				last[i] = msg
-				mu.Unlock()
-				if msg != prev {
-					log.Info("waiting", "component", p.Name, "state", msg)
-					prev = msg
-				}
-				t := time.NewTimer(interval)
-				select {
-				case <-wctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
-			}
-		}()
+		st.mu.Lock()
+		st.last[i] = "not checked yet"
+		st.mu.Unlock()
+		wg.Go(func() { poll(wctx, cancel, st, i, p, interval, log) })
 	}
 	wg.Wait()
+	return w.verdict(ctx, st, timeout)
+}
 
-	mu.Lock()
-	defer mu.Unlock()
-	ready := kubeDone
-	for _, d := range done {
+// waitState is what the workload wait and the probes, each in its own goroutine, last saw.
+type waitState struct {
+	mu        sync.Mutex
+	permanent *fault.Permanent // the first fault no wait can fix
+	last      []string         // per probe: its last answer
+	done      []bool           // per probe: it answered nil
+	kubeErr   error
+	kubeDone  bool
+}
+
+// waitWorkloads runs the Kubernetes wait and records its outcome.
+func (w *Waiter) waitWorkloads(ctx context.Context, st *waitState, log *slog.Logger) {
+	err := w.Workloads.Wait(ctx)
+	st.mu.Lock()
+	st.kubeErr, st.kubeDone = err, err == nil
+	st.mu.Unlock()
+	if err == nil {
+		log.Info("workloads rolled out")
+	}
+}
+
+// poll checks probe i until it answers nil, ctx ends, or it answers a permanent fault, which cancels
+// the whole wait with that fault. A changed answer is logged once, not on every attempt.
+func poll(ctx context.Context, cancel context.CancelCauseFunc, st *waitState, i int, p Probe, interval time.Duration, log *slog.Logger) {
+	var prev string
+	for {
+		err := p.Check(ctx)
+		if err == nil {
+			st.mu.Lock()
+			st.done[i] = true
+			st.mu.Unlock()
+			log.Info("ready", "component", p.Name)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if perm := fault.Classify(fault.Component(p.Name), err); perm != nil {
+			st.mu.Lock()
+			if st.permanent == nil {
+				st.permanent = perm
+			}
+			st.mu.Unlock()
+			log.Error("not ready and waiting cannot help", "component", p.Name, "error", err)
+			cancel(perm)
+			return
+		}
+		msg := err.Error()
+		st.mu.Lock()
+		st.last[i] = msg
+		st.mu.Unlock()
+		if msg != prev {
+			log.Info("waiting", "component", p.Name, "state", msg)
+			prev = msg
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// verdict turns what the wait saw into Wait's answer: nil when all is ready, else the permanent
+// fault, the caller's cancellation, or the list of what is still pending.
+func (w *Waiter) verdict(ctx context.Context, st *waitState, timeout time.Duration) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ready := st.kubeDone
+	for _, d := range st.done {
 		ready = ready && d
 	}
 	if ready {
 		return nil
 	}
-	if permanent != nil {
-		return permanent
+	if st.permanent != nil {
+		return st.permanent
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
 	var pending []string
-	if !kubeDone {
+	if !st.kubeDone {
 		pending = append(pending, w.Workloads.Pending()...)
-		if kubeErr != nil && !errors.Is(kubeErr, context.DeadlineExceeded) && len(pending) == 0 {
-			pending = append(pending, "kubernetes: "+kubeErr.Error())
+		if st.kubeErr != nil && !errors.Is(st.kubeErr, context.DeadlineExceeded) && len(pending) == 0 {
+			pending = append(pending, "kubernetes: "+st.kubeErr.Error())
 		}
 	}
 	for i, p := range w.Probes {
-		if !done[i] {
-			pending = append(pending, p.Name+": "+last[i])
+		if !st.done[i] {
+			pending = append(pending, p.Name+": "+st.last[i])
 		}
 	}
 	return &TimeoutError{Timeout: timeout, Pending: pending}

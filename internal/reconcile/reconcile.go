@@ -303,6 +303,8 @@ func (e *passError) Error() string {
 	return fmt.Sprintf("%d LiteLLM change(s) failed:\n  %s", len(e.failures), strings.Join(e.failures, "\n  "))
 }
 
+// pass is one attempt at the whole reconcile, under the database's advisory lock: the schema fix-up,
+// LiteLLM's plan, then either the dry run's report or LiteLLM's writes followed by the database's.
 func pass(ctx context.Context, o Options) (Result, error) {
 	res := Result{DryRun: o.DryRun}
 	release, err := o.Store.Lock(ctx)
@@ -311,26 +313,12 @@ func pass(ctx context.Context, o Options) (Result, error) {
 	}
 	defer release()
 
-	notNull, err := o.Store.OAuthIDNotNull(ctx)
-	if err != nil {
-		return res, fmt.Errorf("checking users.oauth_id: %w", err)
+	if err := migrateOAuthID(ctx, o, &res); err != nil {
+		return res, err
 	}
-	res.Migrated = notNull
-	if notNull && !o.DryRun {
-		if res.Migrated, err = o.Store.MigrateOAuthID(ctx); err != nil {
-			return res, fmt.Errorf("making users.oauth_id nullable: %w", err)
-		}
-		o.Logger.Info("made users.oauth_id nullable so that OpenShift users without a uid can log in")
-	}
-
-	var current []litellm.Deployment
-	err = retry(ctx, o, "reading LiteLLM's models", func() error {
-		var err error
-		current, err = o.LiteLLM.ListModels(ctx)
-		return err
-	})
+	current, err := readLiteLLM(ctx, o)
 	if err != nil {
-		return res, fmt.Errorf("reading LiteLLM's models: %w", err)
+		return res, err
 	}
 	lp := planLiteLLM(o.Catalog, current, o.APIKeys, o.MasterKey, o.Prune)
 	res.Plan.LiteLLM = lp.Steps
@@ -338,19 +326,68 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		res.Plan.Migration = "make users.oauth_id nullable"
 	}
 	if o.DryRun {
-		res.LiteLLM = countSteps(lp.Steps, nil)
-		changes, _, _, err := planDatabase(ctx, o, lp, lp.blocked)
-		if err != nil {
-			return res, err
-		}
-		res.Plan.Database = changes
-		res.Database = countRows(changes)
-		res.changed, res.unchanged = stepModels(lp.Steps, nil)
-		res.rowsChanged, res.rowsUnchanged = rowModels(changes)
-		res.Plan.Print(o.Out)
-		return res, nil
+		return res, planOnly(ctx, o, lp, &res)
 	}
 
+	failed := writeLiteLLM(ctx, o, lp, &res)
+	if err := writeDatabase(ctx, o, lp, failed, &res); err != nil {
+		return res, err
+	}
+	if len(failed) > 0 {
+		return res, newPassError(failed)
+	}
+	return res, nil
+}
+
+// migrateOAuthID makes users.oauth_id nullable when it is not (a dry run only reports it), so that
+// OpenShift users without a uid can log in.
+func migrateOAuthID(ctx context.Context, o Options, res *Result) error {
+	notNull, err := o.Store.OAuthIDNotNull(ctx)
+	if err != nil {
+		return fmt.Errorf("checking users.oauth_id: %w", err)
+	}
+	res.Migrated = notNull
+	if notNull && !o.DryRun {
+		if res.Migrated, err = o.Store.MigrateOAuthID(ctx); err != nil {
+			return fmt.Errorf("making users.oauth_id nullable: %w", err)
+		}
+		o.Logger.Info("made users.oauth_id nullable so that OpenShift users without a uid can log in")
+	}
+	return nil
+}
+
+// readLiteLLM reads LiteLLM's deployments, retrying what may pass on a second try.
+func readLiteLLM(ctx context.Context, o Options) ([]litellm.Deployment, error) {
+	var current []litellm.Deployment
+	err := retry(ctx, o, "reading LiteLLM's models", func() error {
+		var err error
+		current, err = o.LiteLLM.ListModels(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading LiteLLM's models: %w", err)
+	}
+	return current, nil
+}
+
+// planOnly fills a dry run's result: the counts and the database's plan, printed, nothing written.
+func planOnly(ctx context.Context, o Options, lp litellmPlan, res *Result) error {
+	res.LiteLLM = countSteps(lp.Steps, nil)
+	changes, _, _, err := planDatabase(ctx, o, lp, lp.blocked)
+	if err != nil {
+		return err
+	}
+	res.Plan.Database = changes
+	res.Database = countRows(changes)
+	res.changed, res.unchanged = stepModels(lp.Steps, nil)
+	res.rowsChanged, res.rowsUnchanged = rowModels(changes)
+	res.Plan.Print(o.Out)
+	return nil
+}
+
+// writeLiteLLM applies LiteLLM's plan, re-reads what it wrote and prints the steps that took. It
+// returns the models that failed (blocked ones included), each with its reason.
+func writeLiteLLM(ctx context.Context, o Options, lp litellmPlan, res *Result) map[string]error {
 	// LiteLLM's part ends a little before the run's deadline, so that the rows of the models it did
 	// register are still written when others keep failing.
 	lctx := ctx
@@ -388,11 +425,16 @@ func pass(ctx context.Context, o Options) (Result, error) {
 			fmt.Fprintln(o.Out, stepLine(s))
 		}
 	}
+	return failed
+}
 
+// writeDatabase writes the rows of the models LiteLLM holds (failed ones are left as they were) and
+// prints the rows that changed. On an error every model's status says so.
+func writeDatabase(ctx context.Context, o Options, lp litellmPlan, failed map[string]error, res *Result) error {
 	changes, upserts, unavailable, err := planDatabase(ctx, o, lp, failed)
 	if err != nil {
 		res.Models = modelStatuses(o.Catalog, lp, failed, err)
-		return res, err
+		return err
 	}
 	res.Plan.Database = changes
 	if len(upserts) > 0 || len(unavailable) > 0 {
@@ -400,7 +442,7 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			err = fmt.Errorf("writing the models to the database: %w", err)
 			res.Models = modelStatuses(o.Catalog, lp, failed, err)
-			return res, err
+			return err
 		}
 		o.Logger.Info("database written", "inserted", len(applied.Inserted), "updated", len(applied.Updated), "unavailable", len(applied.MarkedUnavailable))
 	}
@@ -414,19 +456,21 @@ func pass(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	Plan{Database: written}.Print(o.Out)
+	return nil
+}
 
-	if len(failed) > 0 {
-		pe := &passError{transient: true}
-		for _, name := range slices.Sorted(maps.Keys(failed)) {
-			err := failed[name]
-			pe.failures = append(pe.failures, fmt.Sprintf("%s: %v", name, err))
-			if !transient(err) {
-				pe.transient = false
-			}
+// newPassError lists the failed models by name; the pass is worth another try only when every
+// failure is.
+func newPassError(failed map[string]error) *passError {
+	pe := &passError{transient: true}
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
+		err := failed[name]
+		pe.failures = append(pe.failures, fmt.Sprintf("%s: %v", name, err))
+		if !transient(err) {
+			pe.transient = false
 		}
-		return res, pe
 	}
-	return res, nil
+	return pe
 }
 
 // dbReserve is the part of the run's deadline kept for the database step.

@@ -15,18 +15,14 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/klog/v2"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // Normalized workload kinds.
@@ -55,11 +51,11 @@ type Workload struct {
 func (w Workload) Resource() schema.GroupVersionResource {
 	switch w.Kind {
 	case KindStatefulSet:
-		return appsv1.SchemeGroupVersion.WithResource("statefulsets")
+		return appsV1.WithResource("statefulsets")
 	case KindDaemonSet:
-		return appsv1.SchemeGroupVersion.WithResource("daemonsets")
+		return appsV1.WithResource("daemonsets")
 	default:
-		return appsv1.SchemeGroupVersion.WithResource("deployments")
+		return appsV1.WithResource("deployments")
 	}
 }
 
@@ -162,7 +158,7 @@ func (w *Waiter) Wait(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// client-go's informers log through the context's logger; keep their messages in the job's log.
+	// client-go logs through the context's logger; keep its messages in the job's log.
 	ctx = klog.NewContext(ctx, logr.FromSlogHandler(log.Handler()))
 
 	errs := make(chan error, len(workloads))
@@ -266,27 +262,14 @@ func (w *Waiter) logger() *slog.Logger {
 
 // waitOne watches one workload until it is rolled out or ctx is done.
 func (w *Waiter) waitOne(ctx context.Context, wl Workload) error {
-	lw, objType := w.listWatch(wl)
-	precondition := func(store cache.Store) (bool, error) {
-		item, exists, err := store.GetByKey(w.Namespace + "/" + wl.Name)
-		if err != nil {
-			return false, err
+	ri := w.Client.Resource(wl.Resource()).Namespace(w.Namespace)
+	observe := func(u *unstructured.Unstructured) bool {
+		if u == nil {
+			return w.observe(wl, nil) // not found: a nil *Unstructured must not reach observe as an object
 		}
-		if !exists {
-			return w.observe(wl, nil), nil
-		}
-		return w.observe(wl, item.(runtime.Object)), nil
+		return w.observe(wl, u)
 	}
-	condition := func(ev watch.Event) (bool, error) {
-		switch ev.Type {
-		case watch.Added, watch.Modified:
-			return w.observe(wl, ev.Object), nil
-		case watch.Deleted:
-			return w.observe(wl, nil), nil
-		}
-		return false, nil
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, objType, precondition, condition)
+	err := kube.WatchNamed(ctx, ri, wl.Name, observe, func(err error) { w.recordErr(ctx, wl, err) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -296,31 +279,7 @@ func (w *Waiter) waitOne(ctx context.Context, wl Workload) error {
 	return nil
 }
 
-// listWatch lists and watches only the named object, through the dynamic client; describe reads the
-// unstructured objects it yields.
-func (w *Waiter) listWatch(wl Workload) (*cache.ListWatch, runtime.Object) {
-	selector := fields.OneTermEqualSelector("metadata.name", wl.Name).String()
-	ri := w.Client.Resource(wl.Resource()).Namespace(w.Namespace)
-	return &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			l, err := ri.List(ctx, o)
-			w.recordErr(ctx, wl, err)
-			if err != nil {
-				return nil, err // a nil *UnstructuredList must not escape as a non-nil runtime.Object
-			}
-			return l, nil
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			wi, err := ri.Watch(ctx, o)
-			w.recordErr(ctx, wl, err)
-			return wi, err
-		},
-	}, &unstructured.Unstructured{}
-}
-
-// recordErr keeps the last list/watch error for Pending; the informer itself retries with backoff.
+// recordErr keeps the last list/watch error for Pending; kube.WatchNamed itself retries with backoff.
 func (w *Waiter) recordErr(ctx context.Context, wl Workload, err error) {
 	if err != nil && ctx.Err() != nil {
 		return // shutting down; not a property of the workload

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
 // kstatus reasons that come only from a Deployment's conditions, after every replica count has
@@ -19,9 +17,15 @@ var deploymentConditionReasons = map[string]bool{
 	"DeploymentNotAvailable": true, // Available is not True
 }
 
-// describe decides whether obj is rolled out and renders its state for Pending and the log.
+// appsV1 is the API group of the workloads; k8s.io/api/apps/v1 is not linked (its types would add
+// megabytes to the job's binary for a few status fields).
+var appsV1 = schema.GroupVersion{Group: "apps", Version: "v1"}
+
+// describe decides whether obj, as the dynamic client delivers it, is rolled out and renders its
+// state for Pending and the log.
 //
-// The verdict is kstatus's (Current means rolled out) with two corrections towards kubectl's rule:
+// The verdict is kstatus's (Current means rolled out; see kstatus.go) with two corrections towards
+// kubectl's rule:
 //
 //   - kstatus skips the generation check when status.observedGeneration is absent, i.e. before the
 //     controller has written any status; kubectl treats that as "spec update not observed yet". Without
@@ -37,59 +41,44 @@ var deploymentConditionReasons = map[string]bool{
 // exceeded as Failed where kubectl exits with an error; this package keeps waiting in both cases (the
 // controller may still finish) and shows the reason in the state.
 func describe(obj runtime.Object) (done bool, msg string, err error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return false, "", fmt.Errorf("unsupported object type %T", obj)
+	}
 	var (
-		gvk      schema.GroupVersionKind
-		observed int64
 		progress []string // replica counts
 		reason   string   // why not rolled out, beyond the counts
 		complete bool     // the replica counts satisfy kubectl's rule
 	)
-	if u, ok := obj.(*unstructured.Unstructured); ok {
-		if obj, err = typed(u); err != nil {
-			return false, "", err
-		}
-	}
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		gvk, observed = appsv1.SchemeGroupVersion.WithKind("Deployment"), o.Status.ObservedGeneration
-		progress, complete, reason = deploymentProgress(o)
-	case *appsv1.StatefulSet:
-		gvk, observed = appsv1.SchemeGroupVersion.WithKind("StatefulSet"), o.Status.ObservedGeneration
-		progress, complete = statefulSetProgress(o)
-	case *appsv1.DaemonSet:
-		gvk, observed = appsv1.SchemeGroupVersion.WithKind("DaemonSet"), o.Status.ObservedGeneration
-		progress, complete = daemonSetProgress(o)
-	default:
-		return false, "", fmt.Errorf("unsupported object type %T", obj)
-	}
-	m, err := meta.Accessor(obj)
+	w, err := decode(u)
 	if err != nil {
 		return false, "", err
 	}
-	if m.GetDeletionTimestamp() != nil {
+	kind := u.GetKind()
+	switch kind {
+	case "Deployment":
+		progress, complete, reason = deploymentProgress(w)
+	case "StatefulSet":
+		progress, complete = statefulSetProgress(w)
+	case "DaemonSet":
+		progress, complete = daemonSetProgress(w)
+	}
+	if w.DeletionTimestamp != nil {
 		return false, "being deleted", nil
 	}
-	switch generation := m.GetGeneration(); {
+	switch observed, generation := w.Status.ObservedGeneration, w.Generation; {
 	case observed == 0:
 		return false, fmt.Sprintf("waiting for rollout: generation %d not observed yet", generation), nil
 	case observed < generation:
 		return false, fmt.Sprintf("waiting for rollout: observed generation %d < generation %d", observed, generation), nil
 	}
 
-	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	res, err := compute(u)
 	if err != nil {
-		return false, "", fmt.Errorf("converting %s: %w", gvk.Kind, err)
+		return false, "", fmt.Errorf("computing status of %s: %w", kind, err)
 	}
-	u := &unstructured.Unstructured{Object: content}
-	// The typed object carries no apiVersion/kind, and kstatus picks its rules by kind.
-	u.SetGroupVersionKind(gvk)
-	res, err := kstatus.Compute(u)
-	if err != nil {
-		return false, "", fmt.Errorf("computing status of %s: %w", gvk.Kind, err)
-	}
-	done = res.Status == kstatus.CurrentStatus
-	if !done && gvk.Kind == "Deployment" && complete && res.Status == kstatus.InProgressStatus &&
-		len(res.Conditions) > 0 && deploymentConditionReasons[res.Conditions[0].Reason] {
+	done = res.status == current
+	if !done && kind == "Deployment" && complete && res.status == inProgress && deploymentConditionReasons[res.reason] {
 		done = true
 	}
 
@@ -100,29 +89,63 @@ func describe(obj runtime.Object) (done bool, msg string, err error) {
 		parts = append(parts, reason)
 	case complete:
 		// The counts look fine, so they do not explain the wait; kstatus's message does.
-		parts = append(parts, res.Message)
+		parts = append(parts, res.message)
 	}
 	return done, strings.Join(parts, ", "), nil
 }
 
-// typed converts a workload read through the dynamic client into its k8s.io/api struct, which the
-// replica-count rules read.
-func typed(u *unstructured.Unstructured) (runtime.Object, error) {
-	var obj runtime.Object
-	switch u.GroupVersionKind() {
-	case appsv1.SchemeGroupVersion.WithKind("Deployment"):
-		obj = &appsv1.Deployment{}
-	case appsv1.SchemeGroupVersion.WithKind("StatefulSet"):
-		obj = &appsv1.StatefulSet{}
-	case appsv1.SchemeGroupVersion.WithKind("DaemonSet"):
-		obj = &appsv1.DaemonSet{}
+// workload is what the replica-count rules read of a Deployment, StatefulSet or DaemonSet; the
+// fields and their JSON names are k8s.io/api/apps/v1's.
+type workload struct {
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Replicas       *int32 `json:"replicas,omitempty"`
+		UpdateStrategy struct {
+			Type          string `json:"type,omitempty"`
+			RollingUpdate *struct {
+				Partition *int32 `json:"partition,omitempty"`
+			} `json:"rollingUpdate,omitempty"`
+		} `json:"updateStrategy,omitempty"`
+	} `json:"spec,omitempty"`
+	Status struct {
+		ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+		// Deployment and StatefulSet.
+		Replicas          int32 `json:"replicas,omitempty"`
+		UpdatedReplicas   int32 `json:"updatedReplicas,omitempty"`
+		ReadyReplicas     int32 `json:"readyReplicas,omitempty"`
+		AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+		// StatefulSet.
+		CurrentRevision string `json:"currentRevision,omitempty"`
+		UpdateRevision  string `json:"updateRevision,omitempty"`
+		// DaemonSet.
+		DesiredNumberScheduled int32       `json:"desiredNumberScheduled,omitempty"`
+		UpdatedNumberScheduled int32       `json:"updatedNumberScheduled,omitempty"`
+		NumberReady            int32       `json:"numberReady,omitempty"`
+		NumberAvailable        int32       `json:"numberAvailable,omitempty"`
+		Conditions             []condition `json:"conditions,omitempty"`
+	} `json:"status,omitempty"`
+}
+
+// condition is a status condition (metav1.Condition's fields that the verdict reads).
+type condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// decode reads u, which must be an apps/v1 Deployment, StatefulSet or DaemonSet.
+func decode(u *unstructured.Unstructured) (*workload, error) {
+	switch gvk := u.GroupVersionKind(); gvk {
+	case appsV1.WithKind("Deployment"), appsV1.WithKind("StatefulSet"), appsV1.WithKind("DaemonSet"):
 	default:
-		return nil, fmt.Errorf("unsupported object %s %s", u.GroupVersionKind(), u.GetName())
+		return nil, fmt.Errorf("unsupported object %s %s", gvk, u.GetName())
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), obj); err != nil {
+	w := &workload{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), w); err != nil {
 		return nil, fmt.Errorf("decoding %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
-	return obj, nil
+	return w, nil
 }
 
 func replicasOrDefault(p *int32) int32 {
@@ -133,7 +156,7 @@ func replicasOrDefault(p *int32) int32 {
 }
 
 // deploymentProgress renders the counts and, when relevant, the Progressing condition.
-func deploymentProgress(d *appsv1.Deployment) (progress []string, complete bool, reason string) {
+func deploymentProgress(d *workload) (progress []string, complete bool, reason string) {
 	want, st := replicasOrDefault(d.Spec.Replicas), d.Status
 	progress = []string{fmt.Sprintf("%d/%d ready", st.ReadyReplicas, want)}
 	if st.UpdatedReplicas != st.ReadyReplicas {
@@ -149,7 +172,7 @@ func deploymentProgress(d *appsv1.Deployment) (progress []string, complete bool,
 	complete = st.UpdatedReplicas >= want && st.Replicas <= st.UpdatedReplicas && st.AvailableReplicas >= st.UpdatedReplicas
 
 	for _, c := range st.Conditions {
-		if c.Type != appsv1.DeploymentProgressing {
+		if c.Type != "Progressing" {
 			continue
 		}
 		switch {
@@ -162,7 +185,7 @@ func deploymentProgress(d *appsv1.Deployment) (progress []string, complete bool,
 	return progress, complete, reason
 }
 
-func statefulSetProgress(s *appsv1.StatefulSet) (progress []string, complete bool) {
+func statefulSetProgress(s *workload) (progress []string, complete bool) {
 	want, st := replicasOrDefault(s.Spec.Replicas), s.Status
 	progress = []string{fmt.Sprintf("%d/%d ready", st.ReadyReplicas, want)}
 	if st.UpdatedReplicas != st.ReadyReplicas {
@@ -173,7 +196,7 @@ func statefulSetProgress(s *appsv1.StatefulSet) (progress []string, complete boo
 	}
 	// kubectl's rule, after the generation check; OnDelete has no rollout to wait for.
 	complete = true
-	if s.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType {
+	if s.Spec.UpdateStrategy.Type != "OnDelete" {
 		complete = st.ReadyReplicas >= want
 		ru := s.Spec.UpdateStrategy.RollingUpdate
 		if ru != nil {
@@ -192,7 +215,7 @@ func statefulSetProgress(s *appsv1.StatefulSet) (progress []string, complete boo
 	return progress, complete
 }
 
-func daemonSetProgress(d *appsv1.DaemonSet) (progress []string, complete bool) {
+func daemonSetProgress(d *workload) (progress []string, complete bool) {
 	st := d.Status
 	want := st.DesiredNumberScheduled
 	progress = []string{fmt.Sprintf("%d/%d ready", st.NumberReady, want)}

@@ -306,7 +306,8 @@ func TestDescribe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.kstatus, rawKstatus(t, tc.obj), "raw kstatus verdict")
 
-			done, msg, err := describe(tc.obj)
+			// The object as the dynamic client delivers it.
+			done, msg, err := describe(asUnstructured(t, tc.obj))
 			require.NoError(t, err)
 			assert.Equal(t, tc.msg, msg)
 			assert.Equal(t, tc.done, done)
@@ -315,18 +316,18 @@ func TestDescribe(t *testing.T) {
 			if tc.name != "deployment being deleted" {
 				assert.Equal(t, tc.kubectl, done, "differs from kubectl rollout status")
 			}
-
-			// The same verdict from the object as the dynamic client delivers it.
-			content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tc.obj)
-			require.NoError(t, err)
-			u := &unstructured.Unstructured{Object: content}
-			u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(strings.TrimPrefix(fmt.Sprintf("%T", tc.obj), "*v1.")))
-			udone, umsg, err := describe(u)
-			require.NoError(t, err)
-			assert.Equal(t, done, udone, "unstructured %s", u.GetKind())
-			assert.Equal(t, msg, umsg)
 		})
 	}
+}
+
+// asUnstructured converts a k8s.io/api workload to the object the dynamic client delivers.
+func asUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured {
+	t.Helper()
+	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	require.NoError(t, err)
+	u := &unstructured.Unstructured{Object: content}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind(strings.TrimPrefix(fmt.Sprintf("%T", obj), "*v1.")))
+	return u
 }
 
 func TestDescribeUnsupportedKind(t *testing.T) {

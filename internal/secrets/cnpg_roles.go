@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -30,8 +29,8 @@ import (
 
 // Keys of a role Secret. username and password are CloudNativePG's.
 const (
-	KeyRoleUsername = corev1.BasicAuthUsernameKey
-	KeyRolePassword = corev1.BasicAuthPasswordKey
+	KeyRoleUsername = kube.BasicAuthUsernameKey
+	KeyRolePassword = kube.BasicAuthPasswordKey
 )
 
 // LabelCNPGReload makes CloudNativePG re-read a Secret it uses when it changes.
@@ -111,7 +110,7 @@ func SyncRoles(ctx context.Context, dc dynamic.Interface, namespace string, s Se
 		rnd = rand.Reader
 	}
 	client := kube.Secrets(dc, namespace)
-	existing := map[string]*corev1.Secret{}
+	existing := map[string]*kube.Secret{}
 	var red redactor
 	for _, rs := range RoleContract {
 		sec, err := client.Get(ctx, rs.Name, metav1.GetOptions{})
@@ -155,7 +154,7 @@ func SyncRoles(ctx context.Context, dc dynamic.Interface, namespace string, s Se
 }
 
 // computeRoles is the pure part of SyncRoles: validation and generation.
-func computeRoles(existing map[string]*corev1.Secret, s Settings, rnd io.Reader) ([]*SecretPlan, error) {
+func computeRoles(existing map[string]*kube.Secret, s Settings, rnd io.Reader) ([]*SecretPlan, error) {
 	var problems []Problem
 	var plans []*SecretPlan
 	for _, rs := range RoleContract {
@@ -168,8 +167,8 @@ func computeRoles(existing map[string]*corev1.Secret, s Settings, rnd io.Reader)
 			for k, v := range sp.Existing.Data {
 				sp.Data[k] = slices.Clone(v)
 			}
-			if sp.Existing.Type != corev1.SecretTypeBasicAuth {
-				bad("", "has type %s, want %s (CloudNativePG reads only that type); delete it so that it is re-created", sp.Existing.Type, corev1.SecretTypeBasicAuth)
+			if sp.Existing.Type != kube.SecretTypeBasicAuth {
+				bad("", "has type %s, want %s (CloudNativePG reads only that type); delete it so that it is re-created", sp.Existing.Type, kube.SecretTypeBasicAuth)
 				continue
 			}
 		}
@@ -275,19 +274,19 @@ func sameButQuery(a, b string) bool {
 }
 
 func applyRole(ctx context.Context, client interface {
-	Create(context.Context, *corev1.Secret, metav1.CreateOptions) (*corev1.Secret, error)
-	Update(context.Context, *corev1.Secret, metav1.UpdateOptions) (*corev1.Secret, error)
+	Create(context.Context, *kube.Secret, metav1.CreateOptions) (*kube.Secret, error)
+	Update(context.Context, *kube.Secret, metav1.UpdateOptions) (*kube.Secret, error)
 }, namespace string, sp *SecretPlan, log *slog.Logger) (SecretResult, error) {
 	r := SecretResult{Name: sp.Name, Added: sp.Added}
 	if sp.Existing == nil {
-		sec := &corev1.Secret{
+		sec := &kube.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        sp.Name,
 				Namespace:   namespace,
 				Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy, LabelCNPGReload: "true"},
 				Annotations: argoAnnotations(),
 			},
-			Type: corev1.SecretTypeBasicAuth,
+			Type: kube.SecretTypeBasicAuth,
 			Data: sp.Data,
 		}
 		if _, err := client.Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -95,13 +94,13 @@ func reason(err error) string {
 
 // checkTokenSecret validates an existing token Secret: it must be a token of the ServiceAccount, or
 // copying its token would hand the backend somebody else's credential.
-func checkTokenSecret(sec *corev1.Secret, name, serviceAccount string) []Problem {
+func checkTokenSecret(sec *kube.Secret, name, serviceAccount string) []Problem {
 	if sec == nil {
 		return nil
 	}
-	if sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != serviceAccount {
+	if sec.Type != kube.SecretTypeServiceAccountToken || sec.Annotations[kube.ServiceAccountNameKey] != serviceAccount {
 		return []Problem{{Secret: name, Message: fmt.Sprintf("is not a %s Secret of ServiceAccount %s; delete it and re-sync (the job re-creates it)",
-			corev1.SecretTypeServiceAccountToken, serviceAccount)}}
+			kube.SecretTypeServiceAccountToken, serviceAccount)}}
 	}
 	return nil
 }
@@ -109,8 +108,31 @@ func checkTokenSecret(sec *corev1.Secret, name, serviceAccount string) []Problem
 // ensureToken makes sure the OAuth ServiceAccount and its token Secret exist, and waits (at most
 // TokenWait) until the token controller has written the token. It returns the token and what it
 // created.
-func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (string, []string, error) {
+func (s *syncer) ensureToken(ctx context.Context, existing *kube.Secret) (string, []string, error) {
 	var changes []string
+	created, err := s.ensureServiceAccount(ctx)
+	if created {
+		changes = append(changes, "serviceaccount created")
+	}
+	if err != nil {
+		return "", changes, err
+	}
+	if existing == nil {
+		created, err := s.createTokenSecret(ctx)
+		if created {
+			changes = append(changes, "token secret created")
+		}
+		if err != nil {
+			return "", changes, err
+		}
+	}
+	token, err := s.waitForToken(ctx)
+	return token, changes, err
+}
+
+// ensureServiceAccount creates the OAuth ServiceAccount when it is missing, and warns when an existing
+// one lacks the redirect reference. It reports whether it created it.
+func (s *syncer) ensureServiceAccount(ctx context.Context) (bool, error) {
 	ns, saName := s.o.Namespace, s.o.ServiceAccount
 	sas := kube.ServiceAccounts(s.c.Dynamic, ns)
 	sa, err := sas.Get(ctx, saName, metav1.GetOptions{})
@@ -118,56 +140,66 @@ func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (stri
 	case apierrors.IsNotFound(err):
 		// On the first sync this PreSync job runs before Argo CD creates the ServiceAccount of the
 		// component; Argo CD adopts the one created here.
-		_, err = sas.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		_, err = sas.Create(ctx, &kube.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 			Name:        saName,
 			Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
 			Annotations: map[string]string{RedirectReferenceAnnotation: RedirectReferenceValue},
 		}}, metav1.CreateOptions{FieldManager: FieldManager})
 		switch {
 		case err == nil:
-			changes = append(changes, "serviceaccount created")
 			s.log.Info("serviceaccount created", "serviceAccount", saName)
+			return true, nil
 		case apierrors.IsAlreadyExists(err):
+			return false, nil
 		case apierrors.IsForbidden(err):
-			return "", changes, fmt.Errorf("ServiceAccount %s/%s does not exist and the job may not create it: "+
+			return false, fmt.Errorf("ServiceAccount %s/%s does not exist and the job may not create it: "+
 				"include the component gitops/components/oauth-serviceaccount, which declares it and grants the job `create`: %w", ns, saName, err)
 		default:
-			return "", changes, fmt.Errorf("creating ServiceAccount %s/%s: %w", ns, saName, err)
+			return false, fmt.Errorf("creating ServiceAccount %s/%s: %w", ns, saName, err)
 		}
 	case apierrors.IsForbidden(err):
-		return "", changes, fmt.Errorf("reading ServiceAccount %s/%s: the job needs `get` on it (Role litemaas-secrets): %w", ns, saName, err)
+		return false, fmt.Errorf("reading ServiceAccount %s/%s: the job needs `get` on it (Role litemaas-secrets): %w", ns, saName, err)
 	case err != nil:
-		return "", changes, fmt.Errorf("reading ServiceAccount %s/%s: %w", ns, saName, err)
+		return false, fmt.Errorf("reading ServiceAccount %s/%s: %w", ns, saName, err)
+	}
+	if _, ok := sa.Annotations[RedirectReferenceAnnotation]; !ok {
+		s.log.Warn("ServiceAccount lacks the OAuth redirect reference annotation; logins fail until it has it (the component oauth-serviceaccount sets it)",
+			"serviceAccount", saName, "annotation", RedirectReferenceAnnotation)
+	}
+	return false, nil
+}
+
+// createTokenSecret creates the ServiceAccount token Secret the token controller fills. It reports
+// whether it created it; one created meanwhile by someone else is fine.
+func (s *syncer) createTokenSecret(ctx context.Context) (bool, error) {
+	ns, saName := s.o.Namespace, s.o.ServiceAccount
+	_, err := kube.Secrets(s.c.Dynamic, ns).Create(ctx, &kube.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        s.o.TokenSecret,
+			Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
+			Annotations: map[string]string{kube.ServiceAccountNameKey: saName},
+		},
+		Type: kube.SecretTypeServiceAccountToken,
+	}, metav1.CreateOptions{FieldManager: FieldManager})
+	switch {
+	case err == nil:
+		s.log.Info("token secret created; waiting for the token controller", "secret", s.o.TokenSecret, "serviceAccount", saName)
+		return true, nil
+	case apierrors.IsAlreadyExists(err):
+		return false, nil
 	default:
-		if _, ok := sa.Annotations[RedirectReferenceAnnotation]; !ok {
-			s.log.Warn("ServiceAccount lacks the OAuth redirect reference annotation; logins fail until it has it (the component oauth-serviceaccount sets it)",
-				"serviceAccount", saName, "annotation", RedirectReferenceAnnotation)
-		}
+		return false, fmt.Errorf("creating token Secret %s/%s: %w", ns, s.o.TokenSecret, err)
 	}
+}
 
+// waitForToken polls the token Secret until the token controller has written the token, for at most
+// TokenWait. A timeout says what was last seen and where to look.
+func (s *syncer) waitForToken(ctx context.Context) (string, error) {
+	ns, saName := s.o.Namespace, s.o.ServiceAccount
 	secrets := kube.Secrets(s.c.Dynamic, ns)
-	if existing == nil {
-		_, err := secrets.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        s.o.TokenSecret,
-				Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
-				Annotations: map[string]string{corev1.ServiceAccountNameKey: saName},
-			},
-			Type: corev1.SecretTypeServiceAccountToken,
-		}, metav1.CreateOptions{FieldManager: FieldManager})
-		switch {
-		case err == nil:
-			changes = append(changes, "token secret created")
-			s.log.Info("token secret created; waiting for the token controller", "secret", s.o.TokenSecret, "serviceAccount", saName)
-		case apierrors.IsAlreadyExists(err):
-		default:
-			return "", changes, fmt.Errorf("creating token Secret %s/%s: %w", ns, s.o.TokenSecret, err)
-		}
-	}
-
 	var token string
 	var last error
-	err = wait.PollUntilContextTimeout(ctx, s.o.PollInterval, s.o.TokenWait, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, s.o.PollInterval, s.o.TokenWait, true, func(ctx context.Context) (bool, error) {
 		sec, err := secrets.Get(ctx, s.o.TokenSecret, metav1.GetOptions{})
 		if err != nil {
 			last = err
@@ -179,21 +211,21 @@ func (s *syncer) ensureToken(ctx context.Context, existing *corev1.Secret) (stri
 		if p := checkTokenSecret(sec, s.o.TokenSecret, saName); len(p) > 0 {
 			return false, fmt.Errorf("%s", p[0])
 		}
-		token = string(sec.Data[corev1.ServiceAccountTokenKey])
+		token = string(sec.Data[kube.ServiceAccountTokenKey])
 		return token != "", nil
 	})
-	if err != nil {
-		if wait.Interrupted(err) {
-			detail := "the token is still empty"
-			if last != nil {
-				detail = "last error: " + last.Error()
-			}
-			return "", changes, fmt.Errorf("%w: Secret %s/%s got no token within %s (%s). The token controller of the "+
-				"controller-manager fills it; it deletes a token Secret whose ServiceAccount is missing or was re-created. "+
-				"Check `oc describe secret %s -n %s`; the next sync retries",
-				ErrTokenTimeout, ns, s.o.TokenSecret, s.o.TokenWait.Round(time.Second), detail, s.o.TokenSecret, ns)
-		}
-		return "", changes, fmt.Errorf("waiting for the token of Secret %s/%s: %w", ns, s.o.TokenSecret, err)
+	if err == nil {
+		return token, nil
 	}
-	return token, changes, nil
+	if wait.Interrupted(err) {
+		detail := "the token is still empty"
+		if last != nil {
+			detail = "last error: " + last.Error()
+		}
+		return "", fmt.Errorf("%w: Secret %s/%s got no token within %s (%s). The token controller of the "+
+			"controller-manager fills it; it deletes a token Secret whose ServiceAccount is missing or was re-created. "+
+			"Check `oc describe secret %s -n %s`; the next sync retries",
+			ErrTokenTimeout, ns, s.o.TokenSecret, s.o.TokenWait.Round(time.Second), detail, s.o.TokenSecret, ns)
+	}
+	return "", fmt.Errorf("waiting for the token of Secret %s/%s: %w", ns, s.o.TokenSecret, err)
 }

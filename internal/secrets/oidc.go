@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // ModeOIDC: an OpenID Connect provider is the OAuth server. Its client id and secret come from a
@@ -46,7 +46,7 @@ func (e *OIDCClientError) Error() string {
 
 // checkOIDCClient returns the client id and secret of the user's Secret, or the problems that keep
 // them from being used. The messages name the Secret and key, never a value.
-func checkOIDCClient(sec *corev1.Secret, name string) (id, secret string, problems []Problem) {
+func checkOIDCClient(sec *kube.Secret, name string) (id, secret string, problems []Problem) {
 	if sec == nil {
 		for _, k := range []string{KeyOIDCClientID, KeyOIDCClientSecret} {
 			problems = append(problems, Problem{Secret: name, Key: k, Message: "is missing: the Secret does not exist"})

@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // Problem is one malformed existing value. It names the Secret and key and says what the value must
@@ -60,7 +60,7 @@ type Plan struct {
 type SecretPlan struct {
 	Name string
 	// Existing is the Secret as read, nil when it does not exist.
-	Existing *corev1.Secret
+	Existing *kube.Secret
 	// Data is the complete data the Secret must hold: the existing keys (including keys outside the
 	// contract, which are kept untouched) plus the added ones.
 	Data map[string][]byte
@@ -147,7 +147,7 @@ func (s Settings) Validate() error {
 // Compute validates the existing Secrets (by name; a missing Secret is absent or nil) and returns
 // the plan that fills every missing key, reading randomness from rnd. It returns a *ValidationError
 // listing every malformed value, and then no plan. It never changes existing.
-func Compute(existing map[string]*corev1.Secret, s Settings, rnd io.Reader) (*Plan, error) {
+func Compute(existing map[string]*kube.Secret, s Settings, rnd io.Reader) (*Plan, error) {
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("settings: %w", err)
 	}
@@ -168,7 +168,7 @@ func Compute(existing map[string]*corev1.Secret, s Settings, rnd io.Reader) (*Pl
 
 // computation carries the state of one Compute call.
 type computation struct {
-	existing map[string]*corev1.Secret
+	existing map[string]*kube.Secret
 	settings Settings
 	rnd      io.Reader
 	plan     *Plan
@@ -214,8 +214,8 @@ func (c *computation) checkExisting() {
 		for k, v := range sp.Existing.Data {
 			sp.Data[k] = slices.Clone(v)
 		}
-		if t := sp.Existing.Type; t != "" && t != corev1.SecretTypeOpaque {
-			c.problem(sc.Name, "", "has type %s, want %s; delete it (it is re-created) or fix its type", t, corev1.SecretTypeOpaque)
+		if t := sp.Existing.Type; t != "" && t != kube.SecretTypeOpaque {
+			c.problem(sc.Name, "", "has type %s, want %s; delete it (it is re-created) or fix its type", t, kube.SecretTypeOpaque)
 		}
 		for _, k := range sc.Keys {
 			if sc.Name == BackendSecret && k == KeyOAuthClientSecret && c.settings.ExternalOAuthClientSecret {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
@@ -54,8 +54,8 @@ func assertRoleURLs(t *testing.T, p *Plan, hostPort, backendDB, litellmDB string
 	equalSecret(t, "postgresql://litemaas_backend:"+pw(KeyBackendPassword)+"@"+hostPort+"/"+backendDB+"?sslmode=disable", val(t, p, BackendSecret, KeyDatabaseURL), "backend-secret/DATABASE_URL")
 }
 
-func secret(name string, kv ...string) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{}}
+func secret(name string, kv ...string) *kube.Secret {
+	s := &kube.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, Type: kube.SecretTypeOpaque, Data: map[string][]byte{}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		s.Data[kv[i]] = []byte(kv[i+1])
 	}
@@ -63,8 +63,8 @@ func secret(name string, kv ...string) *corev1.Secret {
 }
 
 // complete returns a valid set; edit the returned map to break it.
-func complete() map[string]*corev1.Secret {
-	return map[string]*corev1.Secret{
+func complete() map[string]*kube.Secret {
+	return map[string]*kube.Secret{
 		PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword, KeyBackendPassword, tBackendPW,
 			KeyLiteLLMPassword, tLiteLLMPW, KeyModelReaderPassword, tReaderPW, KeyBackupPassword, tBackupPW),
 		LiteLLMSecret: secret(LiteLLMSecret, KeyMasterKey, tMaster, KeySaltKey, tSalt, KeyDatabaseURL, tLiteLLM),
@@ -74,8 +74,8 @@ func complete() map[string]*corev1.Secret {
 }
 
 // applied returns existing with the plan's data written, as the API server would hold it.
-func applied(p *Plan) map[string]*corev1.Secret {
-	out := map[string]*corev1.Secret{}
+func applied(p *Plan) map[string]*kube.Secret {
+	out := map[string]*kube.Secret{}
 	for _, sp := range p.Secrets {
 		s := secret(sp.Name)
 		for k, v := range sp.Data {
@@ -158,14 +158,14 @@ func TestComputeKeepsEverythingValid(t *testing.T) {
 func TestComputeFillsPartial(t *testing.T) {
 	tests := []struct {
 		name     string
-		existing map[string]*corev1.Secret
+		existing map[string]*kube.Secret
 		settings func(*Settings)
 		added    map[string][]string
 		check    func(t *testing.T, p *Plan)
 	}{
 		{
 			name:     "password only: user and every URL derived from it",
-			existing: map[string]*corev1.Secret{PostgresSecret: secret(PostgresSecret, KeyPostgresPassword, tPassword)},
+			existing: map[string]*kube.Secret{PostgresSecret: secret(PostgresSecret, KeyPostgresPassword, tPassword)},
 			added: map[string][]string{
 				PostgresSecret: append([]string{KeyPostgresUser}, rolePasswordKeys...),
 				LiteLLMSecret:  {KeyMasterKey, KeySaltKey, KeyDatabaseURL},
@@ -178,7 +178,7 @@ func TestComputeFillsPartial(t *testing.T) {
 		},
 		{
 			name: "existing user other than the default is kept and used",
-			existing: map[string]*corev1.Secret{
+			existing: map[string]*kube.Secret{
 				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, "dbowner", KeyPostgresPassword, tPassword),
 			},
 			added: map[string][]string{PostgresSecret: rolePasswordKeys, LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
@@ -189,7 +189,7 @@ func TestComputeFillsPartial(t *testing.T) {
 		},
 		{
 			name: "salt key and master key kept, API key derived from the existing master key",
-			existing: map[string]*corev1.Secret{
+			existing: map[string]*kube.Secret{
 				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword),
 				LiteLLMSecret:  secret(LiteLLMSecret, KeyMasterKey, tMaster, KeySaltKey, tSalt),
 			},
@@ -201,7 +201,7 @@ func TestComputeFillsPartial(t *testing.T) {
 		},
 		{
 			name: "password with URL special characters is percent-encoded",
-			existing: map[string]*corev1.Secret{
+			existing: map[string]*kube.Secret{
 				PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword, KeyBackendPassword, "p@ss/w:rd?#% x"),
 			},
 			added: map[string][]string{PostgresSecret: rolePasswordKeys[1:], LiteLLMSecret: Contract[1].Keys, BackendSecret: Contract[2].Keys},
@@ -216,7 +216,7 @@ func TestComputeFillsPartial(t *testing.T) {
 		},
 		{
 			name:     "other host, port and database names",
-			existing: map[string]*corev1.Secret{PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword)},
+			existing: map[string]*kube.Secret{PostgresSecret: secret(PostgresSecret, KeyPostgresUser, tUser, KeyPostgresPassword, tPassword)},
 			settings: func(s *Settings) {
 				s.PostgresHost, s.PostgresPort, s.BackendDatabase, s.LiteLLMDatabase = "db.example.svc", 6543, "app", "proxy"
 			},
@@ -261,12 +261,12 @@ func nilIfEmpty(s []string) []string {
 }
 
 func TestComputeRefusesMalformed(t *testing.T) {
-	type edit func(e map[string]*corev1.Secret)
+	type edit func(e map[string]*kube.Secret)
 	setKey := func(name, key, value string) edit {
-		return func(e map[string]*corev1.Secret) { e[name].Data[key] = []byte(value) }
+		return func(e map[string]*kube.Secret) { e[name].Data[key] = []byte(value) }
 	}
 	delKey := func(name, key string) edit {
-		return func(e map[string]*corev1.Secret) { delete(e[name].Data, key) }
+		return func(e map[string]*kube.Secret) { delete(e[name].Data, key) }
 	}
 	tests := []struct {
 		name   string
@@ -320,9 +320,9 @@ func TestComputeRefusesMalformed(t *testing.T) {
 			PostgresSecret, KeyPostgresPassword, "is missing, but litellm-secret/DATABASE_URL, backend-secret/DATABASE_URL already hold", tPassword},
 		{"master key gone but the API key remains", []edit{delKey(LiteLLMSecret, KeyMasterKey)},
 			LiteLLMSecret, KeyMasterKey, "is missing, but backend-secret/LITELLM_API_KEY exists", tMaster},
-		{"wrong Secret type", []edit{func(e map[string]*corev1.Secret) { e[PostgresSecret].Type = corev1.SecretTypeTLS }},
+		{"wrong Secret type", []edit{func(e map[string]*kube.Secret) { e[PostgresSecret].Type = kube.SecretType("kubernetes.io/tls") }},
 			PostgresSecret, "", "has type kubernetes.io/tls", ""},
-		{"immutable Secret with a missing key", []edit{delKey(BackendSecret, KeyJWTSecret), func(e map[string]*corev1.Secret) { e[BackendSecret].Immutable = ptr.To(true) }},
+		{"immutable Secret with a missing key", []edit{delKey(BackendSecret, KeyJWTSecret), func(e map[string]*kube.Secret) { e[BackendSecret].Immutable = ptr.To(true) }},
 			BackendSecret, "", "is immutable but lacks JWT_SECRET", tJWT},
 	}
 	for _, tc := range tests {

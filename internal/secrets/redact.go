@@ -1,8 +1,7 @@
 package secrets
 
 import (
-	corev1 "k8s.io/api/core/v1"
-
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
 )
 
@@ -14,7 +13,7 @@ type redactor struct {
 
 func (r *redactor) add(vs ...string) { r.red.Add(vs...) }
 
-func (r *redactor) addSecret(sec *corev1.Secret) {
+func (r *redactor) addSecret(sec *kube.Secret) {
 	if sec == nil {
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -247,50 +246,18 @@ type syncer struct {
 	red redactor
 }
 
+// run reads, validates, then writes: nothing is written unless every Secret read is valid.
 func (s *syncer) run(ctx context.Context) (*Result, error) {
 	// 1. Read everything first.
-	existing := map[string]*corev1.Secret{}
-	for _, sc := range Contract {
-		sec, err := s.getSecret(ctx, sc.Name)
-		if err != nil {
-			return nil, err
-		}
-		existing[sc.Name] = sec
-		s.red.addSecret(sec)
-	}
-	var token *corev1.Secret
-	if s.o.Mode == ModeServiceAccount {
-		var err error
-		if token, err = s.getSecret(ctx, s.o.TokenSecret); err != nil {
-			return nil, err
-		}
-		s.red.addSecret(token)
-	}
-	var oidcClient *corev1.Secret
-	if s.o.Mode == ModeOIDC {
-		var err error
-		if oidcClient, err = s.getSecret(ctx, s.o.OIDCClientSecret); err != nil {
-			return nil, err
-		}
-		s.red.addSecret(oidcClient)
+	existing, token, oidcClient, err := s.readAll(ctx)
+	if err != nil {
+		return nil, err
 	}
 
 	// 2. Validate everything before the first write.
-	settings := s.o.Settings
-	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
-	plan, err := Compute(existing, settings, s.o.Rand)
-	var verr *ValidationError
-	if err != nil && !errors.As(err, &verr) {
+	plan, err := s.validate(existing, token)
+	if err != nil {
 		return nil, err
-	}
-	if p := checkTokenSecret(token, s.o.TokenSecret, s.o.ServiceAccount); len(p) > 0 {
-		if verr == nil {
-			verr = &ValidationError{}
-		}
-		verr.Problems = append(verr.Problems, p...)
-	}
-	if verr != nil {
-		return nil, verr
 	}
 	var oidcID, oidcSecret string
 	if s.o.Mode == ModeOIDC {
@@ -310,18 +277,7 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	// not come, the Secrets are still written (without OAUTH_CLIENT_SECRET if it is missing).
 	var oauthErr error
 	if s.o.Mode == ModeServiceAccount {
-		res.OAuth.Name = s.o.ServiceAccount
-		tok, changes, err := s.ensureToken(ctx, token)
-		res.OAuth.Changes = changes
-		if err != nil {
-			oauthErr = err
-		} else {
-			s.red.add(tok)
-			if plan.SetOAuthClientSecret(tok) {
-				s.log.Warn("backend-secret OAUTH_CLIENT_SECRET differed from the ServiceAccount token; replacing it with the token",
-					"secret", BackendSecret, "key", KeyOAuthClientSecret, "serviceAccount", s.o.ServiceAccount)
-			}
-		}
+		oauthErr = s.useToken(ctx, token, plan, res)
 	}
 
 	// oidc mode: the provider's client, copied as it is; the Secrets are then written once.
@@ -331,21 +287,8 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	}
 
 	// 4. Write.
-	for _, sp := range plan.Secrets {
-		r, err := s.apply(ctx, sp)
-		if err != nil {
-			return res, err
-		}
-		res.Secrets = append(res.Secrets, r)
-		if s.o.Mode == ModeServiceAccount && sp.Name == BackendSecret && oauthErr == nil {
-			if r.Action != Unchanged && (slices.Contains(sp.Added, KeyOAuthClientSecret) || slices.Contains(sp.Replaced, KeyOAuthClientSecret)) {
-				res.OAuth.Changes = append(res.OAuth.Changes, "OAUTH_CLIENT_SECRET set from token")
-			}
-			res.OAuth.Done = true
-		}
-		if s.o.Mode == ModeOIDC && sp.Name == BackendSecret {
-			res.OAuth.Done = true
-		}
+	if err := s.write(ctx, plan, res, oauthErr); err != nil {
+		return res, err
 	}
 
 	// 5. oauthclient mode: the OAuthClient follows backend-secret.
@@ -358,8 +301,97 @@ func (s *syncer) run(ctx context.Context) (*Result, error) {
 	return res, oauthErr
 }
 
+// readAll reads the contract's Secrets, and the token or OIDC client Secret of the mode (nil when
+// missing or not used), and hands every value read to the redactor before anything can log it.
+func (s *syncer) readAll(ctx context.Context) (existing map[string]*kube.Secret, token, oidcClient *kube.Secret, err error) {
+	existing = map[string]*kube.Secret{}
+	for _, sc := range Contract {
+		sec, err := s.getSecret(ctx, sc.Name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		existing[sc.Name] = sec
+		s.red.addSecret(sec)
+	}
+	if s.o.Mode == ModeServiceAccount {
+		if token, err = s.getSecret(ctx, s.o.TokenSecret); err != nil {
+			return nil, nil, nil, err
+		}
+		s.red.addSecret(token)
+	}
+	if s.o.Mode == ModeOIDC {
+		if oidcClient, err = s.getSecret(ctx, s.o.OIDCClientSecret); err != nil {
+			return nil, nil, nil, err
+		}
+		s.red.addSecret(oidcClient)
+	}
+	return existing, token, oidcClient, nil
+}
+
+// validate computes the plan and gathers every problem of the Secrets and of the token Secret into
+// one *ValidationError, so that a user fixes them all in one go.
+func (s *syncer) validate(existing map[string]*kube.Secret, token *kube.Secret) (*Plan, error) {
+	settings := s.o.Settings
+	settings.ExternalOAuthClientSecret = s.o.Mode == ModeServiceAccount || s.o.Mode == ModeOIDC
+	plan, err := Compute(existing, settings, s.o.Rand)
+	var verr *ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		return nil, err
+	}
+	if p := checkTokenSecret(token, s.o.TokenSecret, s.o.ServiceAccount); len(p) > 0 {
+		if verr == nil {
+			verr = &ValidationError{}
+		}
+		verr.Problems = append(verr.Problems, p...)
+	}
+	if verr != nil {
+		return nil, verr
+	}
+	return plan, nil
+}
+
+// useToken gets the ServiceAccount's token (creating what it needs) and puts it into the plan as
+// backend-secret's OAUTH_CLIENT_SECRET. Its error is the OAuth error of the run: the Secrets are
+// written all the same.
+func (s *syncer) useToken(ctx context.Context, token *kube.Secret, plan *Plan, res *Result) error {
+	res.OAuth.Name = s.o.ServiceAccount
+	tok, changes, err := s.ensureToken(ctx, token)
+	res.OAuth.Changes = changes
+	if err != nil {
+		return err
+	}
+	s.red.add(tok)
+	if plan.SetOAuthClientSecret(tok) {
+		s.log.Warn("backend-secret OAUTH_CLIENT_SECRET differed from the ServiceAccount token; replacing it with the token",
+			"secret", BackendSecret, "key", KeyOAuthClientSecret, "serviceAccount", s.o.ServiceAccount)
+	}
+	return nil
+}
+
+// write applies the plan's Secrets; in serviceaccount and oidc modes, writing backend-secret is what
+// completes the OAuth setup.
+func (s *syncer) write(ctx context.Context, plan *Plan, res *Result, oauthErr error) error {
+	for _, sp := range plan.Secrets {
+		r, err := s.apply(ctx, sp)
+		if err != nil {
+			return err
+		}
+		res.Secrets = append(res.Secrets, r)
+		if s.o.Mode == ModeServiceAccount && sp.Name == BackendSecret && oauthErr == nil {
+			if r.Action != Unchanged && (slices.Contains(sp.Added, KeyOAuthClientSecret) || slices.Contains(sp.Replaced, KeyOAuthClientSecret)) {
+				res.OAuth.Changes = append(res.OAuth.Changes, "OAUTH_CLIENT_SECRET set from token")
+			}
+			res.OAuth.Done = true
+		}
+		if s.o.Mode == ModeOIDC && sp.Name == BackendSecret {
+			res.OAuth.Done = true
+		}
+	}
+	return nil
+}
+
 // getSecret returns the Secret, or nil when it does not exist.
-func (s *syncer) getSecret(ctx context.Context, name string) (*corev1.Secret, error) {
+func (s *syncer) getSecret(ctx context.Context, name string) (*kube.Secret, error) {
 	sec, err := kube.Secrets(s.c.Dynamic, s.o.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
@@ -378,14 +410,14 @@ func (s *syncer) apply(ctx context.Context, sp *SecretPlan) (SecretResult, error
 	r := SecretResult{Name: sp.Name, Added: sp.Added, Replaced: sp.Replaced}
 	secrets := kube.Secrets(s.c.Dynamic, s.o.Namespace)
 	if sp.Existing == nil {
-		sec := &corev1.Secret{
+		sec := &kube.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:        sp.Name,
 				Namespace:   s.o.Namespace,
 				Labels:      map[string]string{LabelPartOf: "litemaas", LabelManagedBy: ManagedBy},
 				Annotations: argoAnnotations(),
 			},
-			Type: corev1.SecretTypeOpaque,
+			Type: kube.SecretTypeOpaque,
 			Data: sp.Data,
 		}
 		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
@@ -442,7 +474,7 @@ func argoAnnotations() map[string]string {
 
 // missingAnnotations returns the Argo CD annotations the Secret lacks. A present annotation is left as
 // it is, whatever its value: somebody set it on purpose.
-func missingAnnotations(sec *corev1.Secret) []string {
+func missingAnnotations(sec *kube.Secret) []string {
 	var out []string
 	for _, k := range []string{AnnotationCompareOptions, AnnotationSyncOptions} {
 		if _, ok := sec.Annotations[k]; !ok {

@@ -12,19 +12,19 @@ import (
 	"net/url"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-
-	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
 )
 
 // AdminKeyPrefix is what the backend requires of every ADMIN_API_KEYS entry; others fail silently.
 const AdminKeyPrefix = "ltm_admin_"
 
-var routes = schema.GroupVersionResource{Group: "route.openshift.io", Version: "v1", Resource: "routes"}
+var (
+	routes      = schema.GroupVersionResource{Group: "route.openshift.io", Version: "v1", Resource: "routes"}
+	deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+)
 
 // Secrets are the values the job is given from the stack's Secrets. Empty ones are not checked.
 type Secrets struct {
@@ -70,7 +70,7 @@ type Cluster struct {
 // says so.
 func (c Cluster) Check(ctx context.Context) (problems []string, skipped string, err error) {
 	backend, lr, fr := or(c.Backend, "backend"), or(c.LiteLLMRoute, "litellm"), or(c.FrontendRoute, "litemaas")
-	d, err := kube.Deployments(c.Dynamic, c.Namespace).Get(ctx, backend, metav1.GetOptions{})
+	d, err := c.Dynamic.Resource(deployments).Namespace(c.Namespace).Get(ctx, backend, metav1.GetOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("reading deployment/%s: %w", backend, err)
 	}
@@ -134,13 +134,22 @@ func (c Cluster) routeHost(ctx context.Context, name string) (string, error) {
 	return "", nil
 }
 
-func plainEnv(d *appsv1.Deployment) map[string]string {
+// plainEnv returns the environment variables the Deployment's containers set to a value (not from a
+// Secret or ConfigMap), read from the object as the dynamic client delivers it.
+func plainEnv(d *unstructured.Unstructured) map[string]string {
 	env := map[string]string{}
-	for _, c := range d.Spec.Template.Spec.Containers {
-		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				env[e.Name] = e.Value
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	for _, c := range containers {
+		c, _ := c.(map[string]any)
+		vars, _, _ := unstructured.NestedSlice(c, "env")
+		for _, v := range vars {
+			e, _ := v.(map[string]any)
+			if from, ok := e["valueFrom"]; ok && from != nil {
+				continue
 			}
+			name, _, _ := unstructured.NestedString(e, "name")
+			value, _, _ := unstructured.NestedString(e, "value")
+			env[name] = value
 		}
 	}
 	return env

@@ -23,7 +23,7 @@ import (
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/argocdtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/catalog"
-	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube/listwatch"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kubelettest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
@@ -354,12 +354,12 @@ func deleteWithResources(t *testing.T, f *fixture, name string) {
 	_, err := apps.Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{})
 	require.NoError(t, err)
 	require.NoError(t, apps.Delete(ctx, name, metav1.DeleteOptions{}))
-	require.True(t, waitGone(ctx, kube.NamedListWatch(apps, name)), "Application %s is not deleted within 2 minutes", name)
+	require.True(t, waitGone(ctx, listwatch.Named(apps, name)), "Application %s is not deleted within 2 minutes", name)
 	// The Namespace carries Delete=false (its data outlives the Application): delete it by hand, as
 	// `make undeploy` does, so that the next overlay starts from an empty namespace.
 	require.NoError(t, f.kube.Clientset().CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{}))
 	nsRes := f.kube.Dynamic().Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
-	if !waitGone(ctx, kube.NamedListWatch(nsRes, namespace)) {
+	if !waitGone(ctx, listwatch.Named(nsRes, namespace)) {
 		ns, err := f.kube.Clientset().CoreV1().Namespaces().Get(context.Background(), namespace, metav1.GetOptions{})
 		require.NoError(t, err)
 		t.Fatalf("namespace %s is not deleted within 2 minutes: %+v", namespace, ns.Status)

@@ -40,12 +40,14 @@ const (
 const (
 	firstRun1000Target = 10 * time.Second
 	peakRSSTarget      = 64 << 20 // bytes, 1,000 models
-	// The job reads and writes through client-go's dynamic client; what remains is that client (9.4
-	// MiB on its own), k8s.io/api's core, apps and events types with kstatus (3.5 MiB: kstatus itself
-	// imports core/v1), pgx, YAML and the HTTP/2 stack. Before the typed clientset went: 32.5 MiB and
-	// 27.1 MiB. 16 MiB is not reached (see docs/testing.md).
-	peakRSS5Target    = 20 << 20 // bytes, 5 models
-	binarySizeTarget  = 20 << 20 // bytes, stripped
+	// The job reads and writes through client-go's dynamic client, with neither k8s.io/api, kstatus nor
+	// client-go's informers linked; what remains is that client, pgx, two YAML parsers and the HTTP/2
+	// stack. Most of the binary is resident while the job runs, so the peak RSS follows its size: a
+	// 5-model run peaks at 15.7-16.2 MiB, so the 16 MiB goal is held for the binary only and the RSS
+	// target is that figure rounded up (see docs/testing.md). Before the typed clientset went: 32.5 MiB
+	// and 27.1 MiB; before k8s.io/api went: 19.6 MiB and 17.7 MiB.
+	peakRSS5Target    = 16<<20 + 1<<19 // bytes, 5 models: 16.5 MiB
+	binarySizeTarget  = 16 << 20       // bytes, stripped
 	readyToDoneTarget = 2 * time.Second
 )
 
@@ -244,7 +246,8 @@ func buildJob(b *testing.B) string {
 }
 
 // BenchmarkBinarySize reports the size of the job's stripped binary, the bulk of its image, and
-// fails when the binary links client-go's typed clientset, which carries every API group's types.
+// fails when the binary links client-go's typed clientset, which carries every API group's types, or
+// k8s.io/api's types at all (kstatus links core/v1's).
 func BenchmarkBinarySize(b *testing.B) {
 	deps, err := exec.Command("go", "list", "-deps", "../../cmd/litemaas-sync").Output()
 	if err != nil {
@@ -254,6 +257,9 @@ func BenchmarkBinarySize(b *testing.B) {
 		if p == "k8s.io/client-go/kubernetes" || p == "k8s.io/client-go/discovery" {
 			b.Fatalf("litemaas-sync links %s: use the dynamic client (internal/kube)", p)
 		}
+		if strings.HasPrefix(p, "k8s.io/api/") || strings.HasPrefix(p, "sigs.k8s.io/cli-utils/") {
+			b.Fatalf("litemaas-sync links %s: read and write unstructured objects (internal/kube's structs, internal/rollout's kstatus rules)", p)
+		}
 	}
 	for range b.N {
 		st, err := os.Stat(buildJob(b))
@@ -262,7 +268,7 @@ func BenchmarkBinarySize(b *testing.B) {
 		}
 		b.ReportMetric(float64(st.Size())/(1<<20), "MiB")
 		if st.Size() >= binarySizeTarget {
-			b.Fatalf("the stripped litemaas-sync binary is %.1f MiB; target: under %d MiB", float64(st.Size())/(1<<20), binarySizeTarget>>20)
+			b.Fatalf("the stripped litemaas-sync binary is %.2f MiB; target: under %.1f MiB", float64(st.Size())/(1<<20), float64(binarySizeTarget)/(1<<20))
 		}
 	}
 }
@@ -291,7 +297,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 				b.ReportMetric(float64(took.Milliseconds()), "ms/run")
 				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 				if peak >= tc.target {
-					b.Fatalf("peak RSS %.1f MiB for %d models; target: under %d MiB", float64(peak)/(1<<20), tc.models, tc.target>>20)
+					b.Fatalf("peak RSS %.2f MiB for %d models; target: under %.1f MiB", float64(peak)/(1<<20), tc.models, float64(tc.target)/(1<<20))
 				}
 			}
 		})

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"github.com/litemaas-gitops/litemaas-gitops/internal/kube"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/kube/listwatch"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/cluster"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/ops/report"
 )
@@ -136,7 +136,7 @@ func waitForApplication(ctx context.Context, c *cluster.Cluster, app *unstructur
 	name := app.GetNamespace() + "/" + app.GetName()
 	fmt.Fprintf(out, "Waiting up to %s for Application %s (Synced, Healthy, last sync Succeeded)\n", report.ShortDuration(timeout), name)
 
-	lw := kube.NamedListWatch(ri, app.GetName())
+	lw := listwatch.Named(ri, app.GetName())
 	start := time.Now()
 	var last appState
 	lastLine, firstSeen := "", false
