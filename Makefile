@@ -53,14 +53,24 @@ kapi: ## Build (or reuse) the kube-apiserver and etcd the tests start
 argocd: ## Build (or reuse) Argo CD, kube-controller-manager and kustomize for the Argo CD scenarios
 	@hack/argocd/build.sh >/dev/null
 
+.PHONY: promtool
+promtool: ## Build (or reuse) Prometheus's promtool, which checks and unit-tests the alerts
+	@hack/promtool/build.sh >/dev/null
+
+.PHONY: actionlint
+actionlint: ## Build (or reuse) actionlint, which lints the GitHub workflows
+	@hack/actionlint/build.sh >/dev/null
+
 # Skips expected on CI; under CI=true any other skip fails `make test` (hack/testreport).
 SKIPS_ALLOWED ?= hack/testreport/skips-allowed.txt
 
 .PHONY: test
-test: vet kapi argocd ## Run every test: unit, PostgreSQL, kube-apiserver, manifests, end to end, Argo CD; list every skip (CI=true: fail on one not allowed)
+test: vet kapi argocd promtool actionlint ## Run every test: unit, PostgreSQL, kube-apiserver, manifests, end to end, Argo CD; list every skip (CI=true: fail on one not allowed)
 	@mkdir -p _output
 	$(GO) build -o _output/testreport ./hack/testreport
-	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) ARGOCD_BIN=$$(hack/argocd/build.sh | tail -n 1) $(GO) test -json -count=1 -timeout $(TEST_TIMEOUT) ./... | _output/testreport -allow $(SKIPS_ALLOWED)
+	KAPI_BIN=$$(hack/kapi/build.sh | tail -n 1) ARGOCD_BIN=$$(hack/argocd/build.sh | tail -n 1) \
+	PROMTOOL_BIN=$$(hack/promtool/build.sh | tail -n 1) ACTIONLINT_BIN=$$(hack/actionlint/build.sh | tail -n 1) \
+	$(GO) test -json -count=1 -timeout $(TEST_TIMEOUT) ./... | _output/testreport -allow $(SKIPS_ALLOWED)
 
 # The packages the job's behaviour lives in, under the race detector (it needs cgo and a C compiler).
 RACE_PKGS ?= ./internal/job/... ./internal/reconcile/... ./internal/store/... ./internal/litellm/... \
