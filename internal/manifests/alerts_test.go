@@ -18,6 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 const alertsReadme = "gitops/components/alerts/README.md"
@@ -62,11 +65,11 @@ func alertRules(t *testing.T, objs []*unstructured.Unstructured) []alertRule {
 		if o.GetKind() != "PrometheusRule" {
 			continue
 		}
-		for _, g := range maps(listAt(o.Object, "spec", "groups")) {
-			for _, r := range maps(listAt(g, "rules")) {
+		for _, g := range objects.Maps(objects.ListAt(o.Object, "spec", "groups")) {
+			for _, r := range objects.Maps(objects.ListAt(g, "rules")) {
 				out = append(out, alertRule{
-					name: stringAt(r, "alert"), expr: stringAt(r, "expr"), forDur: stringAt(r, "for"),
-					labels: mapAt(r, "labels"), annots: mapAt(r, "annotations"),
+					name: objects.StringAt(r, "alert"), expr: objects.StringAt(r, "expr"), forDur: objects.StringAt(r, "for"),
+					labels: objects.MapAt(r, "labels"), annots: objects.MapAt(r, "annotations"),
 				})
 			}
 		}
@@ -114,10 +117,10 @@ func cnpgMetrics(t *testing.T) []string {
 }
 
 func TestAlerts(t *testing.T) {
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	rules := alertRules(t, objs)
 	require.NotEmpty(t, rules)
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), alertsReadme))
+	readme, err := os.ReadFile(filepath.Join(manifeststest.RepoRoot(t), alertsReadme))
 	require.NoError(t, err)
 	known := append(cnpgMetrics(t), kubeStateMetrics...)
 	p := parser.NewParser(parser.Options{})
@@ -141,7 +144,7 @@ func TestAlerts(t *testing.T) {
 			assert.NotEmpty(t, r.annots["summary"])
 			assert.NotEmpty(t, r.annots["description"])
 			anchor := strings.ToLower(r.name)
-			assert.True(t, strings.HasSuffix(stringAt(r.annots, "runbook_url"), alertsReadme+"#"+anchor), "runbook_url %q", r.annots["runbook_url"])
+			assert.True(t, strings.HasSuffix(objects.StringAt(r.annots, "runbook_url"), alertsReadme+"#"+anchor), "runbook_url %q", r.annots["runbook_url"])
 			// The runbook: a heading named like the alert, followed by text.
 			section := regexp.MustCompile(`(?ms)^### ` + regexp.QuoteMeta(r.name) + `\n(.+?)(^### |\z)`).FindSubmatch(readme)
 			if assert.NotNil(t, section, "%s has no runbook section in %s", r.name, alertsReadme) {
@@ -178,30 +181,30 @@ func TestAlertsParserRejects(t *testing.T) {
 // The thresholds follow what they watch: the backup age from the ScheduledBackup's daily schedule, the
 // reconcile period from the drift CronJob's schedule (when the profile has one).
 func TestAlertThresholds(t *testing.T) {
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	byName := map[string]alertRule{}
 	for _, r := range alertRules(t, objs) {
 		byName[r.name] = r
 	}
-	sb := Find(objs, "ScheduledBackup", "litemaas-db-daily")
+	sb := objects.Find(objs, "ScheduledBackup", "litemaas-db-daily")
 	require.NotNil(t, sb)
-	f := strings.Fields(stringAt(sb.Object, "spec", "schedule"))
+	f := strings.Fields(objects.StringAt(sb.Object, "spec", "schedule"))
 	require.Len(t, f, 6)
 	assert.Equal(t, []string{"*", "*", "*"}, f[3:], "a daily schedule: day of month, month and weekday are *")
 	assert.Contains(t, byName["LiteMaaSBackupTooOld"].expr, "> 26 * 3600", "26 h: one day plus two hours")
 
 	var cron *unstructured.Unstructured
 	for _, o := range objs {
-		if o.GetKind() == "CronJob" && strings.HasPrefix(o.GetName(), syncJobName) {
+		if o.GetKind() == "CronJob" && strings.HasPrefix(o.GetName(), objects.SyncJobName) {
 			cron = o
 		}
 	}
 	if cron == nil {
 		t.Skip("the profile renders no drift CronJob litemaas-sync*; LiteMaaSNoRecentReconcile assumes a 15-minute period")
 	}
-	m := regexp.MustCompile(`^\*/(\d+) \* \* \* \*$`).FindStringSubmatch(stringAt(cron.Object, "spec", "schedule"))
-	require.NotNil(t, m, "%s: schedule %q is not */N minutes", ref(cron), stringAt(cron.Object, "spec", "schedule"))
+	m := regexp.MustCompile(`^\*/(\d+) \* \* \* \*$`).FindStringSubmatch(objects.StringAt(cron.Object, "spec", "schedule"))
+	require.NotNil(t, m, "%s: schedule %q is not */N minutes", objects.Ref(cron), objects.StringAt(cron.Object, "spec", "schedule"))
 	minutes, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
-	assert.Contains(t, byName["LiteMaaSNoRecentReconcile"].expr, "> 2 * "+strconv.Itoa(minutes*60), "two periods of %s", ref(cron))
+	assert.Contains(t, byName["LiteMaaSNoRecentReconcile"].expr, "> 2 * "+strconv.Itoa(minutes*60), "two periods of %s", objects.Ref(cron))
 }

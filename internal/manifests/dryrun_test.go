@@ -21,6 +21,9 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
 )
 
 var kube *kapitest.Server
@@ -76,11 +79,11 @@ func (w *warningRecorder) take() []string {
 
 func newDryRunner(t *testing.T) *dryRunner {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := objects.RepoRoot()
 	require.NoError(t, err)
 	// The CRDs (Route, OAuthClient, Group, Application) and the namespaces are created for real
 	// first: a dry run cannot create a kind or a namespace that later objects of the same run need.
-	crds, err := Render(filepath.Join(root, "gitops", "test", "crds"))
+	crds, err := objects.Render(filepath.Join(root, "gitops", "test", "crds"))
 	require.NoError(t, err)
 	// The operators' own CRDs (CloudNativePG, OLM, Prometheus operator, ApplicationSet) from their Go modules.
 	crds = append(crds, upstreamCRDs(t)...)
@@ -136,12 +139,12 @@ func (d *dryRunner) create(ctx context.Context, obj *unstructured.Unstructured) 
 
 func TestServerSideDryRun(t *testing.T) {
 	d := newDryRunner(t)
-	for _, tg := range targets {
+	for _, tg := range treeTargets {
 		if tg.kind == crdTarget {
 			continue
 		}
 		t.Run(tg.dir, func(t *testing.T) {
-			objs := rendered(t, tg.dir)
+			objs := manifeststest.Rendered(t, tg.dir)
 			require.NotEmpty(t, objs)
 			for _, o := range objs {
 				err := d.create(context.Background(), o)
@@ -158,7 +161,7 @@ func TestServerSideDryRun(t *testing.T) {
 // template without containers among them).
 func TestServerSideDryRunRejects(t *testing.T) {
 	d := newDryRunner(t)
-	objs := rendered(t, sampleOverlay(t).dir)
+	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
 	tests := []struct {
 		kind, name string
 		breakIt    func(*unstructured.Unstructured)
@@ -180,7 +183,7 @@ func TestServerSideDryRunRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+"/"+tt.name, func(t *testing.T) {
-			o := Find(objs, tt.kind, tt.name)
+			o := objects.Find(objs, tt.kind, tt.name)
 			require.NotNil(t, o)
 			o = o.DeepCopy()
 			tt.breakIt(o)
@@ -201,20 +204,20 @@ func templateSpec(t *testing.T, o *unstructured.Unstructured) map[string]any {
 	case "Pod":
 		path = []string{"spec"}
 	}
-	spec := mapAt(o.Object, path...)
-	require.NotNil(t, spec, "%s has no pod template", ref(o))
+	spec := objects.MapAt(o.Object, path...)
+	require.NotNil(t, spec, "%s has no pod template", objects.Ref(o))
 	return spec
 }
 
 // templateContainer returns a container (or init container) of a workload's pod template by name.
 func templateContainer(t *testing.T, o *unstructured.Unstructured, name string) map[string]any {
 	t.Helper()
-	for _, c := range containersOf(templateSpec(t, o)) {
-		if c.name == name {
-			return c.spec
+	for _, c := range objects.ContainersOf(templateSpec(t, o)) {
+		if c.Name == name {
+			return c.Spec
 		}
 	}
-	t.Fatalf("%s has no container %s", ref(o), name)
+	t.Fatalf("%s has no container %s", objects.Ref(o), name)
 	return nil
 }
 
@@ -223,52 +226,52 @@ func templateContainer(t *testing.T, o *unstructured.Unstructured, name string) 
 // and the rule. The rendered object passes first, so the failure is the break's.
 func TestServerSideDryRunPodSecurity(t *testing.T) {
 	d := newDryRunner(t)
-	objs := rendered(t, sampleOverlay(t).dir)
+	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
 	tests := []struct {
 		name, kind, obj string
 		breakIt         func(t *testing.T, o *unstructured.Unstructured)
 		want            string // a substring of the verdict
 	}{
 		{"privileged", "Deployment", "backend", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "backend"), true, "securityContext", "privileged")
+			manifeststest.Set(t, templateContainer(t, o, "backend"), true, "securityContext", "privileged")
 			// The apiserver refuses a privileged container before PSA sees it: it runs without
 			// --allow-privileged, and privileged contradicts allowPrivilegeEscalation: false.
 		}, "securityContext.privileged: Forbidden"},
 		{"runAsNonRoot missing", "Deployment", "frontend", func(t *testing.T, o *unstructured.Unstructured) {
-			delete(mapAt(templateSpec(t, o), "securityContext"), "runAsNonRoot")
-			for _, c := range containersOf(templateSpec(t, o)) {
-				delete(mapAt(c.spec, "securityContext"), "runAsNonRoot")
+			delete(objects.MapAt(templateSpec(t, o), "securityContext"), "runAsNonRoot")
+			for _, c := range objects.ContainersOf(templateSpec(t, o)) {
+				delete(objects.MapAt(c.Spec, "securityContext"), "runAsNonRoot")
 			}
 		}, "runAsNonRoot != true"},
 		{"runAsNonRoot false in a container", "StatefulSet", "postgres", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "postgres"), false, "securityContext", "runAsNonRoot")
+			manifeststest.Set(t, templateContainer(t, o, "postgres"), false, "securityContext", "runAsNonRoot")
 		}, "runAsNonRoot != true"},
 		{"allowPrivilegeEscalation true", "Deployment", "litellm", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "litellm"), true, "securityContext", "allowPrivilegeEscalation")
+			manifeststest.Set(t, templateContainer(t, o, "litellm"), true, "securityContext", "allowPrivilegeEscalation")
 		}, "allowPrivilegeEscalation != false"},
 		{"allowPrivilegeEscalation unset in an init container", "Deployment", "backend", func(t *testing.T, o *unstructured.Unstructured) {
-			init := maps(listAt(templateSpec(t, o), "initContainers"))
+			init := objects.Maps(objects.ListAt(templateSpec(t, o), "initContainers"))
 			require.NotEmpty(t, init)
-			delete(mapAt(init[0], "securityContext"), "allowPrivilegeEscalation")
+			delete(objects.MapAt(init[0], "securityContext"), "allowPrivilegeEscalation")
 		}, "allowPrivilegeEscalation != false"},
 		{"capabilities not dropped", "Deployment", "frontend", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "frontend"), []any{"NET_RAW"}, "securityContext", "capabilities", "drop")
+			manifeststest.Set(t, templateContainer(t, o, "frontend"), []any{"NET_RAW"}, "securityContext", "capabilities", "drop")
 		}, `must set securityContext.capabilities.drop=["ALL"]`},
 		{"capability added", "Deployment", "frontend", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "frontend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
+			manifeststest.Set(t, templateContainer(t, o, "frontend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
 		}, `"SYS_ADMIN"`},
 		{"seccomp missing", "Deployment", "backend", func(t *testing.T, o *unstructured.Unstructured) {
-			delete(mapAt(templateSpec(t, o), "securityContext"), "seccompProfile")
-			for _, c := range containersOf(templateSpec(t, o)) {
-				delete(mapAt(c.spec, "securityContext"), "seccompProfile")
+			delete(objects.MapAt(templateSpec(t, o), "securityContext"), "seccompProfile")
+			for _, c := range objects.ContainersOf(templateSpec(t, o)) {
+				delete(objects.MapAt(c.Spec, "securityContext"), "seccompProfile")
 			}
 		}, "seccompProfile"},
 		{"seccomp unconfined in a container", "Deployment", "backend", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, "backend"), "Unconfined", "securityContext", "seccompProfile", "type")
+			manifeststest.Set(t, templateContainer(t, o, "backend"), "Unconfined", "securityContext", "seccompProfile", "type")
 		}, "seccompProfile"},
 		{"hostPath", "StatefulSet", "postgres", func(t *testing.T, o *unstructured.Unstructured) {
 			spec := templateSpec(t, o)
-			spec["volumes"] = append(listAt(spec, "volumes"), map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var"}})
+			spec["volumes"] = append(objects.ListAt(spec, "volumes"), map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var"}})
 		}, `volume "host" uses restricted volume type "hostPath"`},
 		{"hostNetwork", "Deployment", "litellm", func(t *testing.T, o *unstructured.Unstructured) {
 			templateSpec(t, o)["hostNetwork"] = true
@@ -277,20 +280,20 @@ func TestServerSideDryRunPodSecurity(t *testing.T) {
 			templateSpec(t, o)["hostPID"] = true
 		}, "host namespaces"},
 		{"hostPort", "Deployment", "frontend", func(t *testing.T, o *unstructured.Unstructured) {
-			ports := maps(listAt(templateContainer(t, o, "frontend"), "ports"))
+			ports := objects.Maps(objects.ListAt(templateContainer(t, o, "frontend"), "ports"))
 			require.NotEmpty(t, ports)
 			ports[0]["hostPort"] = ports[0]["containerPort"]
 		}, "hostPort"},
-		{"root user", "Job", syncJobName, func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateSpec(t, o), int64(0), "securityContext", "runAsUser")
+		{"root user", "Job", objects.SyncJobName, func(t *testing.T, o *unstructured.Unstructured) {
+			manifeststest.Set(t, templateSpec(t, o), int64(0), "securityContext", "runAsUser")
 		}, "runAsUser=0"},
 		{"capability added in a CronJob", "CronJob", "litemaas-sync-drift", func(t *testing.T, o *unstructured.Unstructured) {
-			set(t, templateContainer(t, o, syncJobName), []any{"NET_ADMIN"}, "securityContext", "capabilities", "add")
+			manifeststest.Set(t, templateContainer(t, o, objects.SyncJobName), []any{"NET_ADMIN"}, "securityContext", "capabilities", "add")
 		}, `would violate PodSecurity "restricted:latest": unrestricted capabilities`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := Find(objs, tt.kind, tt.obj)
+			o := objects.Find(objs, tt.kind, tt.obj)
 			require.NotNil(t, o, "%s/%s not rendered", tt.kind, tt.obj)
 			o = o.DeepCopy()
 			require.NoError(t, d.create(context.Background(), o), "valid as rendered")
@@ -306,7 +309,7 @@ func TestServerSideDryRunPodSecurity(t *testing.T) {
 // On a bare Pod PSA enforces: the API server refuses it, rather than warning.
 func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 	d := newDryRunner(t)
-	backend := Find(rendered(t, sampleOverlay(t).dir), "Deployment", "backend")
+	backend := objects.Find(manifeststest.Rendered(t, sampleOverlay(t).dir), "Deployment", "backend")
 	require.NotNil(t, backend)
 	pod := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod"}}
 	pod.SetNamespace(backend.GetNamespace())
@@ -315,12 +318,12 @@ func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 	// creates "default" here.
 	sa := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ServiceAccount"}}
 	sa.SetNamespace(backend.GetNamespace())
-	sa.SetName(orDefault(stringAt(templateSpec(t, backend), "serviceAccountName")))
+	sa.SetName(objects.ServiceAccountOrDefault(objects.StringAt(templateSpec(t, backend), "serviceAccountName")))
 	kube.Apply(t, sa)
-	set(t, pod.Object, templateSpec(t, backend.DeepCopy()), "spec")
+	manifeststest.Set(t, pod.Object, templateSpec(t, backend.DeepCopy()), "spec")
 	require.NoError(t, d.create(context.Background(), pod), "the backend's pod template is restricted")
 
-	set(t, templateContainer(t, pod, "backend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
+	manifeststest.Set(t, templateContainer(t, pod, "backend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
 	err := d.create(context.Background(), pod)
 	require.Error(t, err)
 	assert.True(t, apierrors.IsForbidden(err), err.Error())
@@ -328,16 +331,16 @@ func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 	assert.Contains(t, err.Error(), `violates PodSecurity "restricted:latest": unrestricted capabilities`)
 }
 
-// What restricted-v2 refuses beyond PSA restricted stays a Go rule (checkRestrictedV2): PSA accepts a
+// What restricted-v2 refuses beyond PSA restricted stays a Go rule (CheckRestrictedV2): PSA accepts a
 // fixed non-root UID and a Localhost seccomp profile, OpenShift does not.
 func TestRestrictedV2BeyondPodSecurity(t *testing.T) {
 	d := newDryRunner(t)
-	objs := rendered(t, sampleOverlay(t).dir)
-	backend := mustFind(t, objs, "Deployment", "backend").DeepCopy()
-	set(t, templateSpec(t, backend), int64(1000), "securityContext", "runAsUser")
-	set(t, templateContainer(t, backend, "backend"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
+	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
+	backend := manifeststest.MustFind(t, objs, "Deployment", "backend").DeepCopy()
+	manifeststest.Set(t, templateSpec(t, backend), int64(1000), "securityContext", "runAsUser")
+	manifeststest.Set(t, templateContainer(t, backend, "backend"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
 	require.NoError(t, d.create(context.Background(), backend), "PSA restricted accepts it")
-	got := strings.Join(checkRestrictedV2([]*unstructured.Unstructured{backend}), "\n")
+	got := strings.Join(workload.CheckRestrictedV2([]*unstructured.Unstructured{backend}), "\n")
 	assert.Contains(t, got, "Deployment/backend: pod securityContext.runAsUser is set")
 	assert.Contains(t, got, "Deployment/backend container backend: seccompProfile is Localhost")
 }

@@ -16,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/ha"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/readiness"
 )
 
@@ -23,19 +26,19 @@ import (
 func TestHAChecksReject(t *testing.T) {
 	set := func(kind, name string, v any, path ...string) func(objs []*unstructured.Unstructured) {
 		return func(objs []*unstructured.Unstructured) {
-			o := Find(objs, kind, name)
+			o := objects.Find(objs, kind, name)
 			require.NotNil(t, o, "%s/%s", kind, name)
 			require.NoError(t, unstructured.SetNestedField(o.Object, v, path...))
 		}
 	}
 	env := func(kind, name, container, envName string, value any) func(objs []*unstructured.Unstructured) {
 		return func(objs []*unstructured.Unstructured) {
-			o := Find(objs, kind, name)
+			o := objects.Find(objs, kind, name)
 			require.NotNil(t, o)
-			c := containerNamed(mapAt(o.Object, "spec", "template", "spec"), container)
+			c := objects.ContainerNamed(objects.MapAt(o.Object, "spec", "template", "spec"), container)
 			require.NotNil(t, c)
-			for _, e := range maps(listAt(c, "env")) {
-				if stringAt(e, "name") == envName {
+			for _, e := range objects.Maps(objects.ListAt(c, "env")) {
+				if objects.StringAt(e, "name") == envName {
 					delete(e, "value")
 					delete(e, "valueFrom")
 					switch v := value.(type) {
@@ -58,35 +61,35 @@ func TestHAChecksReject(t *testing.T) {
 		breakIt func([]*unstructured.Unstructured)
 		want    string
 	}{
-		{"two instances", set("Cluster", haCluster, int64(2), "spec", "instances"), "want at least 3"},
-		{"no anti-affinity", set("Cluster", haCluster, false, "spec", "affinity", "enablePodAntiAffinity"), "enablePodAntiAffinity"},
-		{"anti-affinity type typo", set("Cluster", haCluster, "requierd", "spec", "affinity", "podAntiAffinityType"), "podAntiAffinityType"},
-		{"operator PDB off", set("Cluster", haCluster, false, "spec", "enablePDB"), "enablePDB"},
-		{"superuser access", set("Cluster", haCluster, true, "spec", "enableSuperuserAccess"), "enableSuperuserAccess"},
+		{"two instances", set("Cluster", ha.HACluster, int64(2), "spec", "instances"), "want at least 3"},
+		{"no anti-affinity", set("Cluster", ha.HACluster, false, "spec", "affinity", "enablePodAntiAffinity"), "enablePodAntiAffinity"},
+		{"anti-affinity type typo", set("Cluster", ha.HACluster, "requierd", "spec", "affinity", "podAntiAffinityType"), "podAntiAffinityType"},
+		{"operator PDB off", set("Cluster", ha.HACluster, false, "spec", "enablePDB"), "enablePDB"},
+		{"superuser access", set("Cluster", ha.HACluster, true, "spec", "enableSuperuserAccess"), "enableSuperuserAccess"},
 		{"role with superuser", func(objs []*unstructured.Unstructured) {
-			roles := listAt(Find(objs, "Cluster", haCluster).Object, "spec", "managed", "roles")
+			roles := objects.ListAt(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
 			roles[0].(map[string]any)["superuser"] = true
 		}, "has superuser"},
 		{"role Secret renamed", func(objs []*unstructured.Unstructured) {
-			roles := listAt(Find(objs, "Cluster", haCluster).Object, "spec", "managed", "roles")
+			roles := objects.ListAt(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
 			roles[1].(map[string]any)["passwordSecret"] = map[string]any{"name": "hand-made"}
 		}, "managed roles"},
 		{"database owner", set("Database", "litemaas-db-litellm", "litemaas_backend", "spec", "owner"), "want litemaas_db owned by"},
 		{"reclaim delete", set("Database", "litemaas-db-litellm", "delete", "spec", "databaseReclaimPolicy"), "databaseReclaimPolicy"},
 		{"no backups", func(objs []*unstructured.Unstructured) {
-			unstructured.RemoveNestedField(Find(objs, "Cluster", haCluster).Object, "spec", "backup")
+			unstructured.RemoveNestedField(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "backup")
 		}, "no WAL archiving"},
-		{"placeholder bucket", set("Cluster", haCluster, "s3://CHANGE-ME-BUCKET/x", "spec", "backup", "barmanObjectStore", "destinationPath"), "destinationPath"},
-		{"credentials elsewhere", set("Cluster", haCluster, "other", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId", "name"), "s3Credentials.accessKeyId"},
+		{"placeholder bucket", set("Cluster", ha.HACluster, "s3://CHANGE-ME-BUCKET/x", "spec", "backup", "barmanObjectStore", "destinationPath"), "destinationPath"},
+		{"credentials elsewhere", set("Cluster", ha.HACluster, "other", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId", "name"), "s3Credentials.accessKeyId"},
 		{"five-field schedule", set("ScheduledBackup", "litemaas-db-daily", "0 2 * * *", "spec", "schedule"), "6 fields"},
 		{"no scheduled backup", set("ScheduledBackup", "litemaas-db-daily", "other", "spec", "cluster", "name"), "no ScheduledBackup"},
 		{"one litellm", set("Deployment", "litellm", int64(1), "spec", "replicas"), "Deployment/litellm: replicas 1"},
 		{"frontend Recreate", func(objs []*unstructured.Unstructured) {
-			d := Find(objs, "Deployment", "frontend")
+			d := objects.Find(objs, "Deployment", "frontend")
 			require.NoError(t, unstructured.SetNestedMap(d.Object, map[string]any{"type": "Recreate"}, "spec", "strategy"))
 		}, "want RollingUpdate"},
 		{"no spreading", func(objs []*unstructured.Unstructured) {
-			unstructured.RemoveNestedField(Find(objs, "Deployment", "frontend").Object, "spec", "template", "spec", "topologySpreadConstraints")
+			unstructured.RemoveNestedField(objects.Find(objs, "Deployment", "frontend").Object, "spec", "template", "spec", "topologySpreadConstraints")
 		}, "Deployment/frontend: no DoNotSchedule"},
 		{"budget selects nothing", set("PodDisruptionBudget", "litellm", map[string]any{"app.kubernetes.io/name": "lite-llm"}, "spec", "selector", "matchLabels"), "Deployment/litellm: 0 PodDisruptionBudgets"},
 		{"budget selects every part-of pod", set("PodDisruptionBudget", "frontend", map[string]any{"app.kubernetes.io/part-of": "litemaas"}, "spec", "selector", "matchLabels"), "also selects the pods of"},
@@ -100,16 +103,16 @@ func TestHAChecksReject(t *testing.T) {
 		{"secrets job without roles", env("Job", "litemaas-secrets", "litemaas-secrets", "DATABASE_ROLES", "false"), "DATABASE_ROLES"},
 		{"secrets job at the old host", env("Job", "litemaas-secrets", "litemaas-secrets", "POSTGRES_HOST", "postgres"), "POSTGRES_HOST"},
 		{"init container waits for postgres", func(objs []*unstructured.Unstructured) {
-			d := Find(objs, "Deployment", "backend")
-			c := maps(listAt(d.Object, "spec", "template", "spec", "initContainers"))[0]
+			d := objects.Find(objs, "Deployment", "backend")
+			c := objects.Maps(objects.ListAt(d.Object, "spec", "template", "spec", "initContainers"))[0]
 			c["command"] = []any{"/bin/sh", "-c", "until pg_isready -h postgres -p 5432; do sleep 2; done"}
 		}, "want the Cluster's read-write Service"},
 		{"no NetworkPolicy for the instances", func(objs []*unstructured.Unstructured) {
 			set("NetworkPolicy", "litemaas-db", "other", "spec", "podSelector", "matchLabels", "cnpg.io/cluster")(objs)
 		}, "default-deny-ingress blocks"},
 		{"the operator shut out", func(objs []*unstructured.Unstructured) {
-			rules := listAt(Find(objs, "NetworkPolicy", "litemaas-db").Object, "spec", "ingress")
-			require.NoError(t, unstructured.SetNestedSlice(Find(objs, "NetworkPolicy", "litemaas-db").Object, rules[:2], "spec", "ingress"))
+			rules := objects.ListAt(objects.Find(objs, "NetworkPolicy", "litemaas-db").Object, "spec", "ingress")
+			require.NoError(t, unstructured.SetNestedSlice(objects.Find(objs, "NetworkPolicy", "litemaas-db").Object, rules[:2], "spec", "ingress"))
 		}, "the operator's namespace on port 8000"},
 		{"a StatefulSet again", func(objs []*unstructured.Unstructured) {
 			objs[0].SetKind("StatefulSet")
@@ -117,17 +120,17 @@ func TestHAChecksReject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := rendered(t, "gitops/overlays/example-ha")
-			require.Empty(t, checkHAProfile(objs), "the rendered profile passes before it is broken")
+			objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
+			require.Empty(t, ha.CheckHAProfile(objs), "the rendered profile passes before it is broken")
 			tt.breakIt(objs)
-			got := strings.Join(checkHAProfile(objs), "\n")
+			got := strings.Join(ha.CheckHAProfile(objs), "\n")
 			assert.Contains(t, got, tt.want)
 		})
 	}
 	// The rendered cluster part admits the role Secrets; one without them is rejected.
-	cluster := rendered(t, "gitops/overlays/example-ha/cluster")
-	require.Empty(t, checkHAClusterPart(cluster))
-	assert.NotEmpty(t, checkHAClusterPart(rendered(t, "gitops/overlays/example/cluster")))
+	cluster := manifeststest.Rendered(t, "gitops/overlays/example-ha/cluster")
+	require.Empty(t, ha.CheckHAClusterPart(cluster))
+	assert.NotEmpty(t, ha.CheckHAClusterPart(manifeststest.Rendered(t, "gitops/overlays/example/cluster")))
 }
 
 // The PostSync job's wait for the Cluster, against the real API server with CloudNativePG's CRD: the
@@ -137,33 +140,33 @@ func TestHAJobWaitsForCNPGCluster(t *testing.T) {
 	newDryRunner(t) // installs the CRDs for real
 	ctx := context.Background()
 	ns := kube.CreateNamespace(t, "ha-wait")
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	var rbac []*unstructured.Unstructured
 	for _, kind := range []string{"ServiceAccount", "Role", "RoleBinding"} {
-		o := Find(objs, kind, syncJobName)
+		o := objects.Find(objs, kind, objects.SyncJobName)
 		require.NotNil(t, o, kind)
 		o.SetNamespace(ns)
 		if kind == "RoleBinding" {
-			subjects := listAt(o.Object, "subjects")
+			subjects := objects.ListAt(o.Object, "subjects")
 			subjects[0].(map[string]any)["namespace"] = ns
 		}
 		rbac = append(rbac, o)
 	}
 	kube.Apply(t, rbac...)
-	cluster := Find(objs, "Cluster", haCluster)
+	cluster := objects.Find(objs, "Cluster", ha.HACluster)
 	require.NotNil(t, cluster)
 	cluster.SetNamespace(ns)
 	admin := kube.Dynamic().Resource(readiness.CNPGClusters).Namespace(ns)
 	created, err := admin.Create(ctx, cluster, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	jobDyn, err := dynamic.NewForConfig(kube.TokenConfig(t, ns, syncJobName))
+	jobDyn, err := dynamic.NewForConfig(kube.TokenConfig(t, ns, objects.SyncJobName))
 	require.NoError(t, err)
-	w := &readiness.CNPGWaiter{Client: jobDyn, Namespace: ns, Names: []string{haCluster}}
+	w := &readiness.CNPGWaiter{Client: jobDyn, Namespace: ns, Names: []string{ha.HACluster}}
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	require.ErrorIs(t, w.Wait(short), context.DeadlineExceeded)
-	assert.Equal(t, []string{readiness.CNPGClusterKind + "/" + haCluster + ": 0/3 instances ready"}, w.Pending())
+	assert.Equal(t, []string{readiness.CNPGClusterKind + "/" + ha.HACluster + ": 0/3 instances ready"}, w.Pending())
 
 	// Another Cluster is not the job's business.
 	_, err = jobDyn.Resource(readiness.CNPGClusters).Namespace(ns).Get(ctx, "other", metav1.GetOptions{})
@@ -189,22 +192,22 @@ func TestHAJobWaitsForCNPGCluster(t *testing.T) {
 // profile's own objects are rejected, as the operator's API would reject them.
 func TestHADryRunRejects(t *testing.T) {
 	d := newDryRunner(t)
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	tests := []struct {
 		kind, name string
 		breakIt    func(*unstructured.Unstructured)
 		want       string
 	}{
-		{"Cluster", haCluster, func(o *unstructured.Unstructured) {
+		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
 			require.NoError(t, unstructured.SetNestedField(o.Object, "s3://b/p", "spec", "backup", "barmanObjectStore", "destinationPth"))
 		}, `unknown field "spec.backup.barmanObjectStore.destinationPth"`},
-		{"Cluster", haCluster, func(o *unstructured.Unstructured) {
+		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
 			require.NoError(t, unstructured.SetNestedField(o.Object, "three", "spec", "instances"))
 		}, "spec.instances"},
 		// (podAntiAffinityType is a free string in the CRD: only the operator's webhook checks it, so the
 		// policy check above does.)
-		{"Cluster", haCluster, func(o *unstructured.Unstructured) {
-			roles := listAt(o.Object, "spec", "managed", "roles")
+		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
+			roles := objects.ListAt(o.Object, "spec", "managed", "roles")
 			roles[0].(map[string]any)["ensure"] = "maybe"
 		}, "spec.managed.roles[0].ensure"},
 		{"ScheduledBackup", "litemaas-db-daily", func(o *unstructured.Unstructured) {
@@ -214,13 +217,13 @@ func TestHADryRunRejects(t *testing.T) {
 			unstructured.RemoveNestedField(o.Object, "spec", "owner")
 		}, "spec.owner"},
 		{"PrometheusRule", "litemaas", func(o *unstructured.Unstructured) {
-			groups := listAt(o.Object, "spec", "groups")
+			groups := objects.ListAt(o.Object, "spec", "groups")
 			groups[0].(map[string]any)["rules"].([]any)[0].(map[string]any)["for"] = "soon"
 		}, "for"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind+"/"+tt.want, func(t *testing.T) {
-			o := Find(objs, tt.kind, tt.name)
+			o := objects.Find(objs, tt.kind, tt.name)
 			require.NotNil(t, o)
 			o = o.DeepCopy()
 			require.NoError(t, d.create(context.Background(), o), "valid as rendered")
@@ -236,16 +239,16 @@ func TestHADryRunRejects(t *testing.T) {
 // role Secret too (replacements in the component), while in the single-instance profile it waits for
 // the StatefulSet, which the profile's check rejects.
 func TestHADriftCronJobWaitsForTheCluster(t *testing.T) {
-	single := rendered(t, "gitops/overlays/example")
-	require.NotNil(t, Find(single, "CronJob", "litemaas-sync-drift"))
-	assert.NotEmpty(t, checkWaitFor(single), "the single-instance CronJob waits for the StatefulSet")
+	single := manifeststest.Rendered(t, "gitops/overlays/example")
+	require.NotNil(t, objects.Find(single, "CronJob", "litemaas-sync-drift"))
+	assert.NotEmpty(t, ha.CheckWaitFor(single), "the single-instance CronJob waits for the StatefulSet")
 
-	objs := rendered(t, "gitops/overlays/example-ha")
-	c := Find(objs, "CronJob", "litemaas-sync-drift")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
+	c := objects.Find(objs, "CronJob", "litemaas-sync-drift")
 	require.NotNil(t, c)
-	env := envOf(containerNamed(mapAt(c.Object, "spec", "jobTemplate", "spec", "template", "spec"), syncJobName))
-	assert.Equal(t, haSyncJob.waitFor, stringAt(env["WAIT_FOR"], "value"))
-	assert.Equal(t, haSyncJob.databaseURL[0], stringAt(env["DATABASE_URL"], "valueFrom", "secretKeyRef", "name"), "the CronJob connects as the job's role")
-	assert.Empty(t, checkWaitFor(objs))
-	assert.Empty(t, checkDatabaseURLs(objs))
+	env := objects.EnvOf(objects.ContainerNamed(objects.MapAt(c.Object, "spec", "jobTemplate", "spec", "template", "spec"), objects.SyncJobName))
+	assert.Equal(t, ha.HASyncJob.WaitFor, objects.StringAt(env["WAIT_FOR"], "value"))
+	assert.Equal(t, ha.HASyncJob.DatabaseURL[0], objects.StringAt(env["DATABASE_URL"], "valueFrom", "secretKeyRef", "name"), "the CronJob connects as the job's role")
+	assert.Empty(t, ha.CheckWaitFor(objs))
+	assert.Empty(t, ha.CheckDatabaseURLs(objs))
 }

@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 )
 
 // copyGitops copies the tree's gitops/ and images/ into a temporary root.
@@ -16,7 +19,7 @@ func copyGitops(t *testing.T) string {
 	t.Helper()
 	dst := t.TempDir()
 	for _, dir := range []string{"gitops", "images"} {
-		src := filepath.Join(repoRoot(t), dir)
+		src := filepath.Join(manifeststest.RepoRoot(t), dir)
 		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -54,18 +57,18 @@ func TestTargetsFollowTheTree(t *testing.T) {
 	require.NoError(t, err)
 	write(t, root, "gitops/overlays/own-catalog/models.yaml", string(models))
 
-	ts, err := Targets(root)
+	ts, err := targets.Targets(root)
 	require.NoError(t, err)
-	byDir := map[string]Target{}
+	byDir := map[string]targets.Target{}
 	for _, tg := range ts {
 		byDir[tg.Dir] = tg
 	}
 	const settings = "gitops/overlays/example/settings/cluster-settings.yaml"
-	assert.Equal(t, Target{Dir: "gitops/clusters/east", Kind: AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/base/models.yaml"}, byDir["gitops/clusters/east"])
-	assert.Equal(t, Target{Dir: "gitops/overlays/own-catalog", Kind: AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/overlays/own-catalog/models.yaml"}, byDir["gitops/overlays/own-catalog"])
-	assert.Equal(t, ClusterTarget, byDir["gitops/overlays/example/cluster"].Kind)
-	assert.Equal(t, ArgoCDTarget, byDir["gitops/argocd/app-of-apps"].Kind)
-	assert.Equal(t, CRDTarget, byDir["gitops/test/crds"].Kind)
+	assert.Equal(t, targets.Target{Dir: "gitops/clusters/east", Kind: targets.AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/base/models.yaml"}, byDir["gitops/clusters/east"])
+	assert.Equal(t, targets.Target{Dir: "gitops/overlays/own-catalog", Kind: targets.AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/overlays/own-catalog/models.yaml"}, byDir["gitops/overlays/own-catalog"])
+	assert.Equal(t, targets.ClusterTarget, byDir["gitops/overlays/example/cluster"].Kind)
+	assert.Equal(t, targets.ArgoCDTarget, byDir["gitops/argocd/app-of-apps"].Kind)
+	assert.Equal(t, targets.CRDTarget, byDir["gitops/test/crds"].Kind)
 
 	findings, err := NewChecker(root).CheckAll()
 	require.NoError(t, err)

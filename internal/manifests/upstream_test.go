@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 // upstreamCRDs returns the CRDs of upstream-crds.yaml (the operators' own, from their Go modules).
@@ -30,7 +33,7 @@ func upstreamModuleDir(t *testing.T, module string) string {
 // allTestCRDs is every CRD the dry run installs: the tree's minimal ones and the upstream ones.
 func allTestCRDs(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	return append(rendered(t, "gitops/test/crds"), upstreamCRDs(t)...)
+	return append(manifeststest.Rendered(t, "gitops/test/crds"), upstreamCRDs(t)...)
 }
 
 // Every upstream file is a CRD and names what it serves: a wrong path or version fails here.
@@ -42,7 +45,7 @@ func TestUpstreamCRDs(t *testing.T) {
 	}
 	for _, o := range upstreamCRDs(t) {
 		if o.GetKind() != "CustomResourceDefinition" {
-			t.Errorf("%s: not a CRD", ref(o))
+			t.Errorf("%s: not a CRD", objects.Ref(o))
 		}
 		if !want[o.GetName()] {
 			t.Errorf("unexpected CRD %s", o.GetName())
@@ -55,9 +58,9 @@ func TestUpstreamCRDs(t *testing.T) {
 	// The kinds upstream-crds.yaml declares are exactly what the files serve.
 	var served []string
 	for _, o := range upstreamCRDs(t) {
-		for _, v := range maps(listAt(o.Object, "spec", "versions")) {
-			if isTrue(v, "served") {
-				served = append(served, stringAt(o.Object, "spec", "group")+"/"+stringAt(v, "name")+"/"+stringAt(o.Object, "spec", "names", "kind"))
+		for _, v := range objects.Maps(objects.ListAt(o.Object, "spec", "versions")) {
+			if objects.IsTrue(v, "served") {
+				served = append(served, objects.StringAt(o.Object, "spec", "group")+"/"+objects.StringAt(v, "name")+"/"+objects.StringAt(o.Object, "spec", "names", "kind"))
 			}
 		}
 	}

@@ -1,9 +1,8 @@
-package manifests
-
-// The parity table (gitops/parity.yaml, shown in gitops/README.md "Parity with upstream LiteMaaS") held against the rendered
-// overlays, and the policy checks of the settings upstream's deployment makes and ours must keep: the
+// Package parity holds the parity table (gitops/parity.yaml, shown in gitops/README.md "Parity with
+// upstream LiteMaaS") against the rendered overlays, and the policy checks of the settings upstream's deployment makes and ours must keep: the
 // backup volume at BACKUP_STORAGE_PATH, the portal's rate limits, REDIS_HOST exactly with Redis, an
-// explicit DISABLE_SCHEMA_UPDATE. Checker runs them on every app overlay (policy.go).
+// explicit DISABLE_SCHEMA_UPDATE. manifests.Checker runs them on every app overlay.
+package parity
 
 import (
 	"bytes"
@@ -21,8 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/yaml"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/traffic"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/netpol"
 )
 
@@ -36,8 +36,8 @@ const (
 // parityWorkloads are the Deployments the table covers; each main container has the Deployment's name.
 var parityWorkloads = []string{"backend", "frontend", "litellm"}
 
-// parityRow is one row of the table.
-type parityRow struct {
+// Row is one row of the table.
+type Row struct {
 	line     int    // in parityFile
 	workload string // backend, frontend, litellm
 	init     bool   // the row is about the init containers
@@ -49,10 +49,10 @@ type parityRow struct {
 }
 
 // where names the row's place in parityFile for a message.
-func (r parityRow) where() string { return fmt.Sprintf("%s line %d", parityFile, r.line) }
+func (r Row) where() string { return fmt.Sprintf("%s line %d", parityFile, r.line) }
 
 // key identifies a row the way upstream-settings.txt names it.
-func (r parityRow) key() string { return settingKey(r.workload, r.init, r.volume, r.setting) }
+func (r Row) key() string { return settingKey(r.workload, r.init, r.volume, r.setting) }
 
 func settingKey(workload string, init, volume bool, setting string) string {
 	k := workload
@@ -92,7 +92,7 @@ var componentRE = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 // parseParityFile reads the rows of parityFile's text; an unknown field or a malformed row is an error
 // naming its line.
-func parseParityFile(data []byte) ([]parityRow, error) {
+func parseParityFile(data []byte) ([]Row, error) {
 	var doc struct {
 		Rows []parityFileRow `yaml:"rows"`
 	}
@@ -108,10 +108,10 @@ func parseParityFile(data []byte) ([]parityRow, error) {
 	if err := yaml3.Unmarshal(data, &nodes); err != nil {
 		return nil, err
 	}
-	var rows []parityRow
+	var rows []Row
 	var errs []string
 	for i, fr := range doc.Rows {
-		r := parityRow{line: nodes.Rows[i].Line, workload: fr.Workload, init: fr.Init, upstream: fr.Upstream, why: fr.Why}
+		r := Row{line: nodes.Rows[i].Line, workload: fr.Workload, init: fr.Init, upstream: fr.Upstream, why: fr.Why}
 		bad := func(format string, args ...any) {
 			errs = append(errs, fmt.Sprintf("line %d: ", r.line)+fmt.Sprintf(format, args...))
 		}
@@ -160,7 +160,7 @@ func parseParityFile(data []byte) ([]parityRow, error) {
 }
 
 // parityMarkdown renders the rows as the Markdown table of gitops/README.md's parity section.
-func parityMarkdown(rows []parityRow) string {
+func parityMarkdown(rows []Row) string {
 	var b strings.Builder
 	b.WriteString("| workload | setting | upstream | ours | why |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -213,7 +213,7 @@ func readmeParityTable(text string) (table string, start, end int, err error) {
 
 // expected is what a row says the overlay with these components and settings renders, in the form
 // renderedSetting returns.
-func (r parityRow) expected(components map[string]bool, settings map[string]string) (string, error) {
+func (r Row) expected(components map[string]bool, settings map[string]string) (string, error) {
 	alt := r.ours[len(r.ours)-1]
 	for _, a := range r.ours {
 		if a.component == "" || components[a.component] {
@@ -252,24 +252,24 @@ func (r parityRow) expected(components map[string]bool, settings map[string]stri
 // "pvc NAME SIZE", "configMap NAME" (a generated name without its hash), "emptyDir", "valueFrom" for any other
 // source, or "unset".
 func renderedSetting(objs []*unstructured.Unstructured, workload string, init, volume bool, setting string) string {
-	d := Find(objs, "Deployment", workload)
+	d := objects.Find(objs, "Deployment", workload)
 	if d == nil {
 		return "unset"
 	}
-	spec := mapAt(d.Object, "spec", "template", "spec")
-	for _, c := range containersOf(spec) {
-		if c.init != init || (!init && c.name != workload) {
+	spec := objects.MapAt(d.Object, "spec", "template", "spec")
+	for _, c := range objects.ContainersOf(spec) {
+		if c.Init != init || (!init && c.Name != workload) {
 			continue
 		}
 		if !volume {
-			if e, ok := envOf(c.spec)[setting]; ok {
+			if e, ok := objects.EnvOf(c.Spec)[setting]; ok {
 				return envForm(e)
 			}
 			continue
 		}
-		for _, m := range maps(listAt(c.spec, "volumeMounts")) {
-			if stringAt(m, "mountPath") == setting {
-				return volumeForm(objs, spec, stringAt(m, "name"))
+		for _, m := range objects.Maps(objects.ListAt(c.Spec, "volumeMounts")) {
+			if objects.StringAt(m, "mountPath") == setting {
+				return volumeForm(objs, spec, objects.StringAt(m, "name"))
 			}
 		}
 	}
@@ -277,37 +277,37 @@ func renderedSetting(objs []*unstructured.Unstructured, workload string, init, v
 }
 
 func envForm(e map[string]any) string {
-	if sk := mapAt(e, "valueFrom", "secretKeyRef"); sk != nil {
-		return "secret " + stringAt(sk, "name") + "/" + stringAt(sk, "key")
+	if sk := objects.MapAt(e, "valueFrom", "secretKeyRef"); sk != nil {
+		return "secret " + objects.StringAt(sk, "name") + "/" + objects.StringAt(sk, "key")
 	}
-	if has(e, "valueFrom") {
+	if objects.Has(e, "valueFrom") {
 		return "valueFrom"
 	}
-	return "value " + stringAt(e, "value")
+	return "value " + objects.StringAt(e, "value")
 }
 
 // hashSuffix is the "-<10 characters>" kustomize appends to generated names.
 var hashSuffix = regexp.MustCompile(`-[a-z0-9]{10}$`)
 
 func volumeForm(objs []*unstructured.Unstructured, spec map[string]any, name string) string {
-	for _, v := range maps(listAt(spec, "volumes")) {
-		if stringAt(v, "name") != name {
+	for _, v := range objects.Maps(objects.ListAt(spec, "volumes")) {
+		if objects.StringAt(v, "name") != name {
 			continue
 		}
-		if claim := stringAt(v, "persistentVolumeClaim", "claimName"); claim != "" {
+		if claim := objects.StringAt(v, "persistentVolumeClaim", "claimName"); claim != "" {
 			size := "(no such PVC rendered)"
-			if pvc := Find(objs, "PersistentVolumeClaim", claim); pvc != nil {
-				size = stringAt(pvc.Object, "spec", "resources", "requests", "storage")
+			if pvc := objects.Find(objs, "PersistentVolumeClaim", claim); pvc != nil {
+				size = objects.StringAt(pvc.Object, "spec", "resources", "requests", "storage")
 			}
 			return "pvc " + claim + " " + size
 		}
-		if cm := stringAt(v, "configMap", "name"); cm != "" {
-			if o := Find(objs, "ConfigMap", cm); o != nil && hashSuffix.MatchString(cm) {
+		if cm := objects.StringAt(v, "configMap", "name"); cm != "" {
+			if o := objects.Find(objs, "ConfigMap", cm); o != nil && hashSuffix.MatchString(cm) {
 				cm = hashSuffix.ReplaceAllString(cm, "")
 			}
 			return "configMap " + cm
 		}
-		if has(v, "emptyDir") {
+		if objects.Has(v, "emptyDir") {
 			return "emptyDir"
 		}
 		return "volume " + name + " of another kind"
@@ -317,46 +317,46 @@ func volumeForm(objs []*unstructured.Unstructured, spec map[string]any, name str
 
 // checkParity holds one rendered overlay against the table: every row says what it renders, and every
 // env var and mount of the covered workloads has a row.
-func checkParity(rows []parityRow, objs []*unstructured.Unstructured, components map[string]bool, settings map[string]string) []string {
-	var p problems
+func Check(rows []Row, objs []*unstructured.Unstructured, components map[string]bool, settings map[string]string) []string {
+	var p objects.Problems
 	seen := map[string]bool{}
 	for _, r := range rows {
 		if seen[r.key()] {
-			p.addf("%s: %s has a second row", r.where(), r.key())
+			p.Addf("%s: %s has a second row", r.where(), r.key())
 		}
 		seen[r.key()] = true
 		want, err := r.expected(components, settings)
 		if err != nil {
-			p.addf("%s: %s: %v", r.where(), r.key(), err)
+			p.Addf("%s: %s: %v", r.where(), r.key(), err)
 			continue
 		}
 		if got := renderedSetting(objs, r.workload, r.init, r.volume, r.setting); got != want {
-			p.addf("%s: renders %q, the parity table (%s) says %q", r.key(), got, r.where(), want)
+			p.Addf("%s: renders %q, the parity table (%s) says %q", r.key(), got, r.where(), want)
 		}
 	}
 	for _, w := range parityWorkloads {
-		d := Find(objs, "Deployment", w)
+		d := objects.Find(objs, "Deployment", w)
 		if d == nil {
-			p.addf("Deployment/%s is missing", w)
+			p.Addf("Deployment/%s is missing", w)
 			continue
 		}
-		for _, c := range containersOf(mapAt(d.Object, "spec", "template", "spec")) {
-			if !c.init && c.name != w {
-				// The backend guard has no upstream counterpart; checkBackendGuard holds it.
-				if w == "backend" && c.name == guardContainer {
+		for _, c := range objects.ContainersOf(objects.MapAt(d.Object, "spec", "template", "spec")) {
+			if !c.Init && c.Name != w {
+				// The backend guard has no upstream counterpart; CheckBackendGuard holds it.
+				if w == "backend" && c.Name == traffic.GuardContainer {
 					continue
 				}
-				p.addf("Deployment/%s: container %s is not covered by the parity table", w, c.name)
+				p.Addf("Deployment/%s: container %s is not covered by the parity table", w, c.Name)
 				continue
 			}
-			for name := range envOf(c.spec) {
-				if k := settingKey(w, c.init, false, name); !seen[k] {
-					p.addf("%s is rendered but has no row in the parity table %s", k, parityFile)
+			for name := range objects.EnvOf(c.Spec) {
+				if k := settingKey(w, c.Init, false, name); !seen[k] {
+					p.Addf("%s is rendered but has no row in the parity table %s", k, parityFile)
 				}
 			}
-			for _, m := range maps(listAt(c.spec, "volumeMounts")) {
-				if k := settingKey(w, c.init, true, stringAt(m, "mountPath")); !seen[k] {
-					p.addf("%s is rendered but has no row in the parity table %s", k, parityFile)
+			for _, m := range objects.Maps(objects.ListAt(c.Spec, "volumeMounts")) {
+				if k := settingKey(w, c.Init, true, objects.StringAt(m, "mountPath")); !seen[k] {
+					p.Addf("%s is rendered but has no row in the parity table %s", k, parityFile)
 				}
 			}
 		}
@@ -364,19 +364,19 @@ func checkParity(rows []parityRow, objs []*unstructured.Unstructured, components
 	return p
 }
 
-// checkUpstreamCovered: every setting of upstream's deployment has a row.
-func checkUpstreamCovered(rows []parityRow, upstream []string) []string {
-	var p problems
+// CheckUpstreamCovered: every setting of upstream's deployment has a row.
+func CheckUpstreamCovered(rows []Row, upstream []string) []string {
+	var p objects.Problems
 	for _, u := range upstream {
-		if !slices.ContainsFunc(rows, func(r parityRow) bool { return r.key() == u }) {
-			p.addf("upstream sets %s, which has no row in the parity table %s", u, parityFile)
+		if !slices.ContainsFunc(rows, func(r Row) bool { return r.key() == u }) {
+			p.Addf("upstream sets %s, which has no row in the parity table %s", u, parityFile)
 		}
 	}
 	return p
 }
 
-// readParityRows reads and parses the parity table of the tree at root.
-func readParityRows(root string) ([]parityRow, error) {
+// ReadRows reads and parses the parity table of the tree at root.
+func ReadRows(root string) ([]Row, error) {
 	data, err := os.ReadFile(filepath.Join(root, parityFile))
 	if err != nil {
 		return nil, fmt.Errorf("the parity table: %w", err)
@@ -388,93 +388,46 @@ func readParityRows(root string) ([]parityRow, error) {
 	return rows, nil
 }
 
-// componentsIn returns the names of the components under gitops/components that a kustomization
-// reaches, through its bases and its own components.
-func componentsIn(root, dir string) (map[string]bool, error) {
-	ks, err := Kustomizations(root)
-	if err != nil {
-		return nil, err
-	}
-	byDir := map[string]Kustomization{}
-	for _, k := range ks {
-		byDir[k.Dir] = k
-	}
-	out := map[string]bool{}
-	var visit func(string)
-	visit = func(d string) {
-		k, ok := byDir[d]
-		if !ok {
-			return
-		}
-		if name, ok := strings.CutPrefix(d, "gitops/components/"); ok {
-			if out[name] {
-				return
-			}
-			out[name] = true
-		}
-		for _, e := range append(slices.Clone(k.Resources), k.Components...) {
-			visit(filepath.ToSlash(filepath.Clean(filepath.Join(d, e))))
-		}
-	}
-	visit(dir)
-	return out, nil
-}
-
-// settingsData reads the data of an overlay's cluster-settings file (relative to root).
-func settingsData(root, file string) (map[string]string, error) {
-	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
-	if err != nil {
-		return nil, err
-	}
-	var cm struct {
-		Data map[string]string `json:"data"`
-	}
-	if err := yaml.Unmarshal(data, &cm); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return cm.Data, nil
-}
-
 // --- the features upstream's settings enable ------------------------------------------------------
 
-// checkBackupVolume: BACKUP_STORAGE_PATH is a literal path with a writable PVC mounted exactly there,
+// CheckBackupVolume: BACKUP_STORAGE_PATH is a literal path with a writable PVC mounted exactly there,
 // which Argo CD never prunes.
-func checkBackupVolume(objs []*unstructured.Unstructured) []string {
-	var p problems
-	backend := Find(objs, "Deployment", "backend")
-	path, ok := envValue(backend, "backend", "BACKUP_STORAGE_PATH")
+func CheckBackupVolume(objs []*unstructured.Unstructured) []string {
+	var p objects.Problems
+	backend := objects.Find(objs, "Deployment", "backend")
+	path, ok := objects.EnvValue(backend, "backend", "BACKUP_STORAGE_PATH")
 	if !ok || !strings.HasPrefix(path, "/") {
-		p.addf("Deployment/backend: BACKUP_STORAGE_PATH %q is not an absolute path (the backend's default ./data/backups is not writable under restricted-v2)", path)
+		p.Addf("Deployment/backend: BACKUP_STORAGE_PATH %q is not an absolute path (the backend's default ./data/backups is not writable under restricted-v2)", path)
 		return p
 	}
 	got := renderedSetting(objs, "backend", false, true, path)
 	claim, ok := strings.CutPrefix(got, "pvc ")
 	if got == "unset" {
-		p.addf("Deployment/backend: nothing is mounted at BACKUP_STORAGE_PATH %s; want a PersistentVolumeClaim there", path)
+		p.Addf("Deployment/backend: nothing is mounted at BACKUP_STORAGE_PATH %s; want a PersistentVolumeClaim there", path)
 		return p
 	} else if !ok {
-		p.addf("Deployment/backend: BACKUP_STORAGE_PATH %s is %s, want a PersistentVolumeClaim", path, got)
+		p.Addf("Deployment/backend: BACKUP_STORAGE_PATH %s is %s, want a PersistentVolumeClaim", path, got)
 		return p
 	}
 	claim, _, _ = strings.Cut(claim, " ")
-	for _, m := range maps(listAt(containerNamed(mapAt(backend.Object, "spec", "template", "spec"), "backend"), "volumeMounts")) {
-		if stringAt(m, "mountPath") == path && (isTrue(m, "readOnly") || stringAt(m, "subPath") != "") {
-			p.addf("Deployment/backend: the mount at %s must be the whole volume, writable", path)
+	for _, m := range objects.Maps(objects.ListAt(objects.ContainerNamed(objects.MapAt(backend.Object, "spec", "template", "spec"), "backend"), "volumeMounts")) {
+		if objects.StringAt(m, "mountPath") == path && (objects.IsTrue(m, "readOnly") || objects.StringAt(m, "subPath") != "") {
+			p.Addf("Deployment/backend: the mount at %s must be the whole volume, writable", path)
 		}
 	}
-	pvc := Find(objs, "PersistentVolumeClaim", claim)
+	pvc := objects.Find(objs, "PersistentVolumeClaim", claim)
 	if pvc == nil {
-		p.addf("PersistentVolumeClaim/%s is mounted at BACKUP_STORAGE_PATH but not rendered", claim)
+		p.Addf("PersistentVolumeClaim/%s is mounted at BACKUP_STORAGE_PATH but not rendered", claim)
 		return p
 	}
-	if q, err := resource.ParseQuantity(stringAt(pvc.Object, "spec", "resources", "requests", "storage")); err != nil || q.Cmp(resource.MustParse("5Gi")) < 0 {
-		p.addf("PersistentVolumeClaim/%s: storage %q, want at least 5Gi (upstream's size)", claim, stringAt(pvc.Object, "spec", "resources", "requests", "storage"))
+	if q, err := resource.ParseQuantity(objects.StringAt(pvc.Object, "spec", "resources", "requests", "storage")); err != nil || q.Cmp(resource.MustParse("5Gi")) < 0 {
+		p.Addf("PersistentVolumeClaim/%s: storage %q, want at least 5Gi (upstream's size)", claim, objects.StringAt(pvc.Object, "spec", "resources", "requests", "storage"))
 	}
-	if modes := listAt(pvc.Object, "spec", "accessModes"); !slices.Contains(modes, any("ReadWriteOnce")) && !slices.Contains(modes, any("ReadWriteMany")) {
-		p.addf("PersistentVolumeClaim/%s: accessModes %v, want ReadWriteOnce", claim, modes)
+	if modes := objects.ListAt(pvc.Object, "spec", "accessModes"); !slices.Contains(modes, any("ReadWriteOnce")) && !slices.Contains(modes, any("ReadWriteMany")) {
+		p.Addf("PersistentVolumeClaim/%s: accessModes %v, want ReadWriteOnce", claim, modes)
 	}
 	if opts := pvc.GetAnnotations()["argocd.argoproj.io/sync-options"]; !strings.Contains(opts, "Prune=false") || !strings.Contains(opts, "Delete=false") {
-		p.addf("PersistentVolumeClaim/%s: sync-options %q, want Delete=false,Prune=false (the portal's backups outlive the Application)", claim, opts)
+		p.Addf("PersistentVolumeClaim/%s: sync-options %q, want Delete=false,Prune=false (the portal's backups outlive the Application)", claim, opts)
 	}
 	return p
 }
@@ -482,60 +435,60 @@ func checkBackupVolume(objs []*unstructured.Unstructured) []string {
 // rateWindowRE is what the backend's limiter accepts as a window: milliseconds, or a number with a unit.
 var rateWindowRE = regexp.MustCompile(`^[1-9][0-9]*(ms|s|m|h|d)?$`)
 
-// checkRateLimits: the portal's rate limit is set, and to the overlay's cluster-settings.
-func checkRateLimits(objs []*unstructured.Unstructured, settings map[string]string) []string {
-	var p problems
-	backend := Find(objs, "Deployment", "backend")
-	limit, ok := envValue(backend, "backend", "RATE_LIMIT_MAX")
+// CheckRateLimits: the portal's rate limit is set, and to the overlay's cluster-settings.
+func CheckRateLimits(objs []*unstructured.Unstructured, settings map[string]string) []string {
+	var p objects.Problems
+	backend := objects.Find(objs, "Deployment", "backend")
+	limit, ok := objects.EnvValue(backend, "backend", "RATE_LIMIT_MAX")
 	if n, err := strconv.Atoi(limit); !ok || err != nil || n < 1 {
-		p.addf("Deployment/backend: RATE_LIMIT_MAX %q is not a positive number", limit)
+		p.Addf("Deployment/backend: RATE_LIMIT_MAX %q is not a positive number", limit)
 	}
-	window, ok := envValue(backend, "backend", "RATE_LIMIT_TIME_WINDOW")
+	window, ok := objects.EnvValue(backend, "backend", "RATE_LIMIT_TIME_WINDOW")
 	if !ok || !rateWindowRE.MatchString(window) {
-		p.addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q is not a window such as 5m", window)
+		p.Addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q is not a window such as 5m", window)
 	}
 	if want := settings["rateLimitMax"]; want != limit {
-		p.addf("Deployment/backend: RATE_LIMIT_MAX %q, the overlay's cluster-settings rateLimitMax %q", limit, want)
+		p.Addf("Deployment/backend: RATE_LIMIT_MAX %q, the overlay's cluster-settings rateLimitMax %q", limit, want)
 	}
 	if want := settings["rateLimitTimeWindow"]; want != window {
-		p.addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q, the overlay's cluster-settings rateLimitTimeWindow %q", window, want)
+		p.Addf("Deployment/backend: RATE_LIMIT_TIME_WINDOW %q, the overlay's cluster-settings rateLimitTimeWindow %q", window, want)
 	}
 	return p
 }
 
-// checkRedisWiring: the backend gets REDIS_HOST and REDIS_PORT exactly when a Redis is deployed, they
+// CheckRedisWiring: the backend gets REDIS_HOST and REDIS_PORT exactly when a Redis is deployed, they
 // name its Service, and a NetworkPolicy in front of Redis admits the backend's pods.
-func checkRedisWiring(objs []*unstructured.Unstructured) []string {
-	var p problems
-	backend := Find(objs, "Deployment", "backend")
-	host, hasHost := envValue(backend, "backend", "REDIS_HOST")
-	port, hasPort := envValue(backend, "backend", "REDIS_PORT")
-	redis := Find(objs, "Deployment", "redis")
+func CheckRedisWiring(objs []*unstructured.Unstructured) []string {
+	var p objects.Problems
+	backend := objects.Find(objs, "Deployment", "backend")
+	host, hasHost := objects.EnvValue(backend, "backend", "REDIS_HOST")
+	port, hasPort := objects.EnvValue(backend, "backend", "REDIS_PORT")
+	redis := objects.Find(objs, "Deployment", "redis")
 	if redis == nil {
 		if hasHost || hasPort {
-			p.addf("Deployment/backend: REDIS_HOST/REDIS_PORT set (%q, %q) but no Redis is deployed", host, port)
+			p.Addf("Deployment/backend: REDIS_HOST/REDIS_PORT set (%q, %q) but no Redis is deployed", host, port)
 		}
 		return p
 	}
 	if !hasHost || !hasPort {
-		p.addf("Deployment/backend: Redis is deployed but REDIS_HOST/REDIS_PORT are not set: the backend cannot flush LiteLLM's cache after model changes")
+		p.Addf("Deployment/backend: Redis is deployed but REDIS_HOST/REDIS_PORT are not set: the backend cannot flush LiteLLM's cache after model changes")
 		return p
 	}
-	svc := Find(objs, "Service", host)
+	svc := objects.Find(objs, "Service", host)
 	if svc == nil {
-		p.addf("Deployment/backend: REDIS_HOST %q is no rendered Service", host)
+		p.Addf("Deployment/backend: REDIS_HOST %q is no rendered Service", host)
 		return p
 	}
-	if !slices.ContainsFunc(maps(listAt(svc.Object, "spec", "ports")), func(m map[string]any) bool { return fmt.Sprint(m["port"]) == port }) {
-		p.addf("Deployment/backend: REDIS_PORT %q is no port of Service/%s", port, host)
+	if !slices.ContainsFunc(objects.Maps(objects.ListAt(svc.Object, "spec", "ports")), func(m map[string]any) bool { return fmt.Sprint(m["port"]) == port }) {
+		p.Addf("Deployment/backend: REDIS_PORT %q is no port of Service/%s", port, host)
 	}
-	litellmHost, _ := envValue(Find(objs, "Deployment", "litellm"), "litellm", "REDIS_HOST")
+	litellmHost, _ := objects.EnvValue(objects.Find(objs, "Deployment", "litellm"), "litellm", "REDIS_HOST")
 	if litellmHost != host {
-		p.addf("Deployment/backend REDIS_HOST %q differs from LiteLLM's %q: the flush would miss LiteLLM's cache", host, litellmHost)
+		p.Addf("Deployment/backend REDIS_HOST %q differs from LiteLLM's %q: the flush would miss LiteLLM's cache", host, litellmHost)
 	}
 	// The NetworkPolicies together (they add up) must admit the backend's pods to Redis.
 	if why := admitsBackendToRedis(objs, backend, redis, svc, port); why != "" {
-		p.addf("%s: the backend's cache flush is blocked", why)
+		p.Addf("%s: the backend's cache flush is blocked", why)
 	}
 	return p
 }
@@ -560,14 +513,14 @@ func admitsBackendToRedis(objs []*unstructured.Unstructured, backend, redis, svc
 	}
 	pod := func(d *unstructured.Unstructured) netpol.Pod {
 		labels := map[string]string{}
-		for k, v := range mapAt(d.Object, "spec", "template", "metadata", "labels") {
+		for k, v := range objects.MapAt(d.Object, "spec", "template", "metadata", "labels") {
 			labels[k], _ = v.(string)
 		}
 		return netpol.Pod{Namespace: d.GetNamespace(), NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": d.GetNamespace()}, Labels: labels}
 	}
 	// The Service port's target: a number, or the name of a Redis container port.
 	target := 0
-	for _, sp := range maps(listAt(svc.Object, "spec", "ports")) {
+	for _, sp := range objects.Maps(objects.ListAt(svc.Object, "spec", "ports")) {
 		if fmt.Sprint(sp["port"]) != port {
 			continue
 		}
@@ -575,8 +528,8 @@ func admitsBackendToRedis(objs []*unstructured.Unstructured, backend, redis, svc
 		case int64:
 			target = int(tp)
 		case string:
-			for _, c := range maps(listAt(redis.Object, "spec", "template", "spec", "containers")) {
-				for _, cp := range maps(listAt(c, "ports")) {
+			for _, c := range objects.Maps(objects.ListAt(redis.Object, "spec", "template", "spec", "containers")) {
+				for _, cp := range objects.Maps(objects.ListAt(c, "ports")) {
 					if cp["name"] == tp {
 						n, _ := cp["containerPort"].(int64)
 						target = int(n)
@@ -600,11 +553,11 @@ func admitsBackendToRedis(objs []*unstructured.Unstructured, backend, redis, svc
 	return ""
 }
 
-// checkSchemaUpdate: LiteLLM's DISABLE_SCHEMA_UPDATE is set, and to false (LiteLLM creates its tables).
-func checkSchemaUpdate(objs []*unstructured.Unstructured) []string {
-	var p problems
-	if v, ok := envValue(Find(objs, "Deployment", "litellm"), "litellm", "DISABLE_SCHEMA_UPDATE"); !ok || v != "false" {
-		p.addf("Deployment/litellm: DISABLE_SCHEMA_UPDATE %q (set: %v), want \"false\" set explicitly: with true a fresh install gets no LiteLLM tables", v, ok)
+// CheckSchemaUpdate: LiteLLM's DISABLE_SCHEMA_UPDATE is set, and to false (LiteLLM creates its tables).
+func CheckSchemaUpdate(objs []*unstructured.Unstructured) []string {
+	var p objects.Problems
+	if v, ok := objects.EnvValue(objects.Find(objs, "Deployment", "litellm"), "litellm", "DISABLE_SCHEMA_UPDATE"); !ok || v != "false" {
+		p.Addf("Deployment/litellm: DISABLE_SCHEMA_UPDATE %q (set: %v), want \"false\" set explicitly: with true a fresh install gets no LiteLLM tables", v, ok)
 	}
 	return p
 }

@@ -1,4 +1,4 @@
-package manifests
+package traffic
 
 import (
 	"os"
@@ -12,25 +12,29 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/advisory"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
 )
 
 // Every overlay and cluster folder that renders a backend affected by litemaas#137 runs the guard.
 func TestBackendGuardInEveryAffectedOverlay(t *testing.T) {
-	ks, err := Kustomizations(repoRoot(t))
+	ks, err := targets.Kustomizations(manifeststest.RepoRoot(t))
 	require.NoError(t, err)
 	n := 0
 	for _, k := range ks {
 		if k.IsComponent() || !(strings.HasPrefix(k.Dir, "gitops/overlays/") || strings.HasPrefix(k.Dir, "gitops/clusters/")) {
 			continue
 		}
-		objs := rendered(t, k.Dir)
-		backend := Find(objs, "Deployment", "backend")
+		objs := manifeststest.Rendered(t, k.Dir)
+		backend := objects.Find(objs, "Deployment", "backend")
 		if backend == nil {
 			continue
 		}
 		n++
-		assert.True(t, hasGuard(backend), "%s renders %s without the backend guard", k.Dir, backendImage(backend))
-		assert.Empty(t, checkBackendGuard(objs), k.Dir)
+		assert.True(t, HasGuard(backend), "%s renders %s without the backend guard", k.Dir, backendImage(backend))
+		assert.Empty(t, CheckBackendGuard(objs), k.Dir)
 	}
 	assert.GreaterOrEqual(t, n, 8, "overlays and cluster folders rendering the backend")
 }
@@ -40,13 +44,13 @@ func TestBackendGuardInEveryAffectedOverlay(t *testing.T) {
 func TestBackendGuardRejects(t *testing.T) {
 	const overlay = "gitops/overlays/example"
 	dropGuard := func(t *testing.T, o []*unstructured.Unstructured) {
-		spec := podSpecOf(t, o, "Deployment", "backend")
+		spec := manifeststest.PodSpecOf(t, o, "Deployment", "backend")
 		cs := spec["containers"].([]any)
-		spec["containers"] = slices.DeleteFunc(cs, func(c any) bool { return c.(map[string]any)["name"] == guardContainer })
+		spec["containers"] = slices.DeleteFunc(cs, func(c any) bool { return c.(map[string]any)["name"] == GuardContainer })
 	}
 	setImage := func(image string) func(t *testing.T, o []*unstructured.Unstructured) {
 		return func(t *testing.T, o []*unstructured.Unstructured) {
-			containerOf(t, o, "Deployment", "backend", "backend")["image"] = image
+			manifeststest.ContainerOf(t, o, "Deployment", "backend", "backend")["image"] = image
 		}
 	}
 	editConf := func(old, new string) func(t *testing.T, o []*unstructured.Unstructured) {
@@ -72,7 +76,7 @@ func TestBackendGuardRejects(t *testing.T) {
 			"Add `- ../../components/backend-guard`"},
 		{"0.4.1 without the guard", []func(*testing.T, []*unstructured.Unstructured){dropGuard, setImage("quay.io/rh-aiservices-bu/litemaas-backend:0.4.1")}, ""},
 		{"backend on every address", []func(*testing.T, []*unstructured.Unstructured){func(t *testing.T, o []*unstructured.Unstructured) {
-			setEnv(t, o, "Deployment", "backend", "backend", "HOST", "0.0.0.0")
+			manifeststest.SetEnv(t, o, "Deployment", "backend", "backend", "HOST", "0.0.0.0")
 		}}, `HOST is "0.0.0.0" behind the guard`},
 		{"upstream elsewhere", []func(*testing.T, []*unstructured.Unstructured){editConf("server 127.0.0.1:8081;", "server 127.0.0.1:8082;")}, "upstream server is not the backend's HOST:PORT"},
 		{"Origin passed", []func(*testing.T, []*unstructured.Unstructured){editConf(`proxy_set_header Origin "";`, "")}, "does not set Origin"},
@@ -80,11 +84,11 @@ func TestBackendGuardRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := rendered(t, overlay)
+			objs := manifeststest.Rendered(t, overlay)
 			for _, b := range tt.breakIt {
 				b(t, objs)
 			}
-			ps := checkBackendGuard(objs)
+			ps := CheckBackendGuard(objs)
 			if tt.want == "" {
 				assert.Empty(t, ps)
 				return
@@ -98,7 +102,7 @@ func TestBackendGuardRejects(t *testing.T) {
 // The guard's own port is the backend Service's; the backend's port behind it is in the truth table and
 // reached by nobody.
 func TestBackendGuardTruthTable(t *testing.T) {
-	objs := rendered(t, "gitops/overlays/example")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example")
 	table, ps := truthTable(objs)
 	assert.Empty(t, ps)
 	require.Contains(t, table, "backend-own:8081")
@@ -116,8 +120,8 @@ func TestBackendGuardTruthTable(t *testing.T) {
 		}
 	}
 	// A policy that admitted the backend's own port would show.
-	np := mustFind(t, objs, "NetworkPolicy", "backend")
-	set(t, np.Object, []any{map[string]any{"from": []any{map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{labelName: "frontend", labelPartOf: "litemaas"}}}}}}, "spec", "ingress")
+	np := manifeststest.MustFind(t, objs, "NetworkPolicy", "backend")
+	manifeststest.Set(t, np.Object, []any{map[string]any{"from": []any{map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{objects.LabelName: "frontend", objects.LabelPartOf: "litemaas"}}}}}}, "spec", "ingress")
 	_, ps = truthTable(objs)
 	assert.Contains(t, strings.Join(ps, "\n"), "frontend -> backend-own:8081 is allowed")
 }
@@ -126,9 +130,9 @@ func TestBackendGuardTruthTable(t *testing.T) {
 func TestAdvisoryImagesArePins(t *testing.T) {
 	f, err := advisory.Load()
 	require.NoError(t, err)
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "images", "images.yaml"))
+	data, err := os.ReadFile(filepath.Join(manifeststest.RepoRoot(t), "images", "images.yaml"))
 	require.NoError(t, err)
-	listed, err := imageSetImages(data)
+	listed, err := workload.ImageSetImages(data)
 	require.NoError(t, err)
 	var names []string
 	for _, ref := range listed {

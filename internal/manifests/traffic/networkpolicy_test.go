@@ -1,4 +1,4 @@
-package manifests
+package traffic
 
 import (
 	"path/filepath"
@@ -9,39 +9,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 // The truth table of networkpolicy.go over every overlay, printed, and the cases that must break it.
 
-// liteMaaSOverlays discovers the LiteMaaS overlays under gitops/overlays: every kustomization there that
-// is not a Component and renders the backend (the cluster-admin parts do not).
-func liteMaaSOverlays(t *testing.T) []string {
-	t.Helper()
-	ks, err := Kustomizations(repoRoot(t))
-	require.NoError(t, err)
-	var out []string
-	for _, k := range ks {
-		if k.IsComponent() || !strings.HasPrefix(k.Dir, "gitops/overlays/") {
-			continue
-		}
-		if Find(rendered(t, k.Dir), "Deployment", "backend") != nil {
-			out = append(out, k.Dir)
-		}
-	}
-	require.NotEmpty(t, out, "no overlay under gitops/overlays renders LiteMaaS")
-	return out
-}
-
-// TestNetworkPolicyTruthTable prints each overlay's table; its problems are those checkNetworkPolicies
+// TestNetworkPolicyTruthTable prints each overlay's table; its problems are those CheckNetworkPolicies
 // reports to `litemaas-ops check`.
 func TestNetworkPolicyTruthTable(t *testing.T) {
-	for _, dir := range liteMaaSOverlays(t) {
+	for _, dir := range manifeststest.LiteMaaSOverlays(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			objs := rendered(t, dir)
+			objs := manifeststest.Rendered(t, dir)
 			table, ps := truthTable(objs)
 			t.Logf("%s (rows: source; columns: service:port; ! = differs from what LiteMaaS needs):\n%s", dir, table)
-			assert.Equal(t, ps, checkNetworkPolicies(objs), "the check reports the table's problems")
-			report(t, dir, ps)
+			assert.Equal(t, ps, CheckNetworkPolicies(objs), "the check reports the table's problems")
+			manifeststest.Report(t, dir, ps)
 		})
 	}
 }
@@ -51,7 +35,7 @@ func TestNetworkPolicyTruthTableRejects(t *testing.T) {
 	const overlay = "gitops/overlays/example-with-options"
 	deletePolicy := func(name string) func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 		return func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			mustFind(t, o, "NetworkPolicy", name)
+			manifeststest.MustFind(t, o, "NetworkPolicy", name)
 			return slices.DeleteFunc(o, func(x *unstructured.Unstructured) bool { return x.GetKind() == "NetworkPolicy" && x.GetName() == name })
 		}
 	}
@@ -70,44 +54,44 @@ func TestNetworkPolicyTruthTableRejects(t *testing.T) {
 			return slices.DeleteFunc(o, func(x *unstructured.Unstructured) bool { return x.GetKind() == "NetworkPolicy" })
 		}, "no NetworkPolicy rendered"},
 		{"postgres open to the whole namespace", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			np := mustFind(t, o, "NetworkPolicy", "postgres")
-			rules := listAt(np.Object, "spec", "ingress")
-			rules[0].(map[string]any)["from"] = append(listAt(rules[0].(map[string]any), "from"), map[string]any{"podSelector": map[string]any{}})
+			np := manifeststest.MustFind(t, o, "NetworkPolicy", "postgres")
+			rules := objects.ListAt(np.Object, "spec", "ingress")
+			rules[0].(map[string]any)["from"] = append(objects.ListAt(rules[0].(map[string]any), "from"), map[string]any{"podSelector": map[string]any{}})
 			return o
 		}, "frontend -> postgres:5432 is allowed (by litemaas/postgres)"},
 		{"postgres open to every namespace", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			np := mustFind(t, o, "NetworkPolicy", "postgres")
-			rules := listAt(np.Object, "spec", "ingress")
-			rules[0].(map[string]any)["from"] = append(listAt(rules[0].(map[string]any), "from"), map[string]any{"namespaceSelector": map[string]any{}})
+			np := manifeststest.MustFind(t, o, "NetworkPolicy", "postgres")
+			rules := objects.ListAt(np.Object, "spec", "ingress")
+			rules[0].(map[string]any)["from"] = append(objects.ListAt(rules[0].(map[string]any), "from"), map[string]any{"namespaceSelector": map[string]any{}})
 			return o
 		}, "other-namespace -> postgres:5432 is allowed"},
 		{"the PostSync job without its network label", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			job := mustFind(t, o, "Job", "litemaas-sync")
+			job := manifeststest.MustFind(t, o, "Job", "litemaas-sync")
 			unstructured.RemoveNestedField(job.Object, "spec", "template", "metadata", "labels", "litemaas.io/network")
 			return o
 		}, "litemaas-sync -> postgres:5432 is refused but LiteMaaS needs it"},
 		{"the backup pods relabelled", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			cj := mustFind(t, o, "CronJob", "postgres-backup")
-			set(t, cj.Object, "dump", "spec", "jobTemplate", "spec", "template", "metadata", "labels", labelName)
+			cj := manifeststest.MustFind(t, o, "CronJob", "postgres-backup")
+			manifeststest.Set(t, cj.Object, "dump", "spec", "jobTemplate", "spec", "template", "metadata", "labels", objects.LabelName)
 			return o
 		}, "postgres-backup -> postgres:5432 is refused but LiteMaaS needs it"},
 		{"a Route LiteMaaS does not have", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			rt := mustFind(t, o, "Route", "litemaas-api")
+			rt := manifeststest.MustFind(t, o, "Route", "litemaas-api")
 			unstructured.RemoveNestedField(rt.Object, "metadata", "annotations")
 			o = slices.DeleteFunc(o, func(x *unstructured.Unstructured) bool { return x == rt })
 			return o
 		}, "router -> backend:8080 is allowed (by litemaas/backend-from-router) but LiteMaaS does not need it"},
 		{"an egress policy", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			np := mustFind(t, o, "NetworkPolicy", "frontend")
-			set(t, np.Object, []any{"Ingress", "Egress"}, "spec", "policyTypes")
+			np := manifeststest.MustFind(t, o, "NetworkPolicy", "frontend")
+			manifeststest.Set(t, np.Object, []any{"Ingress", "Egress"}, "spec", "policyTypes")
 			return o
 		}, "restricts egress"},
 	}
-	require.Empty(t, checkNetworkPolicies(rendered(t, overlay)), "the unbroken overlay passes")
+	require.Empty(t, CheckNetworkPolicies(manifeststest.Rendered(t, overlay)), "the unbroken overlay passes")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := tt.breakIt(t, rendered(t, overlay))
-			assert.Contains(t, strings.Join(checkNetworkPolicies(objs), "\n"), tt.want)
+			objs := tt.breakIt(t, manifeststest.Rendered(t, overlay))
+			assert.Contains(t, strings.Join(CheckNetworkPolicies(objs), "\n"), tt.want)
 		})
 	}
 }

@@ -1,7 +1,7 @@
-// Package manifests renders the kustomizations under gitops/ the way Argo CD and `oc apply -k` do
-// (kustomize with its default options: load restrictions on, no plugins) and gives the tests and the
-// render command the resulting objects.
-package manifests
+// Package objects renders the kustomizations under gitops/ the way Argo CD and `oc apply -k` do
+// (kustomize with its default options: load restrictions on, no plugins) and reads the resulting
+// objects: the accessors, names and catalog lookups every policy rule shares.
+package objects
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package manifests
+package syncjob
 
 import (
 	"testing"
@@ -6,15 +6,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 )
 
 func TestDriftCronJobRunsTheHooksReconcile(t *testing.T) {
-	for _, tg := range targets {
-		if tg.kind != appTarget {
+	for _, tg := range manifeststest.Targets(t) {
+		if tg.Kind != targets.AppTarget {
 			continue
 		}
-		t.Run(tg.dir, func(t *testing.T) {
-			report(t, "drift CronJob", checkDriftCronJob(rendered(t, tg.dir)))
+		t.Run(tg.Dir, func(t *testing.T) {
+			manifeststest.Report(t, "drift CronJob", CheckDriftCronJob(manifeststest.Rendered(t, tg.Dir)))
 		})
 	}
 }
@@ -22,7 +26,7 @@ func TestDriftCronJobRunsTheHooksReconcile(t *testing.T) {
 // Each way the CronJob can drift from the hook is caught.
 func TestDriftCronJobCheckCanFail(t *testing.T) {
 	container := func(o []*unstructured.Unstructured) map[string]any {
-		return containerNamed(mapAt(Find(o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec", "template", "spec"), syncJobName)
+		return objects.ContainerNamed(objects.MapAt(objects.Find(o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec", "template", "spec"), objects.SyncJobName)
 	}
 	tests := []struct {
 		name   string
@@ -33,26 +37,26 @@ func TestDriftCronJobCheckCanFail(t *testing.T) {
 			require.NoError(t, unstructured.SetNestedField(container(o), "ghcr.io/litemaas-gitops/litemaas-sync:0.0.9", "image"))
 		}, "container litemaas-sync differs"},
 		{"an env value", func(t *testing.T, o []*unstructured.Unstructured) {
-			env := listAt(container(o), "env")
+			env := objects.ListAt(container(o), "env")
 			env[0].(map[string]any)["value"] = "/elsewhere.yaml"
 		}, "container litemaas-sync differs"},
 		{"another identity", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(Find(o, "CronJob", driftCronJobName).Object, "default", "spec", "jobTemplate", "spec", "template", "spec", "serviceAccountName"))
+			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "default", "spec", "jobTemplate", "spec", "template", "spec", "serviceAccountName"))
 		}, "pod serviceAccountName differs"},
 		{"concurrent runs allowed", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(Find(o, "CronJob", driftCronJobName).Object, "Allow", "spec", "concurrencyPolicy"))
+			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "Allow", "spec", "concurrencyPolicy"))
 		}, "concurrencyPolicy"},
 		{"no schedule", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(Find(o, "CronJob", driftCronJobName).Object, "hourly", "spec", "schedule"))
+			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "hourly", "spec", "schedule"))
 		}, "not a cron schedule"},
 		{"counted in the Application's health", func(t *testing.T, o []*unstructured.Unstructured) {
-			cron := Find(o, "CronJob", driftCronJobName)
+			cron := objects.Find(o, "CronJob", driftCronJobName)
 			ann := cron.GetAnnotations()
 			delete(ann, "argocd.argoproj.io/ignore-healthcheck")
 			cron.SetAnnotations(ann)
 		}, "ignore-healthcheck"},
 		{"updated in place by a sync", func(t *testing.T, o []*unstructured.Unstructured) {
-			cron := Find(o, "CronJob", driftCronJobName)
+			cron := objects.Find(o, "CronJob", driftCronJobName)
 			ann := cron.GetAnnotations()
 			ann["argocd.argoproj.io/sync-options"] = "Replace=true"
 			cron.SetAnnotations(ann)
@@ -60,10 +64,10 @@ func TestDriftCronJobCheckCanFail(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := rendered(t, sampleOverlay(t).dir)
-			require.Empty(t, checkDriftCronJob(o))
+			o := manifeststest.Rendered(t, manifeststest.SampleOverlay(t).Dir)
+			require.Empty(t, CheckDriftCronJob(o))
 			tc.mutate(t, o)
-			ps := checkDriftCronJob(o)
+			ps := CheckDriftCronJob(o)
 			require.NotEmpty(t, ps)
 			assert.Contains(t, ps[0], tc.want)
 		})

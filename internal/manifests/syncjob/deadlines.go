@@ -1,4 +1,4 @@
-package manifests
+package syncjob
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/config"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 // Every Job running the reconcile ends by itself before Kubernetes kills it: its
@@ -63,36 +64,36 @@ func reconcileTimeouts() (wait, retry reconcileTimeout, err error) {
 // CronJob's template.
 func jobSpecs(objs []*unstructured.Unstructured) map[string]map[string]any {
 	out := map[string]map[string]any{}
-	if j := Find(objs, "Job", syncJobName); j != nil {
-		out["Job/"+syncJobName] = mapAt(j.Object, "spec")
+	if j := objects.Find(objs, "Job", objects.SyncJobName); j != nil {
+		out["Job/"+objects.SyncJobName] = objects.MapAt(j.Object, "spec")
 	}
-	if c := Find(objs, "CronJob", driftCronJobName); c != nil {
-		out["CronJob/"+driftCronJobName] = mapAt(c.Object, "spec", "jobTemplate", "spec")
+	if c := objects.Find(objs, "CronJob", driftCronJobName); c != nil {
+		out["CronJob/"+driftCronJobName] = objects.MapAt(c.Object, "spec", "jobTemplate", "spec")
 	}
 	return out
 }
 
-// checkJobDeadlines: the hook Job and the drift CronJob both run the reconcile, and each one's
+// CheckJobDeadlines: the hook Job and the drift CronJob both run the reconcile, and each one's
 // activeDeadlineSeconds leaves the program time to end by itself.
-func checkJobDeadlines(objs []*unstructured.Unstructured) []string {
+func CheckJobDeadlines(objs []*unstructured.Unstructured) []string {
 	wait, retry, err := reconcileTimeouts()
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var p problems
+	var p objects.Problems
 	specs := jobSpecs(objs)
-	for _, owner := range []string{"Job/" + syncJobName, "CronJob/" + driftCronJobName} {
+	for _, owner := range []string{"Job/" + objects.SyncJobName, "CronJob/" + driftCronJobName} {
 		spec, ok := specs[owner]
 		if !ok {
-			p.addf("%s is missing: the reconcile runs in the hook Job and the drift CronJob", owner)
+			p.Addf("%s is missing: the reconcile runs in the hook Job and the drift CronJob", owner)
 			continue
 		}
 		p = append(p, checkJobDeadline(owner, spec, wait, retry)...)
 	}
 	// The other hook Jobs (the PreSync secrets job) have their own deadline; one attempt each too.
 	for _, o := range objs {
-		if o.GetKind() == "Job" && o.GetName() != syncJobName && o.GetAnnotations()[hookAnnotation] != "" {
-			p = append(p, checkOneAttempt(ref(o), mapAt(o.Object, "spec"))...)
+		if o.GetKind() == "Job" && o.GetName() != objects.SyncJobName && o.GetAnnotations()[objects.HookAnnotation] != "" {
+			p = append(p, checkOneAttempt(objects.Ref(o), objects.MapAt(o.Object, "spec"))...)
 		}
 	}
 	return p
@@ -115,20 +116,20 @@ func checkOneAttempt(owner string, spec map[string]any) []string {
 // checkJobDeadline holds one Job spec's activeDeadlineSeconds against the timeouts its container
 // litemaas-sync runs with (its env, else the program's defaults).
 func checkJobDeadline(owner string, spec map[string]any, wait, retry reconcileTimeout) []string {
-	c := containerNamed(mapAt(spec, "template", "spec"), syncJobName)
+	c := objects.ContainerNamed(objects.MapAt(spec, "template", "spec"), objects.SyncJobName)
 	if c == nil {
-		return []string{fmt.Sprintf("%s: no container %s", owner, syncJobName)}
+		return []string{fmt.Sprintf("%s: no container %s", owner, objects.SyncJobName)}
 	}
-	env := envOf(c)
-	var p problems
+	env := objects.EnvOf(c)
+	var p objects.Problems
 	value := func(t reconcileTimeout) time.Duration {
 		e, ok := env[t.name]
 		if !ok {
 			return t.def
 		}
-		d, err := time.ParseDuration(stringAt(e, "value"))
+		d, err := time.ParseDuration(objects.StringAt(e, "value"))
 		if err != nil {
-			p.addf("%s: env %s: %v", owner, t.name, err)
+			p.Addf("%s: env %s: %v", owner, t.name, err)
 		}
 		return d
 	}
@@ -142,7 +143,7 @@ func checkJobDeadline(owner string, spec map[string]any, wait, retry reconcileTi
 		return append(p, fmt.Sprintf("%s: no activeDeadlineSeconds; it must be above %s = %s + %s + status write + start/exit", owner, budget, wait.name, retry.name))
 	}
 	if time.Duration(deadline)*time.Second <= budget {
-		p.addf("%s: activeDeadlineSeconds %d must be above %s = %s + %s + status write + start/exit", owner, deadline, budget, wait.name, retry.name)
+		p.Addf("%s: activeDeadlineSeconds %d must be above %s = %s + %s + status write + start/exit", owner, deadline, budget, wait.name, retry.name)
 	}
 	return p
 }

@@ -1,4 +1,4 @@
-package manifests
+package syncjob
 
 import (
 	"strings"
@@ -7,19 +7,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 )
 
 // The Job deadlines of deadlines.go over every overlay, the arithmetic, and the cases that must break it.
 
 func TestJobDeadlinesLetTheProgramEndFirst(t *testing.T) {
-	for _, tg := range targets {
-		if tg.kind != appTarget && tg.kind != haTarget {
+	for _, tg := range manifeststest.Targets(t) {
+		if tg.Kind != targets.AppTarget && tg.Kind != targets.HATarget {
 			continue
 		}
-		t.Run(tg.dir, func(t *testing.T) {
-			objs := rendered(t, tg.dir)
+		t.Run(tg.Dir, func(t *testing.T) {
+			objs := manifeststest.Rendered(t, tg.Dir)
 			require.Len(t, jobSpecs(objs), 2, "the hook Job and the drift CronJob")
-			report(t, "Job deadlines", checkJobDeadlines(objs))
+			manifeststest.Report(t, "Job deadlines", CheckJobDeadlines(objs))
 		})
 	}
 }
@@ -42,9 +46,9 @@ func TestDeadlineArithmetic(t *testing.T) {
 			spec := map[string]any{
 				"activeDeadlineSeconds": tc.deadline,
 				"backoffLimit":          int64(0),
-				"template":              map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": syncJobName}}}},
+				"template":              map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": objects.SyncJobName}}}},
 			}
-			ps := checkJobDeadline("Job/"+syncJobName, spec, wait, retry)
+			ps := checkJobDeadline("Job/"+objects.SyncJobName, spec, wait, retry)
 			assert.Equal(t, tc.ok, len(ps) == 0, "%v", ps)
 		})
 	}
@@ -54,7 +58,7 @@ func TestDeadlineArithmetic(t *testing.T) {
 func TestJobDeadlinesRejectBrokenJobs(t *testing.T) {
 	const overlay = "gitops/overlays/example"
 	driftSpec := func(t *testing.T, o []*unstructured.Unstructured) map[string]any {
-		return mapAt(mustFind(t, o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec")
+		return objects.MapAt(manifeststest.MustFind(t, o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec")
 	}
 	tests := []struct {
 		name    string
@@ -62,49 +66,39 @@ func TestJobDeadlinesRejectBrokenJobs(t *testing.T) {
 		want    string
 	}{
 		{"the drift CronJob at WAIT_TIMEOUT + RETRY_TIMEOUT", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, driftSpec(t, o), int64(900), "activeDeadlineSeconds")
+			manifeststest.Set(t, driftSpec(t, o), int64(900), "activeDeadlineSeconds")
 			return o
 		}, "CronJob/" + driftCronJobName + ": activeDeadlineSeconds 900 must be above 15m30s = WAIT_TIMEOUT + RETRY_TIMEOUT"},
 		{"the hook Job without a deadline", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			unstructured.RemoveNestedField(mustFind(t, o, "Job", syncJobName).Object, "spec", "activeDeadlineSeconds")
+			unstructured.RemoveNestedField(manifeststest.MustFind(t, o, "Job", objects.SyncJobName).Object, "spec", "activeDeadlineSeconds")
 			return o
-		}, "Job/" + syncJobName + ": no activeDeadlineSeconds"},
+		}, "Job/" + objects.SyncJobName + ": no activeDeadlineSeconds"},
 		{"a longer wait set on the Job", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			setEnv(t, o, "Job", syncJobName, syncJobName, "WAIT_TIMEOUT", "30m")
+			manifeststest.SetEnv(t, o, "Job", objects.SyncJobName, objects.SyncJobName, "WAIT_TIMEOUT", "30m")
 			return o
-		}, "Job/" + syncJobName + ": activeDeadlineSeconds 960 must be above 35m30s"},
+		}, "Job/" + objects.SyncJobName + ": activeDeadlineSeconds 960 must be above 35m30s"},
 		{"an unreadable retry timeout", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			setEnv(t, o, "Job", syncJobName, syncJobName, "RETRY_TIMEOUT", "five minutes")
+			manifeststest.SetEnv(t, o, "Job", objects.SyncJobName, objects.SyncJobName, "RETRY_TIMEOUT", "five minutes")
 			return o
-		}, "Job/" + syncJobName + ": env RETRY_TIMEOUT: "},
+		}, "Job/" + objects.SyncJobName + ": env RETRY_TIMEOUT: "},
 		{"the hook Job retried", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			set(t, mustFind(t, o, "Job", syncJobName).Object, int64(2), "spec", "backoffLimit")
+			manifeststest.Set(t, manifeststest.MustFind(t, o, "Job", objects.SyncJobName).Object, int64(2), "spec", "backoffLimit")
 			return o
-		}, "Job/" + syncJobName + ": backoffLimit 2: activeDeadlineSeconds covers all attempts"},
+		}, "Job/" + objects.SyncJobName + ": backoffLimit 2: activeDeadlineSeconds covers all attempts"},
 		{"the secrets hook Job at Kubernetes' default retries", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			unstructured.RemoveNestedField(mustFind(t, o, "Job", "litemaas-secrets").Object, "spec", "backoffLimit")
+			unstructured.RemoveNestedField(manifeststest.MustFind(t, o, "Job", "litemaas-secrets").Object, "spec", "backoffLimit")
 			return o
 		}, "Job/litemaas-secrets: backoffLimit 6"},
 		{"the drift CronJob gone", func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			mustFind(t, o, "CronJob", driftCronJobName)
-			return deleteObject(o, "CronJob", driftCronJobName)
+			manifeststest.MustFind(t, o, "CronJob", driftCronJobName)
+			return manifeststest.DeleteObject(o, "CronJob", driftCronJobName)
 		}, "CronJob/" + driftCronJobName + " is missing"},
 	}
-	require.Empty(t, checkJobDeadlines(rendered(t, overlay)), "the unbroken overlay passes")
+	require.Empty(t, CheckJobDeadlines(manifeststest.Rendered(t, overlay)), "the unbroken overlay passes")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			objs := tt.breakIt(t, rendered(t, overlay))
-			assert.Contains(t, strings.Join(checkJobDeadlines(objs), "\n"), tt.want)
+			objs := tt.breakIt(t, manifeststest.Rendered(t, overlay))
+			assert.Contains(t, strings.Join(CheckJobDeadlines(objs), "\n"), tt.want)
 		})
 	}
-}
-
-func deleteObject(objs []*unstructured.Unstructured, kind, name string) []*unstructured.Unstructured {
-	var out []*unstructured.Unstructured
-	for _, o := range objs {
-		if o.GetKind() != kind || o.GetName() != name {
-			out = append(out, o)
-		}
-	}
-	return out
 }

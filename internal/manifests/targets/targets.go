@@ -1,4 +1,7 @@
-package manifests
+// Package targets finds the kustomizations of the tree and what each one is: an app overlay, its
+// cluster-admin part, Argo CD Applications, test CRDs, following the bases and components it reaches
+// and reading the settings (apps domain, models catalog) it renders.
+package targets
 
 import (
 	"bufio"
@@ -13,6 +16,8 @@ import (
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 // TargetKind is what a kustomization built on its own renders, which decides the checks that apply.
@@ -55,7 +60,7 @@ const (
 	appBase             = "gitops/base"
 	haComponent         = "gitops/components/ha"
 	clusterBase         = "gitops/cluster"
-	clusterSettingsName = "cluster-settings"
+	ClusterSettingsName = "cluster-settings"
 	modelsGeneratorName = "litemaas-models"
 )
 
@@ -258,7 +263,7 @@ func declaresSettings(data []byte) bool {
 				Name string `json:"name"`
 			} `json:"metadata"`
 		}
-		if yaml.Unmarshal(doc, &head) == nil && head.Kind == "ConfigMap" && head.Metadata.Name == clusterSettingsName {
+		if yaml.Unmarshal(doc, &head) == nil && head.Kind == "ConfigMap" && head.Metadata.Name == ClusterSettingsName {
 			return true
 		}
 	}
@@ -286,7 +291,7 @@ func (g graph) catalog(dir string) string {
 				if !ok {
 					key, file = path.Base(filepath.ToSlash(f)), f
 				}
-				if key == modelsConfigMapDataKey {
+				if key == objects.ModelsConfigMapDataKey {
 					found = path.Clean(path.Join(dir, filepath.ToSlash(file)))
 				}
 			}
@@ -309,7 +314,7 @@ func AppsDomain(root, settingsFile string) (string, error) {
 		return "", fmt.Errorf("%s: %w", settingsFile, err)
 	}
 	d := cm.Data["appsDomain"]
-	if d == "" || strings.Contains(d, Placeholder) || strings.Contains(d, "/") || strings.HasPrefix(d, ".") || strings.ContainsAny(d, " :") {
+	if d == "" || strings.Contains(d, objects.Placeholder) || strings.Contains(d, "/") || strings.HasPrefix(d, ".") || strings.ContainsAny(d, " :") {
 		return "", fmt.Errorf("%s: appsDomain %q is not a domain (want e.g. apps.mycluster.example.com, from `oc get ingress.config.openshift.io cluster -o jsonpath='{.spec.domain}'`)", settingsFile, d)
 	}
 	return d, nil

@@ -1,4 +1,7 @@
-package manifests
+// Package traffic holds the rules about who may reach what: the NetworkPolicy truth table (every
+// party against every endpoint, evaluated with the Kubernetes ingress semantics) and the backend guard,
+// the proxy that is the only way into the backend's API.
+package traffic
 
 import (
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/netpol"
 )
 
@@ -53,11 +57,11 @@ func outsiders() []party {
 		// Another tenant's pod that copies the backend's labels: podSelectors alone must not admit it.
 		{name: "other-namespace", pod: netpol.Pod{Namespace: "other",
 			NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "other"},
-			Labels:          map[string]string{labelName: "backend", labelPartOf: "litemaas"}}},
+			Labels:          map[string]string{objects.LabelName: "backend", objects.LabelPartOf: "litemaas"}}},
 		// A debug pod someone started in the namespace.
 		{name: "stray-pod", pod: netpol.Pod{Namespace: appNamespace,
 			NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": appNamespace},
-			Labels:          map[string]string{"run": "debug", labelPartOf: "litemaas"}}},
+			Labels:          map[string]string{"run": "debug", objects.LabelPartOf: "litemaas"}}},
 	}
 }
 
@@ -70,7 +74,7 @@ func roleOf(kind, name string, podLabels map[string]string) string {
 	case kind == "Job" || kind == "CronJob":
 		return "job"
 	}
-	return podLabels[labelName]
+	return podLabels[objects.LabelName]
 }
 
 // allowedRoles is what LiteMaaS needs, by destination role; the router's entries come from the Routes.
@@ -93,10 +97,10 @@ func stringLabels(m map[string]any) map[string]string {
 
 func containerPorts(spec map[string]any) []corev1.ContainerPort {
 	var out []corev1.ContainerPort
-	for _, c := range containersOf(spec) {
-		for _, p := range maps(listAt(c.spec, "ports")) {
+	for _, c := range objects.ContainersOf(spec) {
+		for _, p := range objects.Maps(objects.ListAt(c.Spec, "ports")) {
 			n, _ := p["containerPort"].(int64)
-			out = append(out, corev1.ContainerPort{Name: stringAt(p, "name"), ContainerPort: int32(n), Protocol: corev1.Protocol(stringAt(p, "protocol"))})
+			out = append(out, corev1.ContainerPort{Name: objects.StringAt(p, "name"), ContainerPort: int32(n), Protocol: corev1.Protocol(objects.StringAt(p, "protocol"))})
 		}
 	}
 	return out
@@ -112,16 +116,27 @@ type trafficModel struct {
 }
 
 func buildTrafficModel(objs []*unstructured.Unstructured) (*trafficModel, []string) {
-	var p problems
+	var p objects.Problems
 	m := &trafficModel{expected: map[string]bool{}}
-	nsLabels := map[string]string{"kubernetes.io/metadata.name": appNamespace}
+	m.addPolicies(objs, &p)
+	workloads := m.addParties(objs)
+	services := m.addServiceEndpoints(objs, workloads, &p)
+	// Behind the backend guard, the backend's own port: in the table, allowed to nobody.
+	m.endpoints = append(m.endpoints, guardedBackendEndpoints(objs)...)
+	m.expectRouter(objs, services, &p)
+	m.expectMonitoring(objs, services)
+	return m, p
+}
+
+// addPolicies adds the overlay's NetworkPolicies, in the app's namespace unless they name one.
+func (m *trafficModel) addPolicies(objs []*unstructured.Unstructured, p *objects.Problems) {
 	for _, o := range objs {
 		if o.GetKind() != "NetworkPolicy" {
 			continue
 		}
 		var np networkingv1.NetworkPolicy
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &np); err != nil {
-			p.addf("%s: %v", ref(o), err)
+			p.Addf("%s: %v", objects.Ref(o), err)
 			continue
 		}
 		if np.Namespace == "" {
@@ -129,60 +144,59 @@ func buildTrafficModel(objs []*unstructured.Unstructured) (*trafficModel, []stri
 		}
 		m.policies = append(m.policies, np)
 	}
-	type workload struct {
-		kind, name, role string
-		pod              netpol.Pod
-	}
-	var workloads []workload
-	for _, pt := range podTemplates(objs) {
-		kind, name, _ := strings.Cut(pt.owner, "/")
-		l := stringLabels(pt.labels)
-		w := workload{kind: kind, name: name, role: roleOf(kind, name, l), pod: netpol.Pod{
-			Namespace: appNamespace, NamespaceLabels: nsLabels, Labels: l, Ports: containerPorts(pt.spec)}}
+}
+
+// podWorkload is a workload of the overlay as the truth table sees it: its pods and their role.
+type podWorkload struct {
+	kind, name, role string
+	pod              netpol.Pod
+}
+
+// addParties adds every workload's pods as a source, then the outsiders; it returns the workloads.
+func (m *trafficModel) addParties(objs []*unstructured.Unstructured) []podWorkload {
+	nsLabels := map[string]string{"kubernetes.io/metadata.name": appNamespace}
+	var workloads []podWorkload
+	for _, pt := range objects.PodTemplates(objs) {
+		kind, name, _ := strings.Cut(pt.Owner, "/")
+		l := stringLabels(pt.Labels)
+		w := podWorkload{kind: kind, name: name, role: roleOf(kind, name, l), pod: netpol.Pod{
+			Namespace: appNamespace, NamespaceLabels: nsLabels, Labels: l, Ports: containerPorts(pt.Spec)}}
 		workloads = append(workloads, w)
 		m.parties = append(m.parties, party{name: name, role: w.role, pod: w.pod})
 	}
 	m.parties = append(m.parties, outsiders()...)
+	return workloads
+}
 
-	// Endpoints: every Service port, resolved to the container port of the pods it selects.
-	services := map[string]string{} // "service/port name or number" -> endpoint name, for Routes and monitors
+// addServiceEndpoints adds every Service port as an endpoint, resolved to the container port of the
+// pods it selects, with the sources allowedRoles lets in. It returns "service/port name or number" ->
+// endpoint name, for Routes and monitors.
+func (m *trafficModel) addServiceEndpoints(objs []*unstructured.Unstructured, workloads []podWorkload, p *objects.Problems) map[string]string {
+	services := map[string]string{}
 	for _, o := range objs {
 		if o.GetKind() != "Service" {
 			continue
 		}
-		sel := labels.SelectorFromSet(stringLabels(mapAt(o.Object, "spec", "selector")))
-		var backing []workload
+		sel := labels.SelectorFromSet(stringLabels(objects.MapAt(o.Object, "spec", "selector")))
+		var backing []podWorkload
 		for _, w := range workloads {
 			if w.kind != "Job" && w.kind != "CronJob" && sel.Matches(labels.Set(w.pod.Labels)) {
 				backing = append(backing, w)
 			}
 		}
 		if len(backing) != 1 {
-			p.addf("%s selects %d workloads, want 1", ref(o), len(backing))
+			p.Addf("%s selects %d workloads, want 1", objects.Ref(o), len(backing))
 			continue
 		}
-		w := backing[0]
-		for _, sp := range maps(listAt(o.Object, "spec", "ports")) {
+		for _, sp := range objects.Maps(objects.ListAt(o.Object, "spec", "ports")) {
 			port, _ := sp["port"].(int64)
-			target := int32(port)
-			switch tp := sp["targetPort"].(type) {
-			case int64:
-				target = int32(tp)
-			case string:
-				target = 0
-				for _, cp := range w.pod.Ports {
-					if cp.Name == tp {
-						target = cp.ContainerPort
-					}
-				}
-				if target == 0 {
-					p.addf("%s: targetPort %q is no container port of %s/%s", ref(o), tp, w.kind, w.name)
-					continue
-				}
+			target, ok := targetPort(o, backing[0], sp, p)
+			if !ok {
+				continue
 			}
-			e := endpoint{name: fmt.Sprintf("%s:%d", o.GetName(), target), role: w.role, pod: w.pod, port: target}
+			e := endpoint{name: fmt.Sprintf("%s:%d", o.GetName(), target), role: backing[0].role, pod: backing[0].pod, port: target}
 			m.endpoints = append(m.endpoints, e)
-			services[o.GetName()+"/"+stringAt(sp, "name")] = e.name
+			services[o.GetName()+"/"+objects.StringAt(sp, "name")] = e.name
 			services[fmt.Sprintf("%s/%d", o.GetName(), port)] = e.name
 			for _, src := range m.parties {
 				if slices.Contains(allowedRoles[e.role], src.role) {
@@ -191,40 +205,62 @@ func buildTrafficModel(objs []*unstructured.Unstructured) (*trafficModel, []stri
 			}
 		}
 	}
-	// Behind the backend guard, the backend's own port: in the table, allowed to nobody.
-	m.endpoints = append(m.endpoints, guardedBackendEndpoints(objs)...)
-	// The router reaches what a Route names, and only that.
+	return services
+}
+
+// targetPort resolves a Service port to the container port of the workload behind it.
+func targetPort(svc *unstructured.Unstructured, w podWorkload, sp map[string]any, p *objects.Problems) (int32, bool) {
+	port, _ := sp["port"].(int64)
+	switch tp := sp["targetPort"].(type) {
+	case int64:
+		return int32(tp), true
+	case string:
+		for _, cp := range w.pod.Ports {
+			if cp.Name == tp {
+				return cp.ContainerPort, true
+			}
+		}
+		p.Addf("%s: targetPort %q is no container port of %s/%s", objects.Ref(svc), tp, w.kind, w.name)
+		return 0, false
+	}
+	return int32(port), true
+}
+
+// expectRouter: the router reaches what a Route names, and only that.
+func (m *trafficModel) expectRouter(objs []*unstructured.Unstructured, services map[string]string, p *objects.Problems) {
 	for _, o := range objs {
 		if o.GetKind() != "Route" {
 			continue
 		}
-		svc := stringAt(o.Object, "spec", "to", "name")
-		port := fmt.Sprint(mapAt(o.Object, "spec", "port")["targetPort"])
+		svc := objects.StringAt(o.Object, "spec", "to", "name")
+		port := fmt.Sprint(objects.MapAt(o.Object, "spec", "port")["targetPort"])
 		e, ok := services[svc+"/"+port]
 		if !ok {
-			p.addf("%s: no Service port %s/%s", ref(o), svc, port)
+			p.Addf("%s: no Service port %s/%s", objects.Ref(o), svc, port)
 			continue
 		}
 		m.expected["router/"+e] = true
 	}
-	// The monitoring stack reaches what a ServiceMonitor scrapes.
+}
+
+// expectMonitoring: the monitoring stack reaches what a ServiceMonitor scrapes.
+func (m *trafficModel) expectMonitoring(objs []*unstructured.Unstructured, services map[string]string) {
 	for _, o := range objs {
 		if o.GetKind() != "ServiceMonitor" {
 			continue
 		}
-		sel := labels.SelectorFromSet(stringLabels(mapAt(o.Object, "spec", "selector", "matchLabels")))
+		sel := labels.SelectorFromSet(stringLabels(objects.MapAt(o.Object, "spec", "selector", "matchLabels")))
 		for _, svc := range objs {
 			if svc.GetKind() != "Service" || !sel.Matches(labels.Set(svc.GetLabels())) {
 				continue
 			}
-			for _, ep := range maps(listAt(o.Object, "spec", "endpoints")) {
-				if e, ok := services[svc.GetName()+"/"+stringAt(ep, "port")]; ok {
+			for _, ep := range objects.Maps(objects.ListAt(o.Object, "spec", "endpoints")) {
+				if e, ok := services[svc.GetName()+"/"+objects.StringAt(ep, "port")]; ok {
 					m.expected["monitoring/"+e] = true
 				}
 			}
 		}
 	}
-	return m, p
 }
 
 // truthTable evaluates every source against every endpoint. It returns the table as text (one row per
@@ -232,7 +268,7 @@ func buildTrafficModel(objs []*unstructured.Unstructured) (*trafficModel, []stri
 // one problem per differing cell.
 func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 	m, ps := buildTrafficModel(objs)
-	p := problems(ps)
+	p := objects.Problems(ps)
 	if len(m.policies) == 0 {
 		return "", append(p, "no NetworkPolicy rendered: every pod of the cluster reaches PostgreSQL and LiteLLM")
 	}
@@ -241,7 +277,7 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 		return len(np.Spec.PodSelector.MatchLabels) == 0 && len(np.Spec.PodSelector.MatchExpressions) == 0 &&
 			len(np.Spec.Ingress) == 0 && slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)
 	}) {
-		p.addf("no default-deny policy (empty podSelector, policyTypes [Ingress], no rules): a pod without a policy of its own accepts every connection")
+		p.Addf("no default-deny policy (empty podSelector, policyTypes [Ingress], no rules): a pod without a policy of its own accepts every connection")
 	}
 	var b strings.Builder
 	w := len("from \\ to")
@@ -258,7 +294,7 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 		for _, e := range m.endpoints {
 			v, err := netpol.Ingress(m.policies, src.pod, e.pod, netpol.Port{Number: e.port})
 			if err != nil {
-				p.addf("%s -> %s: %v", src.name, e.name, err)
+				p.Addf("%s -> %s: %v", src.name, e.name, err)
 				continue
 			}
 			want := m.expected[src.name+"/"+e.name]
@@ -269,9 +305,9 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 			if v.Allowed != want {
 				cell += "!"
 				if v.Allowed {
-					p.addf("%s -> %s is allowed (by %s) but LiteMaaS does not need it", src.name, e.name, strings.Join(v.By, ", "))
+					p.Addf("%s -> %s is allowed (by %s) but LiteMaaS does not need it", src.name, e.name, strings.Join(v.By, ", "))
 				} else {
-					p.addf("%s -> %s is refused but LiteMaaS needs it", src.name, e.name)
+					p.Addf("%s -> %s is refused but LiteMaaS needs it", src.name, e.name)
 				}
 			}
 			fmt.Fprintf(&b, " %-*s", max(len(e.name), 6), cell)
@@ -281,9 +317,9 @@ func truthTable(objs []*unstructured.Unstructured) (string, []string) {
 	return b.String(), p
 }
 
-// checkNetworkPolicies is the truth table as a policy check: one problem per cell that differs from
+// CheckNetworkPolicies is the truth table as a policy check: one problem per cell that differs from
 // what LiteMaaS needs, and per object the table cannot be computed from.
-func checkNetworkPolicies(objs []*unstructured.Unstructured) []string {
+func CheckNetworkPolicies(objs []*unstructured.Unstructured) []string {
 	_, p := truthTable(objs)
 	return p
 }
