@@ -93,7 +93,7 @@ func metricNames(expr parser.Expr) []string {
 // and those of its default monitoring queries (config/manager/default-monitoring.yaml: cnpg_<query>_<column>).
 func cnpgMetrics(t *testing.T) []string {
 	t.Helper()
-	dir := upstreamModuleDir(t, "github.com/cloudnative-pg/cloudnative-pg")
+	dir := manifeststest.UpstreamModuleDir(t, "github.com/cloudnative-pg/cloudnative-pg")
 	src, err := os.ReadFile(filepath.Join(dir, "pkg/management/postgres/webserver/metricserver/pg_collector.go"))
 	require.NoError(t, err)
 	var out []string

@@ -14,6 +14,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/traffic"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/upstream"
 )
 
 // Placeholder is the apps domain the bases carry until an overlay's replacements overwrite it.
@@ -86,3 +87,22 @@ func GuardConfig(objs []*unstructured.Unstructured) (string, error) { return tra
 func OpenAdvisories(objs []*unstructured.Unstructured) ([]AdvisoryNote, error) {
 	return traffic.OpenAdvisories(objs)
 }
+
+// UpstreamSource is one entry of upstream-crds.yaml (package upstream).
+type UpstreamSource = upstream.Source
+
+// UpstreamKinds returns group/version/Kind of every kind upstream-crds.yaml provides, without
+// downloading.
+func UpstreamKinds() ([]string, error) { return upstream.Kinds() }
+
+// UpstreamSources returns the entries of upstream-crds.yaml.
+func UpstreamSources() ([]UpstreamSource, error) { return upstream.Sources() }
+
+// UpstreamCRDs returns the CRDs upstream-crds.yaml lists, from the operators' Go modules.
+func UpstreamCRDs() ([]*unstructured.Unstructured, error) { return upstream.CRDs() }
+
+// UpstreamModuleDir returns the module cache directory of a module of upstream-crds.yaml.
+func UpstreamModuleDir(module string) (string, error) { return upstream.ListedModuleDir(module) }
+
+// ModuleDir downloads module@version with the go command and returns its directory in the module cache.
+func ModuleDir(module, version string) (string, error) { return upstream.ModuleDir(module, version) }

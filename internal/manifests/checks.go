@@ -4,7 +4,7 @@ package manifests
 // overlay's objects live in their own packages (workload, wiring, syncjob, traffic, parity, ha); each
 // takes rendered objects and returns the problems it found, one readable line each, so that a failing
 // test says what is wrong and where. policy.go runs them on every target (the tests and `litemaas-ops
-// check`); checks_negative_test.go shows that each one rejects a broken object.
+// check`); each package's tests show that each of its rules rejects a broken object.
 
 import (
 	"fmt"

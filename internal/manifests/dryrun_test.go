@@ -4,21 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
@@ -35,110 +27,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// podSecurityLabels make the dry-run namespaces ask Pod Security Admission for the restricted level.
-// PSA enforces only on Pods; on a workload's pod template (Deployment, StatefulSet, Job, CronJob) it
-// only warns, so warn is set too and dryRunner.create turns each warning into a failure.
-var podSecurityLabels = map[string]string{
-	"pod-security.kubernetes.io/enforce":         "restricted",
-	"pod-security.kubernetes.io/enforce-version": "latest",
-	"pod-security.kubernetes.io/warn":            "restricted",
-	"pod-security.kubernetes.io/warn-version":    "latest",
-}
-
-// dryRunner creates objects on the real API server with dryRun=All and strict field validation, so
-// an unknown or misspelled field, a wrong type or a failed schema rule fails as it would on a cluster;
-// the namespaces carry podSecurityLabels, so the apiserver's Pod Security Admission judges every pod
-// and pod template against the restricted level.
-type dryRunner struct {
-	dyn      dynamic.Interface
-	mapper   *restmapper.DeferredDiscoveryRESTMapper
-	warnings *warningRecorder
-	mu       sync.Mutex // one create at a time, so the warnings recorded belong to it
-}
-
-// warningRecorder keeps the Warning headers of the API server's answers (client-go hands them to the
-// rest.Config's WarningHandler, by default only logged).
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
-func newDryRunner(t *testing.T) *dryRunner {
-	t.Helper()
-	root, err := objects.RepoRoot()
-	require.NoError(t, err)
-	// The CRDs (Route, OAuthClient, Group, Application) and the namespaces are created for real
-	// first: a dry run cannot create a kind or a namespace that later objects of the same run need.
-	crds, err := objects.Render(filepath.Join(root, "gitops", "test", "crds"))
-	require.NoError(t, err)
-	// The operators' own CRDs (CloudNativePG, OLM, Prometheus operator, ApplicationSet) from their Go modules.
-	crds = append(crds, upstreamCRDs(t)...)
-	var nss []*unstructured.Unstructured
-	for _, name := range []string{"litemaas", "openshift-gitops", "openshift-operators"} {
-		ns := &unstructured.Unstructured{}
-		ns.SetAPIVersion("v1")
-		ns.SetKind("Namespace")
-		ns.SetName(name)
-		ns.SetLabels(podSecurityLabels)
-		nss = append(nss, ns)
-	}
-	kube.Apply(t, append(crds, nss...)...)
-	rec := &warningRecorder{}
-	cfg := rest.CopyConfig(kube.Config)
-	cfg.WarningHandler = rec
-	dyn, err := dynamic.NewForConfig(cfg)
-	require.NoError(t, err)
-	return &dryRunner{dyn: dyn, warnings: rec, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Clientset().Discovery()))}
-}
-
-// create dry-runs obj; its error names the object. A Pod Security warning (a pod template that would
-// violate the namespace's level) is an error too, as PSA's rejection of a Pod is.
-func (d *dryRunner) create(ctx context.Context, obj *unstructured.Unstructured) error {
-	gvk := obj.GroupVersionKind()
-	m, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return err
-	}
-	var ri dynamic.ResourceInterface = d.dyn.Resource(m.Resource)
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		ri = d.dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.warnings.take()
-	id := fmt.Sprintf("%s %s/%s", gvk.Kind, obj.GetNamespace(), obj.GetName())
-	_, err = ri.Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
-	if err != nil {
-		return fmt.Errorf("%s: %w", id, err)
-	}
-	var psa []string
-	for _, w := range d.warnings.take() {
-		if strings.Contains(w, "PodSecurity") {
-			psa = append(psa, w)
-		}
-	}
-	if len(psa) > 0 {
-		return fmt.Errorf("%s: %s", id, strings.Join(psa, "; "))
-	}
-	return nil
-}
-
 func TestServerSideDryRun(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	for _, tg := range treeTargets {
 		if tg.kind == crdTarget {
 			continue
@@ -147,7 +37,7 @@ func TestServerSideDryRun(t *testing.T) {
 			objs := manifeststest.Rendered(t, tg.dir)
 			require.NotEmpty(t, objs)
 			for _, o := range objs {
-				err := d.create(context.Background(), o)
+				err := d.Create(context.Background(), o)
 				if apierrors.IsAlreadyExists(err) && o.GetKind() == "Namespace" {
 					continue // created for real above
 				}
@@ -160,7 +50,7 @@ func TestServerSideDryRun(t *testing.T) {
 // The dry run must be able to fail: a misspelled field, a bad enum and missing required fields (a pod
 // template without containers among them).
 func TestServerSideDryRunRejects(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
 	tests := []struct {
 		kind, name string
@@ -187,7 +77,7 @@ func TestServerSideDryRunRejects(t *testing.T) {
 			require.NotNil(t, o)
 			o = o.DeepCopy()
 			tt.breakIt(o)
-			err := d.create(context.Background(), o)
+			err := d.Create(context.Background(), o)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -225,7 +115,7 @@ func templateContainer(t *testing.T, o *unstructured.Unstructured, name string) 
 // each case breaks one of its rules in a rendered workload, and the dry run fails naming the object
 // and the rule. The rendered object passes first, so the failure is the break's.
 func TestServerSideDryRunPodSecurity(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
 	tests := []struct {
 		name, kind, obj string
@@ -296,9 +186,9 @@ func TestServerSideDryRunPodSecurity(t *testing.T) {
 			o := objects.Find(objs, tt.kind, tt.obj)
 			require.NotNil(t, o, "%s/%s not rendered", tt.kind, tt.obj)
 			o = o.DeepCopy()
-			require.NoError(t, d.create(context.Background(), o), "valid as rendered")
+			require.NoError(t, d.Create(context.Background(), o), "valid as rendered")
 			tt.breakIt(t, o)
-			err := d.create(context.Background(), o)
+			err := d.Create(context.Background(), o)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), fmt.Sprintf("%s %s/%s: ", tt.kind, o.GetNamespace(), tt.obj), "names the object")
 			assert.Contains(t, err.Error(), tt.want)
@@ -308,7 +198,7 @@ func TestServerSideDryRunPodSecurity(t *testing.T) {
 
 // On a bare Pod PSA enforces: the API server refuses it, rather than warning.
 func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	backend := objects.Find(manifeststest.Rendered(t, sampleOverlay(t).dir), "Deployment", "backend")
 	require.NotNil(t, backend)
 	pod := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod"}}
@@ -321,10 +211,10 @@ func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 	sa.SetName(objects.ServiceAccountOrDefault(objects.StringAt(templateSpec(t, backend), "serviceAccountName")))
 	kube.Apply(t, sa)
 	manifeststest.Set(t, pod.Object, templateSpec(t, backend.DeepCopy()), "spec")
-	require.NoError(t, d.create(context.Background(), pod), "the backend's pod template is restricted")
+	require.NoError(t, d.Create(context.Background(), pod), "the backend's pod template is restricted")
 
 	manifeststest.Set(t, templateContainer(t, pod, "backend"), []any{"SYS_ADMIN"}, "securityContext", "capabilities", "add")
-	err := d.create(context.Background(), pod)
+	err := d.Create(context.Background(), pod)
 	require.Error(t, err)
 	assert.True(t, apierrors.IsForbidden(err), err.Error())
 	assert.Contains(t, err.Error(), "Pod litemaas/backend-pod: ")
@@ -334,12 +224,12 @@ func TestServerSideDryRunPodSecurityEnforcedOnPods(t *testing.T) {
 // What restricted-v2 refuses beyond PSA restricted stays a Go rule (CheckRestrictedV2): PSA accepts a
 // fixed non-root UID and a Localhost seccomp profile, OpenShift does not.
 func TestRestrictedV2BeyondPodSecurity(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	objs := manifeststest.Rendered(t, sampleOverlay(t).dir)
 	backend := manifeststest.MustFind(t, objs, "Deployment", "backend").DeepCopy()
 	manifeststest.Set(t, templateSpec(t, backend), int64(1000), "securityContext", "runAsUser")
 	manifeststest.Set(t, templateContainer(t, backend, "backend"), map[string]any{"type": "Localhost", "localhostProfile": "profiles/audit.json"}, "securityContext", "seccompProfile")
-	require.NoError(t, d.create(context.Background(), backend), "PSA restricted accepts it")
+	require.NoError(t, d.Create(context.Background(), backend), "PSA restricted accepts it")
 	got := strings.Join(workload.CheckRestrictedV2([]*unstructured.Unstructured{backend}), "\n")
 	assert.Contains(t, got, "Deployment/backend: pod securityContext.runAsUser is set")
 	assert.Contains(t, got, "Deployment/backend container backend: seccompProfile is Localhost")

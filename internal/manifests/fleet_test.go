@@ -238,14 +238,14 @@ func TestFleet(t *testing.T) {
 
 // The generated Applications are valid Applications for the API server (strict dry run).
 func TestFleetApplicationsDryRun(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	appSet := objects.Find(manifeststest.Rendered(t, "gitops/argocd/fleet"), "ApplicationSet", fleetName)
 	require.NotNil(t, appSet)
 	apps, err := generateFleet(appSet, manifeststest.RepoRoot(t))
 	require.NoError(t, err)
 	require.NotEmpty(t, apps)
 	for _, app := range apps {
-		assert.NoError(t, d.create(context.Background(), app), objects.Ref(app))
+		assert.NoError(t, d.Create(context.Background(), app), objects.Ref(app))
 	}
 }
 

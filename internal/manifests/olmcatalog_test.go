@@ -3,6 +3,7 @@ package manifests
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func TestOLMCatalogFixture(t *testing.T) {
 		assert.ElementsMatch(t, b.Owned, served, "%s: owned kinds vs. its CRD files", b.Name)
 		in := false
 		for _, ch := range pkg.Channels {
-			in = in || contains(ch.Entries, b.Name)
+			in = in || slices.Contains(ch.Entries, b.Name)
 		}
 		assert.True(t, in, "bundle %s is in a channel", b.Name)
 	}

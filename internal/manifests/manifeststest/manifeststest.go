@@ -178,3 +178,48 @@ func DeleteObject(objs []*unstructured.Unstructured, kind, name string) []*unstr
 	}
 	return out
 }
+
+// BrokenCase is one way to break a good rendering, and the problem a rule must then report.
+type BrokenCase struct {
+	Name  string
+	Check func(t *testing.T, objs []*unstructured.Unstructured) []string
+	Break func(t *testing.T, objs []*unstructured.Unstructured) []*unstructured.Unstructured
+	Want  string // a substring of one reported problem
+}
+
+// Plain adapts a rule over an overlay's objects to BrokenCase.Check.
+func Plain(check func([]*unstructured.Unstructured) []string) func(*testing.T, []*unstructured.Unstructured) []string {
+	return func(_ *testing.T, objs []*unstructured.Unstructured) []string { return check(objs) }
+}
+
+// brokenCases are the types a package's table may use for its cases: its own copy of BrokenCase, so
+// that the table lists the fields in order (go vet wants another package's struct keyed).
+type brokenCases interface {
+	~struct {
+		Name  string
+		Check func(t *testing.T, objs []*unstructured.Unstructured) []string
+		Break func(t *testing.T, objs []*unstructured.Unstructured) []*unstructured.Unstructured
+		Want  string
+	}
+}
+
+// RunBrokenCases shows that each rule can fail: the unbroken rendering of overlay passes the case's
+// rule, and the rendering broken as the case says makes it report the case's problem.
+func RunBrokenCases[C brokenCases](t *testing.T, overlay string, cases []C) {
+	t.Helper()
+	for _, c := range cases {
+		tc := BrokenCase(c)
+		t.Run(tc.Name, func(t *testing.T) {
+			if got := tc.Check(t, Rendered(t, overlay)); len(got) != 0 {
+				t.Fatalf("the unbroken rendering already fails this check: %v", got)
+			}
+			got := tc.Check(t, tc.Break(t, Rendered(t, overlay)))
+			for _, p := range got {
+				if strings.Contains(p, tc.Want) {
+					return
+				}
+			}
+			t.Errorf("check did not report %q; it reported %v", tc.Want, got)
+		})
+	}
+}

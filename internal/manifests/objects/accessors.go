@@ -16,8 +16,10 @@ type Problems []string
 
 func (p *Problems) Addf(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
 
+// Ref names an object as Kind/name, as the problems do.
 func Ref(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetName() }
 
+// MapAt returns the map at path, or nil.
 func MapAt(obj map[string]any, path ...string) map[string]any {
 	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	if !ok {
@@ -27,6 +29,7 @@ func MapAt(obj map[string]any, path ...string) map[string]any {
 	return m
 }
 
+// ListAt returns the list at path, or nil.
 func ListAt(obj map[string]any, path ...string) []any {
 	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	if !ok {
@@ -36,6 +39,7 @@ func ListAt(obj map[string]any, path ...string) []any {
 	return l
 }
 
+// StringAt returns the string at path, or "".
 func StringAt(obj map[string]any, path ...string) string {
 	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	if !ok {
@@ -45,6 +49,7 @@ func StringAt(obj map[string]any, path ...string) string {
 	return s
 }
 
+// Has reports whether obj has a field at path.
 func Has(obj map[string]any, path ...string) bool {
 	_, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	return ok
@@ -57,12 +62,14 @@ func IsTrue(obj map[string]any, path ...string) bool {
 	return ok && isBool && b
 }
 
+// IsFalse reports whether the field is explicitly the boolean false.
 func IsFalse(obj map[string]any, path ...string) bool {
 	v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...)
 	b, isBool := v.(bool)
 	return ok && isBool && !b
 }
 
+// Maps returns the maps of a list, skipping any other element.
 func Maps(l []any) []map[string]any {
 	out := make([]map[string]any, 0, len(l))
 	for _, v := range l {
@@ -112,6 +119,7 @@ type Container struct {
 	Spec map[string]any
 }
 
+// ContainersOf returns the init, regular and ephemeral containers of a pod spec.
 func ContainersOf(spec map[string]any) []Container {
 	var out []Container
 	for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
@@ -122,6 +130,7 @@ func ContainersOf(spec map[string]any) []Container {
 	return out
 }
 
+// ContainerNamed returns the regular container of a pod spec by name, or nil.
 func ContainerNamed(spec map[string]any, name string) map[string]any {
 	for _, c := range Maps(ListAt(spec, "containers")) {
 		if StringAt(c, "name") == name {
@@ -169,8 +178,10 @@ func WalkStrings(v any, path string, fn func(path, s string)) {
 	}
 }
 
+// WorkloadKinds are the kinds that run pods and carry a component label.
 var WorkloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
+// Strs returns the strings of a list, skipping any other element.
 func Strs(l []any) []string {
 	out := make([]string, 0, len(l))
 	for _, v := range l {
@@ -179,6 +190,7 @@ func Strs(l []any) []string {
 	return out
 }
 
+// SameSet reports whether a and b hold the same strings, in any order.
 func SameSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	sort.Strings(a)
@@ -186,6 +198,7 @@ func SameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
+// SortedKeys returns the keys of m in order.
 func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -195,6 +208,7 @@ func SortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// SelectorOf parses a label selector; an absent or empty one is an error, as it would select every pod.
 func SelectorOf(m map[string]any) (labels.Selector, error) {
 	if m == nil {
 		return nil, fmt.Errorf("no label selector")
@@ -213,6 +227,7 @@ func SelectorOf(m map[string]any) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(&ls)
 }
 
+// ServiceAccountOrDefault is the ServiceAccount a pod runs as: sa, or "default" when unset.
 func ServiceAccountOrDefault(sa string) string {
 	if sa == "" {
 		return "default"

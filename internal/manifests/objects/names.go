@@ -1,5 +1,7 @@
 package objects
 
+// The recommended labels every object carries, the Argo CD hook annotations, and the names of the
+// job's objects the rules look for.
 const (
 	LabelName      = "app.kubernetes.io/name"
 	LabelPartOf    = "app.kubernetes.io/part-of"

@@ -30,7 +30,7 @@ const (
 	parityFile    = "gitops/parity.yaml"
 	parityReadme  = "gitops/README.md"
 	parityHeading = "## Parity with upstream LiteMaaS"
-	upstreamList  = "internal/manifests/testdata/upstream-settings.txt"
+	upstreamList  = "internal/manifests/parity/testdata/upstream-settings.txt"
 )
 
 // parityWorkloads are the Deployments the table covers; each main container has the Deployment's name.

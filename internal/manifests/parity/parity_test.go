@@ -319,7 +319,7 @@ func TestParityReadme(t *testing.T) {
 		require.NoError(t, os.WriteFile(path, []byte(string(data[:start])+want+string(data[end:])), 0o644))
 		return
 	}
-	assert.Equal(t, want, table, "%s's parity table is not %s's rows: run go test ./internal/manifests -run TestParityReadme -update-parity", parityReadme, parityFile)
+	assert.Equal(t, want, table, "%s's parity table is not %s's rows: run go test ./internal/manifests/parity -run TestParityReadme -update-parity", parityReadme, parityFile)
 
 	// The comparison can fail: a changed cell, a missing row.
 	assert.NotEqual(t, strings.Replace(want, "| `production` |", "| `development` |", 1), table)

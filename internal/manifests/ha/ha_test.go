@@ -1,4 +1,4 @@
-package manifests
+package ha
 
 // The production profile (gitops/components/ha): the checks every overlay gets, adapted where the
 // profile differs on purpose (the role Secrets, the job's wait), plus its own: replicas, budgets that
@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/ha"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/readiness"
@@ -61,26 +60,26 @@ func TestHAChecksReject(t *testing.T) {
 		breakIt func([]*unstructured.Unstructured)
 		want    string
 	}{
-		{"two instances", set("Cluster", ha.HACluster, int64(2), "spec", "instances"), "want at least 3"},
-		{"no anti-affinity", set("Cluster", ha.HACluster, false, "spec", "affinity", "enablePodAntiAffinity"), "enablePodAntiAffinity"},
-		{"anti-affinity type typo", set("Cluster", ha.HACluster, "requierd", "spec", "affinity", "podAntiAffinityType"), "podAntiAffinityType"},
-		{"operator PDB off", set("Cluster", ha.HACluster, false, "spec", "enablePDB"), "enablePDB"},
-		{"superuser access", set("Cluster", ha.HACluster, true, "spec", "enableSuperuserAccess"), "enableSuperuserAccess"},
+		{"two instances", set("Cluster", HACluster, int64(2), "spec", "instances"), "want at least 3"},
+		{"no anti-affinity", set("Cluster", HACluster, false, "spec", "affinity", "enablePodAntiAffinity"), "enablePodAntiAffinity"},
+		{"anti-affinity type typo", set("Cluster", HACluster, "requierd", "spec", "affinity", "podAntiAffinityType"), "podAntiAffinityType"},
+		{"operator PDB off", set("Cluster", HACluster, false, "spec", "enablePDB"), "enablePDB"},
+		{"superuser access", set("Cluster", HACluster, true, "spec", "enableSuperuserAccess"), "enableSuperuserAccess"},
 		{"role with superuser", func(objs []*unstructured.Unstructured) {
-			roles := objects.ListAt(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
+			roles := objects.ListAt(objects.Find(objs, "Cluster", HACluster).Object, "spec", "managed", "roles")
 			roles[0].(map[string]any)["superuser"] = true
 		}, "has superuser"},
 		{"role Secret renamed", func(objs []*unstructured.Unstructured) {
-			roles := objects.ListAt(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
+			roles := objects.ListAt(objects.Find(objs, "Cluster", HACluster).Object, "spec", "managed", "roles")
 			roles[1].(map[string]any)["passwordSecret"] = map[string]any{"name": "hand-made"}
 		}, "managed roles"},
 		{"database owner", set("Database", "litemaas-db-litellm", "litemaas_backend", "spec", "owner"), "want litemaas_db owned by"},
 		{"reclaim delete", set("Database", "litemaas-db-litellm", "delete", "spec", "databaseReclaimPolicy"), "databaseReclaimPolicy"},
 		{"no backups", func(objs []*unstructured.Unstructured) {
-			unstructured.RemoveNestedField(objects.Find(objs, "Cluster", ha.HACluster).Object, "spec", "backup")
+			unstructured.RemoveNestedField(objects.Find(objs, "Cluster", HACluster).Object, "spec", "backup")
 		}, "no WAL archiving"},
-		{"placeholder bucket", set("Cluster", ha.HACluster, "s3://CHANGE-ME-BUCKET/x", "spec", "backup", "barmanObjectStore", "destinationPath"), "destinationPath"},
-		{"credentials elsewhere", set("Cluster", ha.HACluster, "other", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId", "name"), "s3Credentials.accessKeyId"},
+		{"placeholder bucket", set("Cluster", HACluster, "s3://CHANGE-ME-BUCKET/x", "spec", "backup", "barmanObjectStore", "destinationPath"), "destinationPath"},
+		{"credentials elsewhere", set("Cluster", HACluster, "other", "spec", "backup", "barmanObjectStore", "s3Credentials", "accessKeyId", "name"), "s3Credentials.accessKeyId"},
 		{"five-field schedule", set("ScheduledBackup", "litemaas-db-daily", "0 2 * * *", "spec", "schedule"), "6 fields"},
 		{"no scheduled backup", set("ScheduledBackup", "litemaas-db-daily", "other", "spec", "cluster", "name"), "no ScheduledBackup"},
 		{"one litellm", set("Deployment", "litellm", int64(1), "spec", "replicas"), "Deployment/litellm: replicas 1"},
@@ -121,23 +120,23 @@ func TestHAChecksReject(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
-			require.Empty(t, ha.CheckHAProfile(objs), "the rendered profile passes before it is broken")
+			require.Empty(t, CheckHAProfile(objs), "the rendered profile passes before it is broken")
 			tt.breakIt(objs)
-			got := strings.Join(ha.CheckHAProfile(objs), "\n")
+			got := strings.Join(CheckHAProfile(objs), "\n")
 			assert.Contains(t, got, tt.want)
 		})
 	}
 	// The rendered cluster part admits the role Secrets; one without them is rejected.
 	cluster := manifeststest.Rendered(t, "gitops/overlays/example-ha/cluster")
-	require.Empty(t, ha.CheckHAClusterPart(cluster))
-	assert.NotEmpty(t, ha.CheckHAClusterPart(manifeststest.Rendered(t, "gitops/overlays/example/cluster")))
+	require.Empty(t, CheckHAClusterPart(cluster))
+	assert.NotEmpty(t, CheckHAClusterPart(manifeststest.Rendered(t, "gitops/overlays/example/cluster")))
 }
 
 // The PostSync job's wait for the Cluster, against the real API server with CloudNativePG's CRD: the
 // profile's Role (resourceNames) lets the job's ServiceAccount watch that Cluster, and the waiter ends
 // when the operator's status says ready.
 func TestHAJobWaitsForCNPGCluster(t *testing.T) {
-	newDryRunner(t) // installs the CRDs for real
+	manifeststest.NewDryRunner(t, kube) // installs the CRDs for real
 	ctx := context.Background()
 	ns := kube.CreateNamespace(t, "ha-wait")
 	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
@@ -153,7 +152,7 @@ func TestHAJobWaitsForCNPGCluster(t *testing.T) {
 		rbac = append(rbac, o)
 	}
 	kube.Apply(t, rbac...)
-	cluster := objects.Find(objs, "Cluster", ha.HACluster)
+	cluster := objects.Find(objs, "Cluster", HACluster)
 	require.NotNil(t, cluster)
 	cluster.SetNamespace(ns)
 	admin := kube.Dynamic().Resource(readiness.CNPGClusters).Namespace(ns)
@@ -162,11 +161,11 @@ func TestHAJobWaitsForCNPGCluster(t *testing.T) {
 
 	jobDyn, err := dynamic.NewForConfig(kube.TokenConfig(t, ns, objects.SyncJobName))
 	require.NoError(t, err)
-	w := &readiness.CNPGWaiter{Client: jobDyn, Namespace: ns, Names: []string{ha.HACluster}}
+	w := &readiness.CNPGWaiter{Client: jobDyn, Namespace: ns, Names: []string{HACluster}}
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	require.ErrorIs(t, w.Wait(short), context.DeadlineExceeded)
-	assert.Equal(t, []string{readiness.CNPGClusterKind + "/" + ha.HACluster + ": 0/3 instances ready"}, w.Pending())
+	assert.Equal(t, []string{readiness.CNPGClusterKind + "/" + HACluster + ": 0/3 instances ready"}, w.Pending())
 
 	// Another Cluster is not the job's business.
 	_, err = jobDyn.Resource(readiness.CNPGClusters).Namespace(ns).Get(ctx, "other", metav1.GetOptions{})
@@ -191,22 +190,22 @@ func TestHAJobWaitsForCNPGCluster(t *testing.T) {
 // The dry run with CloudNativePG's CRDs can fail: misspelled fields, wrong types and enums of the
 // profile's own objects are rejected, as the operator's API would reject them.
 func TestHADryRunRejects(t *testing.T) {
-	d := newDryRunner(t)
+	d := manifeststest.NewDryRunner(t, kube)
 	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	tests := []struct {
 		kind, name string
 		breakIt    func(*unstructured.Unstructured)
 		want       string
 	}{
-		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
+		{"Cluster", HACluster, func(o *unstructured.Unstructured) {
 			require.NoError(t, unstructured.SetNestedField(o.Object, "s3://b/p", "spec", "backup", "barmanObjectStore", "destinationPth"))
 		}, `unknown field "spec.backup.barmanObjectStore.destinationPth"`},
-		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
+		{"Cluster", HACluster, func(o *unstructured.Unstructured) {
 			require.NoError(t, unstructured.SetNestedField(o.Object, "three", "spec", "instances"))
 		}, "spec.instances"},
 		// (podAntiAffinityType is a free string in the CRD: only the operator's webhook checks it, so the
 		// policy check above does.)
-		{"Cluster", ha.HACluster, func(o *unstructured.Unstructured) {
+		{"Cluster", HACluster, func(o *unstructured.Unstructured) {
 			roles := objects.ListAt(o.Object, "spec", "managed", "roles")
 			roles[0].(map[string]any)["ensure"] = "maybe"
 		}, "spec.managed.roles[0].ensure"},
@@ -226,9 +225,9 @@ func TestHADryRunRejects(t *testing.T) {
 			o := objects.Find(objs, tt.kind, tt.name)
 			require.NotNil(t, o)
 			o = o.DeepCopy()
-			require.NoError(t, d.create(context.Background(), o), "valid as rendered")
+			require.NoError(t, d.Create(context.Background(), o), "valid as rendered")
 			tt.breakIt(o)
-			err := d.create(context.Background(), o)
+			err := d.Create(context.Background(), o)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -241,14 +240,14 @@ func TestHADryRunRejects(t *testing.T) {
 func TestHADriftCronJobWaitsForTheCluster(t *testing.T) {
 	single := manifeststest.Rendered(t, "gitops/overlays/example")
 	require.NotNil(t, objects.Find(single, "CronJob", "litemaas-sync-drift"))
-	assert.NotEmpty(t, ha.CheckWaitFor(single), "the single-instance CronJob waits for the StatefulSet")
+	assert.NotEmpty(t, CheckWaitFor(single), "the single-instance CronJob waits for the StatefulSet")
 
 	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	c := objects.Find(objs, "CronJob", "litemaas-sync-drift")
 	require.NotNil(t, c)
 	env := objects.EnvOf(objects.ContainerNamed(objects.MapAt(c.Object, "spec", "jobTemplate", "spec", "template", "spec"), objects.SyncJobName))
-	assert.Equal(t, ha.HASyncJob.WaitFor, objects.StringAt(env["WAIT_FOR"], "value"))
-	assert.Equal(t, ha.HASyncJob.DatabaseURL[0], objects.StringAt(env["DATABASE_URL"], "valueFrom", "secretKeyRef", "name"), "the CronJob connects as the job's role")
-	assert.Empty(t, ha.CheckWaitFor(objs))
-	assert.Empty(t, ha.CheckDatabaseURLs(objs))
+	assert.Equal(t, HASyncJob.WaitFor, objects.StringAt(env["WAIT_FOR"], "value"))
+	assert.Equal(t, HASyncJob.DatabaseURL[0], objects.StringAt(env["DATABASE_URL"], "valueFrom", "secretKeyRef", "name"), "the CronJob connects as the job's role")
+	assert.Empty(t, CheckWaitFor(objs))
+	assert.Empty(t, CheckDatabaseURLs(objs))
 }

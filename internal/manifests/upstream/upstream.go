@@ -1,4 +1,6 @@
-package manifests
+// Package upstream reads upstream-crds.yaml: the operators' CRDs the tree's objects need on a plain
+// kube-apiserver (dry runs, the local stack), taken from the projects' own Go modules, never copied.
+package upstream
 
 import (
 	_ "embed"
@@ -21,8 +23,8 @@ import (
 //go:embed upstream-crds.yaml
 var upstreamCRDList []byte
 
-// UpstreamSource is one entry of upstream-crds.yaml.
-type UpstreamSource struct {
+// Source is one entry of upstream-crds.yaml.
+type Source struct {
 	Module  string   `json:"module"`
 	Version string   `json:"version"`
 	Dir     string   `json:"dir"`
@@ -31,10 +33,10 @@ type UpstreamSource struct {
 	Kinds []string `json:"kinds"`
 }
 
-// UpstreamKinds returns group/version/Kind of every kind upstream-crds.yaml provides, without
+// Kinds returns group/version/Kind of every kind upstream-crds.yaml provides, without
 // downloading: what the dry run can validate beyond gitops/test/crds.
-func UpstreamKinds() ([]string, error) {
-	sources, err := UpstreamSources()
+func Kinds() ([]string, error) {
+	sources, err := Sources()
 	if err != nil {
 		return nil, err
 	}
@@ -82,18 +84,18 @@ func ModuleDir(module, version string) (string, error) {
 	return info.Dir, nil
 }
 
-// UpstreamSources returns the entries of upstream-crds.yaml.
-func UpstreamSources() ([]UpstreamSource, error) {
-	var sources []UpstreamSource
+// Sources returns the entries of upstream-crds.yaml.
+func Sources() ([]Source, error) {
+	var sources []Source
 	if err := yaml.Unmarshal(upstreamCRDList, &sources); err != nil {
 		return nil, fmt.Errorf("upstream-crds.yaml: %w", err)
 	}
 	return sources, nil
 }
 
-// UpstreamCRDs returns the CRDs of upstream-crds.yaml, read from their modules (downloaded once per
+// CRDs returns the CRDs of upstream-crds.yaml, read from their modules (downloaded once per
 // process), as deep copies.
-func UpstreamCRDs() ([]*unstructured.Unstructured, error) {
+func CRDs() ([]*unstructured.Unstructured, error) {
 	upstreamOnce.Do(func() { upstreamObjs, upstreamDirs, upstreamErr = loadUpstream() })
 	if upstreamErr != nil {
 		return nil, upstreamErr
@@ -105,9 +107,9 @@ func UpstreamCRDs() ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// UpstreamModuleDir returns the module cache directory of a module of upstream-crds.yaml.
-func UpstreamModuleDir(module string) (string, error) {
-	if _, err := UpstreamCRDs(); err != nil {
+// ListedModuleDir returns the module cache directory of a module of upstream-crds.yaml.
+func ListedModuleDir(module string) (string, error) {
+	if _, err := CRDs(); err != nil {
 		return "", err
 	}
 	dir, ok := upstreamDirs[module]
@@ -118,7 +120,7 @@ func UpstreamModuleDir(module string) (string, error) {
 }
 
 func loadUpstream() ([]*unstructured.Unstructured, map[string]string, error) {
-	sources, err := UpstreamSources()
+	sources, err := Sources()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,8 +1,10 @@
-package manifests
+package upstream_test
 
 import (
 	"slices"
 	"testing"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/upstream"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -10,30 +12,10 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
-// upstreamCRDs returns the CRDs of upstream-crds.yaml (the operators' own, from their Go modules).
-func upstreamCRDs(t *testing.T) []*unstructured.Unstructured {
-	t.Helper()
-	objs, err := UpstreamCRDs()
-	if err != nil {
-		t.Fatalf("upstream CRDs: %v", err)
-	}
-	return objs
-}
-
-// upstreamModuleDir returns the module cache directory of a module of upstream-crds.yaml.
-func upstreamModuleDir(t *testing.T, module string) string {
-	t.Helper()
-	dir, err := UpstreamModuleDir(module)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // allTestCRDs is every CRD the dry run installs: the tree's minimal ones and the upstream ones.
 func allTestCRDs(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	return append(manifeststest.Rendered(t, "gitops/test/crds"), upstreamCRDs(t)...)
+	return append(manifeststest.Rendered(t, "gitops/test/crds"), manifeststest.UpstreamCRDs(t)...)
 }
 
 // Every upstream file is a CRD and names what it serves: a wrong path or version fails here.
@@ -43,7 +25,7 @@ func TestUpstreamCRDs(t *testing.T) {
 		"backups.postgresql.cnpg.io": true, "subscriptions.operators.coreos.com": true, "prometheusrules.monitoring.coreos.com": true,
 		"podmonitors.monitoring.coreos.com": true, "applicationsets.argoproj.io": true,
 	}
-	for _, o := range upstreamCRDs(t) {
+	for _, o := range manifeststest.UpstreamCRDs(t) {
 		if o.GetKind() != "CustomResourceDefinition" {
 			t.Errorf("%s: not a CRD", objects.Ref(o))
 		}
@@ -57,14 +39,14 @@ func TestUpstreamCRDs(t *testing.T) {
 	}
 	// The kinds upstream-crds.yaml declares are exactly what the files serve.
 	var served []string
-	for _, o := range upstreamCRDs(t) {
+	for _, o := range manifeststest.UpstreamCRDs(t) {
 		for _, v := range objects.Maps(objects.ListAt(o.Object, "spec", "versions")) {
 			if objects.IsTrue(v, "served") {
 				served = append(served, objects.StringAt(o.Object, "spec", "group")+"/"+objects.StringAt(v, "name")+"/"+objects.StringAt(o.Object, "spec", "names", "kind"))
 			}
 		}
 	}
-	declared, err := UpstreamKinds()
+	declared, err := upstream.Kinds()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package manifests
+package ha
 
 import (
 	"strings"
@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/ha"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
@@ -17,7 +16,7 @@ import (
 // Cluster CRD (the version upstream-crds.yaml pins), every defaulted field of managed.roles[].
 func TestCNPGRoleDefaultsFromCRD(t *testing.T) {
 	var crd *unstructured.Unstructured
-	for _, o := range upstreamCRDs(t) {
+	for _, o := range manifeststest.UpstreamCRDs(t) {
 		if o.GetName() == "clusters.postgresql.cnpg.io" {
 			crd = o
 		}
@@ -36,7 +35,7 @@ func TestCNPGRoleDefaultsFromCRD(t *testing.T) {
 			got[name] = d
 		}
 	}
-	assert.Equal(t, ha.CNPGRoleDefaults, got)
+	assert.Equal(t, CNPGRoleDefaults, got)
 }
 
 // The policy rules of the OpenShift-facing fixes, each on the overlay that has the object, and each
@@ -49,30 +48,30 @@ func TestOpenShiftChecksReject(t *testing.T) {
 		breakIt func(t *testing.T, o []*unstructured.Unstructured)
 		want    string
 	}{
-		{"pull secret on a ServiceAccount", "gitops/overlays/example-with-options", ha.CheckServiceAccountPullSecrets,
+		{"pull secret on a ServiceAccount", "gitops/overlays/example-with-options", CheckServiceAccountPullSecrets,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				manifeststest.Set(t, manifeststest.MustFind(t, o, "ServiceAccount", "litemaas-sync").Object, []any{map[string]any{"name": "litemaas-job-image-pull"}}, "imagePullSecrets")
 			}, "ServiceAccount/litemaas-sync: imagePullSecrets on a ServiceAccount"},
-		{"role without inherit", "gitops/overlays/example-ha", ha.CheckCNPGRoleDefaults,
+		{"role without inherit", "gitops/overlays/example-ha", CheckCNPGRoleDefaults,
 			func(t *testing.T, o []*unstructured.Unstructured) {
-				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
+				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", HACluster).Object, "spec", "managed", "roles")
 				delete(roles[2].(map[string]any), "inherit")
 			}, "managed.roles[2] (litellm) omits inherit: the CRD defaults it to true"},
-		{"role without connectionLimit", "gitops/overlays/example-ha", ha.CheckCNPGRoleDefaults,
+		{"role without connectionLimit", "gitops/overlays/example-ha", CheckCNPGRoleDefaults,
 			func(t *testing.T, o []*unstructured.Unstructured) {
-				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
+				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", HACluster).Object, "spec", "managed", "roles")
 				delete(roles[0].(map[string]any), "connectionLimit")
 			}, "omits connectionLimit: the CRD defaults it to -1"},
-		{"sslmode=disable in a URL", "gitops/overlays/example-ha", ha.CheckNoSSLDisable,
+		{"sslmode=disable in a URL", "gitops/overlays/example-ha", CheckNoSSLDisable,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				manifeststest.SetEnv(t, o, "Deployment", "backend", "backend", "DATABASE_URL", "postgresql://u@litemaas-db-rw:5432/litemaas_db?sslmode=disable")
 			}, "sslmode=disable in the production profile"},
-		{"the backend reading all data", "gitops/overlays/example-ha", ha.CheckHAProfile,
+		{"the backend reading all data", "gitops/overlays/example-ha", CheckHAProfile,
 			func(t *testing.T, o []*unstructured.Unstructured) {
-				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", ha.HACluster).Object, "spec", "managed", "roles")
+				roles := objects.ListAt(manifeststest.MustFind(t, o, "Cluster", HACluster).Object, "spec", "managed", "roles")
 				roles[0].(map[string]any)["inRoles"] = []any{"pg_read_all_data"}
 			}, "role litemaas_backend is in pg_read_all_data"},
-		{"PGSSLMODE=prefer", "gitops/overlays/example-ha", ha.CheckNoSSLDisable,
+		{"PGSSLMODE=prefer", "gitops/overlays/example-ha", CheckNoSSLDisable,
 			func(t *testing.T, o []*unstructured.Unstructured) {
 				manifeststest.SetEnv(t, o, "Deployment", "litellm", "litellm", "PGSSLMODE", "prefer")
 			}, `PGSSLMODE="prefer"`},
@@ -85,13 +84,4 @@ func TestOpenShiftChecksReject(t *testing.T) {
 			assert.Contains(t, strings.Join(tt.check(objs), "\n"), tt.want)
 		})
 	}
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
