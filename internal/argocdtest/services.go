@@ -22,7 +22,10 @@ import (
 //     throwaway PostgreSQL, as the image's entrypoint does on an empty volume;
 //   - a `backend` container creates the backend's tables in the database of its DATABASE_URL (the
 //     LiteMaaS schema fixture), as the backend does at start-up;
-//   - a `litellm` container starts the LiteLLM double with its LITELLM_MASTER_KEY.
+//   - a `litellm` container starts the LiteLLM double with its LITELLM_MASTER_KEY; when its
+//     DATABASE_URL names a CloudNativePG Cluster's Service it first connects to that database as Prisma
+//     reads the URL (see prismaToPgx), as LiteLLM's start-up migration does, and crash-loops until it
+//     can.
 //
 // Rewrite points the in-cluster addresses of these services (http://litellm:4000,
 // @postgres:5432/<db>, also in their .<namespace>.svc forms) at the local servers. Each namespace
@@ -32,6 +35,8 @@ type Services struct {
 
 	mu       sync.Mutex
 	litellm  map[string]*liteLLM
+	// litellmTLS: namespace -> the TLS mode of LiteLLM's last database connection, in libpq's words.
+	litellmTLS map[string]string
 	dbs      map[string]bool
 	clusters func(ns, cluster string) string // CloudNativePG Cluster -> its instances' address
 }
@@ -43,7 +48,7 @@ type liteLLM struct {
 
 // NewServices returns the stand-ins, backed by pg.
 func NewServices(pg *pgtest.Server) *Services {
-	return &Services{PG: pg, litellm: map[string]*liteLLM{}, dbs: map[string]bool{}}
+	return &Services{PG: pg, litellm: map[string]*liteLLM{}, litellmTLS: map[string]string{}, dbs: map[string]bool{}}
 }
 
 // Start is a KubeletOptions.Start.
@@ -55,6 +60,9 @@ func (s *Services) Start(ctx context.Context, pod *corev1.Pod, c *corev1.Contain
 	case c.Name == "backend":
 		return s.startBackend(ctx, pod.Namespace, env, mounts)
 	case c.Name == "litellm":
+		if err := s.connectLiteLLM(ctx, pod.Namespace, env, mounts); err != nil {
+			return err
+		}
 		return s.startLiteLLM(pod.Namespace, env)
 	}
 	return nil
@@ -285,6 +293,77 @@ func (s *Services) startBackend(ctx context.Context, ns string, env, mounts map[
 	return nil
 }
 
+// connectLiteLLM connects to LiteLLM's database at a CloudNativePG Service (the production profile) the
+// way Prisma would with its DATABASE_URL, and records the TLS mode it ended up with.
+func (s *Services) connectLiteLLM(ctx context.Context, ns string, env, mounts map[string]string) error {
+	raw := env["DATABASE_URL"]
+	if !strings.Contains(raw, "-rw:5432/") && !strings.Contains(raw, "-rw."+ns) {
+		return nil
+	}
+	for path, local := range mounts {
+		raw = strings.ReplaceAll(raw, "="+path+"/", "="+local+"/")
+	}
+	pgURL, mode, err := prismaToPgx(raw)
+	if err != nil {
+		return fmt.Errorf("litellm: DATABASE_URL: %w", err)
+	}
+	conn, err := pgx.Connect(ctx, s.Rewrite(ns, pgURL))
+	if err != nil {
+		return fmt.Errorf("litellm: connecting to its database (Prisma's TLS mode %s): %w", mode, err)
+	}
+	_ = conn.Close(context.WithoutCancel(ctx))
+	s.mu.Lock()
+	s.litellmTLS[ns] = mode
+	s.mu.Unlock()
+	return nil
+}
+
+// LiteLLMDatabaseTLS is the TLS mode, in libpq's words (verify-full, require, prefer, disable), of the
+// last database connection of namespace ns's LiteLLM at a CloudNativePG Service; "" when none was made.
+func (s *Services) LiteLLMDatabaseTLS(ns string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.litellmTLS[ns]
+}
+
+// prismaToPgx translates a Prisma PostgreSQL URL into the pgx URL that connects the same way, and names
+// the TLS mode. It follows Prisma's connector (prisma-engines, quaint's PostgreSQL URL parameters, as
+// Prisma's documentation lists them): sslmode is disable, prefer (the default, also for any value it
+// does not know, such as libpq's verify-full) or require; sslcert is the root certificate the server's
+// is checked against; sslaccept is accept_invalid_certs (the default: any certificate, any host name)
+// or strict (the certificate against sslcert or the system's roots, and the host name). Other
+// parameters (schema, connection_limit, ...) are Prisma's own and dropped.
+func prismaToPgx(raw string) (pgURL, mode string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", err
+	}
+	q := u.Query()
+	mode = "prefer"
+	switch q.Get("sslmode") {
+	case "disable", "require":
+		mode = q.Get("sslmode")
+	}
+	strict := false
+	switch a := q.Get("sslaccept"); a {
+	case "", "accept_invalid_certs":
+	case "strict":
+		strict = true
+	default:
+		return "", "", fmt.Errorf("sslaccept=%s: Prisma knows strict and accept_invalid_certs", a)
+	}
+	out := url.Values{}
+	if mode == "require" && strict {
+		mode = "verify-full"
+		if ca := q.Get("sslcert"); ca != "" {
+			out.Set("sslrootcert", ca)
+		}
+	}
+	out.Set("sslmode", mode)
+	u.RawQuery = out.Encode()
+	return u.String(), mode, nil
+}
+
 func (s *Services) startLiteLLM(ns string, env map[string]string) error {
 	key := env["LITELLM_MASTER_KEY"]
 	s.mu.Lock()
@@ -331,6 +410,7 @@ func (s *Services) Forget(ns string) {
 		_ = l.server.Stop()
 		delete(s.litellm, ns)
 	}
+	delete(s.litellmTLS, ns)
 	for name := range s.dbs {
 		_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 		delete(s.dbs, name)

@@ -247,6 +247,9 @@ type Secrets struct {
 	// DatabaseRoles: also generate the login Secrets of the CloudNativePG managed roles
 	// (gitops/components/ha), with URLs pointing at POSTGRES_HOST.
 	DatabaseRoles bool `env:"DATABASE_ROLES, default=false" help:"true: also generate the CloudNativePG roles' basic-auth Secrets (production profile)"`
+	// PostgresCAFile: the CA (CloudNativePG's <cluster>-ca ca.crt) as the consumers of the role URLs
+	// mount it; the URLs then verify the server's certificate and name (production profile).
+	PostgresCAFile string `env:"POSTGRES_CA_FILE" help:"the PostgreSQL CA file as the pods mount it: the role URLs verify the server with it (production profile; empty: no TLS parameters)"`
 }
 
 // LoadSecrets reads the environment of `litemaas-sync secrets`.
@@ -261,6 +264,9 @@ func LoadSecrets(ctx context.Context, l envconfig.Lookuper) (*Secrets, error) {
 	}
 	if c.TokenWaitTimeout <= 0 && !failed["TOKEN_WAIT_TIMEOUT"] {
 		errs = append(errs, errors.New("TOKEN_WAIT_TIMEOUT must be positive, e.g. 1m"))
+	}
+	if c.PostgresCAFile != "" && !c.DatabaseRoles && !failed["DATABASE_ROLES"] {
+		errs = append(errs, errors.New("POSTGRES_CA_FILE applies to the role Secrets only: set DATABASE_ROLES=true (production profile) or remove it"))
 	}
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}

@@ -34,6 +34,7 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/litellm/litellmtest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/openshifttest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/pgtest"
 )
 
@@ -83,6 +84,9 @@ type Stack struct {
 	Root    string
 	// SecretsSummary is the secrets job's one-line outcome, when it ran.
 	SecretsSummary string
+	// PostgresTLS serves the CloudNativePG Cluster of the production profile: the local PostgreSQL
+	// behind TLS with the Cluster's own CA, as the operator serves it (nil in the single-instance one).
+	PostgresTLS *openshifttest.TLSServer
 
 	dir     string
 	ownKube bool
@@ -139,6 +143,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, fmt.Errorf("starting PostgreSQL: %w", err)
 		}
 		s.ownPG = true
+	}
+	if c := s.cnpgCluster(); c != nil {
+		pgURL, err := url.Parse(s.PG.URL("postgres"))
+		if err != nil {
+			return nil, err
+		}
+		if s.PostgresTLS, err = openshifttest.StartTLSServer(s.Namespace, c.GetName(), pgURL.Host); err != nil {
+			return nil, fmt.Errorf("serving PostgreSQL with TLS: %w", err)
+		}
 	}
 	lo := o.LiteLLM
 	if lo.MasterKey == "" {
@@ -277,6 +290,9 @@ func (s *Stack) Close() {
 	}
 	if s.ownKube && s.Kube != nil {
 		s.Kube.Stop()
+	}
+	if s.PostgresTLS != nil {
+		s.PostgresTLS.Close()
 	}
 	if s.PG != nil && s.dbName != "" {
 		_ = s.adminExec(context.Background(), fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", pgx.Identifier{s.dbName}.Sanitize()))
@@ -500,8 +516,8 @@ func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) 
 		"http://litellm:4000": s.LiteLLM.URL(),
 		"@postgres:5432/":     "@" + pgURL.Host + "/",
 	}
-	if c := s.cnpgCluster(); c != nil {
-		services["@"+c.GetName()+"-rw:5432/"] = "@" + pgURL.Host + "/"
+	if c := s.cnpgCluster(); c != nil && s.PostgresTLS != nil {
+		services["@"+c.GetName()+"-rw:5432/"] = "@" + s.PostgresTLS.Addr() + "/"
 	}
 	if s.dbName != "" {
 		services["/litemaas_db?"] = "/" + s.dbName + "?"
@@ -538,6 +554,8 @@ func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) 
 			if strings.HasPrefix(v, from+"/") {
 				v = to + strings.TrimPrefix(v, from)
 			}
+			// A file a URL's query names (libpq's sslrootcert=/path).
+			v = strings.ReplaceAll(v, "="+from+"/", "="+to+"/")
 		}
 		env = append(env, e.Name+"="+v)
 	}
@@ -548,11 +566,22 @@ func (s *Stack) jobEnv(ctx context.Context, job *batchv1.Job) ([]string, error) 
 	return append(env, "KUBECONFIG="+kubeconfig), nil
 }
 
-// mountVolumes writes the Job's ConfigMap volumes to files and maps each mount path to its folder.
+// mountVolumes writes the Job's ConfigMap volumes, and the CloudNativePG CA's, to files and maps each
+// mount path to its folder.
 func (s *Stack) mountVolumes(job *batchv1.Job, c *corev1.Container) (map[string]string, error) {
 	mounts := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		for _, v := range job.Spec.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				dir, err := s.mountClusterCA(v)
+				if err != nil {
+					return nil, err
+				}
+				if dir != "" {
+					mounts[m.MountPath] = dir
+				}
+				continue
+			}
 			if v.Name != m.Name || v.ConfigMap == nil {
 				continue
 			}
@@ -642,4 +671,33 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// mountClusterCA writes the items of a volume of Secret <cluster>-ca, the one Secret volume the stack
+// plays (as the operator makes it), and returns its folder; "" before the Cluster's server runs.
+func (s *Stack) mountClusterCA(v corev1.Volume) (string, error) {
+	c := s.cnpgCluster()
+	if c == nil || s.PostgresTLS == nil {
+		return "", nil
+	}
+	if v.Secret.SecretName != c.GetName()+"-ca" {
+		return "", fmt.Errorf("volume %s: Secret %s is not played by the local stack", v.Name, v.Secret.SecretName)
+	}
+	data := map[string][]byte{"ca.crt": s.PostgresTLS.CACert, "ca.key": s.PostgresTLS.CAKey}
+	dir := filepath.Join(s.dir, "volumes", v.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	items := v.Secret.Items
+	if len(items) == 0 {
+		for k := range data {
+			items = append(items, corev1.KeyToPath{Key: k, Path: k})
+		}
+	}
+	for _, it := range items {
+		if err := os.WriteFile(filepath.Join(dir, it.Path), data[it.Key], 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }

@@ -64,6 +64,7 @@ func (o *SecretsOptions) Run(ctx context.Context, out io.Writer) (err error) {
 			PostgresUser:    cfg.PostgresUser,
 			BackendDatabase: cfg.BackendDatabase,
 			LiteLLMDatabase: cfg.LiteLLMDatabase,
+			PostgresCAFile:  cfg.PostgresCAFile,
 		},
 		Mode:             secrets.Mode(cfg.OAuthMode),
 		OAuthClientName:  cfg.OAuthClientName,

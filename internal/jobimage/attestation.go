@@ -2,46 +2,38 @@ package jobimage
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
 	_ "embed"
-	"encoding/asn1"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 )
 
-// This file checks the Sigstore bundles the image workflow pushes next to the image (actions/attest:
-// OCI referrers of the index, one layer holding the bundle). It is a scoped check, written against the
-// Sigstore bundle format (github.com/sigstore/protobuf-specs, bundle v0.1 to v0.3) rather than with
-// sigstore-go: the DSSE signature over the in-toto statement, the certificate's chain to the given roots
-// at the certificate's own start time, the workflow identity in the certificate (URI SAN and OIDC issuer),
-// and the statement's subject digest. It does not check the transparency log entry or a signed timestamp,
-// so it trusts the certificate's validity window as the signing time; `gh attestation verify` does the
-// full check.
+// This file verifies the Sigstore bundles the image workflow pushes next to the image (actions/attest:
+// OCI referrers of the index, one layer holding the bundle) with sigstore-go, as `gh attestation verify`
+// does but for SCTs: the transparency log entry (Rekor: its signed entry timestamp or inclusion proof, by a log key of
+// the trusted root) and an observer timestamp (the log's integrated time or an RFC 3161 signed
+// timestamp), the certificate's chain to the trusted root's Fulcio CAs at that time, the DSSE signature
+// over the in-toto statement, the workflow identity in the certificate (URI SAN and OIDC issuer) and the
+// statement's subject digest. The certificate's embedded SCTs (its certificate transparency log entries)
+// are not required: the Rekor entry already makes the signing public, and the identity check is what
+// ties it to the fork.
 
 // BundleArtifactTypePrefix starts the artifact type of a Sigstore bundle pushed as an OCI referrer.
 const BundleArtifactTypePrefix = "application/vnd.dev.sigstore.bundle"
 
 // GitHubActionsIssuer is the OIDC issuer of GitHub Actions' tokens, as Fulcio records it.
 const GitHubActionsIssuer = "https://token.actions.githubusercontent.com"
-
-// Fulcio's certificate extensions for the OIDC issuer: the original (raw string) and the v2 one (DER
-// UTF8String); see github.com/sigstore/fulcio docs/oid-info.md.
-var (
-	oidIssuerV1 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}
-	oidIssuerV2 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}
-)
 
 // Identity is the signer an attestation must come from.
 type Identity struct {
@@ -53,6 +45,24 @@ type Identity struct {
 	Issuer string
 }
 
+func (w Identity) issuer() string {
+	if w.Issuer == "" {
+		return GitHubActionsIssuer
+	}
+	return w.Issuer
+}
+
+// certificateIdentity is w as sigstore-go's policy: the URI SAN is the workflow at any ref, the issuer
+// exactly w's.
+func (w Identity) certificateIdentity() (verify.CertificateIdentity, error) {
+	san := "^" + regexp.QuoteMeta(strings.TrimSuffix(w.Workflow, "/")) + "@"
+	return verify.NewShortCertificateIdentity(w.issuer(), "", "", san)
+}
+
+// TrustedRoot is the Sigstore instance attestations must come from: its Fulcio CAs, Rekor logs and
+// timestamp authorities (sigstore-go's trusted material).
+type TrustedRoot = root.TrustedMaterial
+
 // Why an attestation did not verify.
 var (
 	// ErrUnsigned: the registry holds no Sigstore bundle for the image.
@@ -61,10 +71,14 @@ var (
 	ErrDigestMismatch = errors.New("digest mismatch")
 	// ErrIdentityMismatch: a bundle is attached but signed by another identity.
 	ErrIdentityMismatch = errors.New("identity mismatch")
-	// ErrBadSignature: the bundle's signature does not verify.
+	// ErrBadSignature: the bundle's signature, transparency log entry or timestamps do not verify.
 	ErrBadSignature = errors.New("signature does not verify")
-	// ErrUntrustedCertificate: the bundle's certificate does not chain to the given roots (another
-	// Sigstore instance, e.g. GitHub's own for private repositories, or a forged certificate).
+	// ErrNoTransparencyLog: the bundle has no transparency log entry (it also wraps ErrBadSignature):
+	// actions/attest logs every attestation of a public repository in Rekor.
+	ErrNoTransparencyLog = errors.New("no transparency log entry")
+	// ErrUntrustedCertificate: the bundle comes from a Sigstore instance the trusted root does not hold:
+	// its certificate does not chain to the trusted Fulcio CAs (another instance, e.g. GitHub's own for
+	// private repositories, or a forged certificate), or it is logged only in logs the root does not know.
 	ErrUntrustedCertificate = errors.New("certificate not issued by a trusted Sigstore CA")
 )
 
@@ -76,11 +90,11 @@ type Attestation struct {
 }
 
 // VerifyAttestations fetches the Sigstore bundles attached to digest (OCI referrers, with the tag
-// fallback for registries without the referrers API) and verifies each. It returns those that verify,
-// or an error wrapping ErrUnsigned when there is none, or, when bundles exist and none verifies, the
-// reason of the first (ErrDigestMismatch, ErrIdentityMismatch, ErrBadSignature, ErrUntrustedCertificate)
-// with the details.
-func VerifyAttestations(ctx context.Context, digest name.Digest, want Identity, roots *x509.CertPool, o RegistryOptions) ([]Attestation, error) {
+// fallback for registries without the referrers API) and verifies each against trusted for want. It
+// returns those that verify, or an error wrapping ErrUnsigned when there is none, or, when bundles exist
+// and none verifies, the reason of the first (ErrDigestMismatch, ErrIdentityMismatch, ErrBadSignature,
+// ErrNoTransparencyLog, ErrUntrustedCertificate), naming the image and the attestation.
+func VerifyAttestations(ctx context.Context, digest name.Digest, want Identity, trusted TrustedRoot, o RegistryOptions) ([]Attestation, error) {
 	idx, err := remote.Referrers(digest, o.remote(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing what is attached to %s: %w", digest, err)
@@ -103,9 +117,9 @@ func VerifyAttestations(ctx context.Context, digest name.Digest, want Identity, 
 		if err != nil {
 			return nil, fmt.Errorf("reading the attestation %s of %s: %w", d.Digest, digest, err)
 		}
-		a, err := VerifyBundle(raw, subject, want, roots)
+		a, err := VerifyBundle(raw, subject, want, trusted)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("attestation %s: %w", d.Digest, err))
+			errs = append(errs, fmt.Errorf("attestation %s of %s: %w", d.Digest, digest, err))
 			continue
 		}
 		ok = append(ok, a)
@@ -140,189 +154,109 @@ func bundleOf(ref name.Digest, opts []remote.Option) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(rc, 16<<20))
 }
 
-// The parts of a Sigstore bundle (JSON of dev.sigstore.bundle.v1.Bundle) this check reads.
-type sigstoreBundle struct {
-	MediaType            string `json:"mediaType"`
-	VerificationMaterial struct {
-		Certificate *struct {
-			RawBytes []byte `json:"rawBytes"`
-		} `json:"certificate"`
-		X509CertificateChain *struct {
-			Certificates []struct {
-				RawBytes []byte `json:"rawBytes"`
-			} `json:"certificates"`
-		} `json:"x509CertificateChain"`
-	} `json:"verificationMaterial"`
-	DSSEEnvelope *struct {
-		Payload     []byte `json:"payload"`
-		PayloadType string `json:"payloadType"`
-		Signatures  []struct {
-			Sig []byte `json:"sig"`
-		} `json:"signatures"`
-	} `json:"dsseEnvelope"`
-}
-
-type inTotoStatement struct {
-	Type    string `json:"_type"`
-	Subject []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	PredicateType string `json:"predicateType"`
-}
-
-// VerifyBundle verifies one bundle for subject: signature and chain first (a bundle that does not verify
-// says nothing about identity or digest), then the identity, then the digest.
-func VerifyBundle(raw []byte, subject v1.Hash, want Identity, roots *x509.CertPool) (Attestation, error) {
-	var b sigstoreBundle
-	if err := json.Unmarshal(raw, &b); err != nil {
+// VerifyBundle verifies one bundle for subject with sigstore-go: the verdict is its verifier's, with the
+// transparency log entry and an observer timestamp required and the policy of subject's digest and
+// want's identity. When it fails, explain says which part did, for the message.
+func VerifyBundle(raw []byte, subject v1.Hash, want Identity, trusted TrustedRoot) (Attestation, error) {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(raw); err != nil {
 		return Attestation{}, fmt.Errorf("%w: not a Sigstore bundle: %v", ErrBadSignature, err)
 	}
-	if !strings.HasPrefix(b.MediaType, "application/vnd.dev.sigstore.bundle") {
-		return Attestation{}, fmt.Errorf("%w: media type %q is not a Sigstore bundle's", ErrBadSignature, b.MediaType)
-	}
-	var der [][]byte
-	switch vm := b.VerificationMaterial; {
-	case vm.Certificate != nil:
-		der = append(der, vm.Certificate.RawBytes)
-	case vm.X509CertificateChain != nil:
-		for _, c := range vm.X509CertificateChain.Certificates {
-			der = append(der, c.RawBytes)
-		}
-	}
-	if len(der) == 0 {
-		return Attestation{}, fmt.Errorf("%w: the bundle holds no certificate (a key-signed bundle is not a keyless workflow signature)", ErrBadSignature)
-	}
-	leaf, err := x509.ParseCertificate(der[0])
+	digest, err := hex.DecodeString(subject.Hex)
 	if err != nil {
-		return Attestation{}, fmt.Errorf("%w: certificate: %v", ErrBadSignature, err)
+		return Attestation{}, fmt.Errorf("digest %s: %w", subject, err)
 	}
-	inter := x509.NewCertPool()
-	for _, d := range der[1:] {
-		c, err := x509.ParseCertificate(d)
-		if err != nil {
-			return Attestation{}, fmt.Errorf("%w: intermediate certificate: %v", ErrBadSignature, err)
+	id, err := want.certificateIdentity()
+	if err != nil {
+		return Attestation{}, fmt.Errorf("workflow %q: %w", want.Workflow, err)
+	}
+	v, err := verify.NewVerifier(trusted, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	if err != nil {
+		return Attestation{}, err
+	}
+	res, err := v.Verify(&b, verify.NewPolicy(verify.WithArtifactDigest(subject.Algorithm, digest), verify.WithCertificateIdentity(id)))
+	if err != nil {
+		return Attestation{}, explain(v, &b, subject, want, id, trusted, err)
+	}
+	a := Attestation{SAN: res.Signature.Certificate.SubjectAlternativeName}
+	if res.Statement != nil {
+		a.PredicateType = res.Statement.GetPredicateType()
+	}
+	return a, nil
+}
+
+// explain turns the verifier's failure (failed) into the error of the part that failed: the certificate's
+// CA or the log being unknown, no log entry, the signature or log entry not verifying, the identity, or
+// the digest. The checks only classify; none of them can make a failed bundle pass.
+func explain(v *verify.Verifier, b *bundle.Bundle, subject v1.Hash, want Identity, id verify.CertificateIdentity, trusted TrustedRoot, failed error) error {
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, failed)
+	}
+	leaf := vc.Certificate()
+	if leaf == nil {
+		return fmt.Errorf("%w: the bundle is signed with a key, not a workflow's certificate", ErrBadSignature)
+	}
+	if _, err := verify.VerifyLeafCertificate(leaf.NotBefore, leaf, trusted); err != nil {
+		return fmt.Errorf("%w: the certificate (issued by %q) does not chain to the trusted root's Fulcio CAs", ErrUntrustedCertificate, leaf.Issuer)
+	}
+	entries, err := b.TlogEntries()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, failed)
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("%w: %w: the bundle was never logged in Sigstore's transparency log (Rekor), where actions/attest logs every attestation of a public repository", ErrBadSignature, ErrNoTransparencyLog)
+	}
+	known := false
+	for _, e := range entries {
+		if _, ok := trusted.RekorLogs()[hex.EncodeToString([]byte(e.LogKeyID()))]; ok {
+			known = true
 		}
-		inter.AddCert(c)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: leaf.NotBefore,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}); err != nil {
-		return Attestation{}, fmt.Errorf("%w: the certificate does not chain to the trusted Sigstore roots: %v", ErrUntrustedCertificate, err)
+	if !known {
+		return fmt.Errorf("%w: logged only in a transparency log the trusted root does not hold (log ID %x)", ErrUntrustedCertificate, entries[0].LogKeyID())
 	}
-	env := b.DSSEEnvelope
-	if env == nil || len(env.Signatures) == 0 {
-		return Attestation{}, fmt.Errorf("%w: the bundle holds no DSSE envelope", ErrBadSignature)
+	res, err := v.Verify(b, verify.NewPolicy(verify.WithoutArtifactUnsafe(), verify.WithoutIdentitiesUnsafe()))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	pae := fmt.Appendf(nil, "DSSEv1 %d %s %d ", len(env.PayloadType), env.PayloadType, len(env.Payload))
-	pae = append(pae, env.Payload...)
-	if err := verifySignature(leaf, pae, env.Signatures[0].Sig); err != nil {
-		return Attestation{}, fmt.Errorf("%w: DSSE signature: %v", ErrBadSignature, err)
+	found := res.Signature.Certificate
+	if err := id.Verify(*found); err != nil {
+		return fmt.Errorf("%w: signed by %q (issuer %q), want the workflow %s@<ref> (issuer %q)", ErrIdentityMismatch, found.SubjectAlternativeName, found.Issuer, want.Workflow, want.issuer())
 	}
-
-	san := ""
-	if len(leaf.URIs) == 1 {
-		san = leaf.URIs[0].String()
-	}
-	issuer := certIssuer(leaf)
-	wantIssuer := want.Issuer
-	if wantIssuer == "" {
-		wantIssuer = GitHubActionsIssuer
-	}
-	if !strings.HasPrefix(san, strings.TrimSuffix(want.Workflow, "/")+"@") || issuer != wantIssuer {
-		return Attestation{}, fmt.Errorf("%w: signed by %q (issuer %q), want %s@<ref> (issuer %q)", ErrIdentityMismatch, san, issuer, want.Workflow, wantIssuer)
-	}
-
-	if env.PayloadType != "application/vnd.in-toto+json" {
-		return Attestation{}, fmt.Errorf("%w: payload type %q is not an in-toto statement", ErrBadSignature, env.PayloadType)
-	}
-	var st inTotoStatement
-	if err := json.Unmarshal(env.Payload, &st); err != nil {
-		return Attestation{}, fmt.Errorf("%w: in-toto statement: %v", ErrBadSignature, err)
+	if res.Statement == nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, failed)
 	}
 	var got []string
-	for _, s := range st.Subject {
-		if h := s.Digest[subject.Algorithm]; h != "" {
-			if h == subject.Hex {
-				return Attestation{PredicateType: st.PredicateType, SAN: san}, nil
-			}
-			got = append(got, subject.Algorithm+":"+h)
+	for _, s := range res.Statement.GetSubject() {
+		for alg, h := range s.GetDigest() {
+			got = append(got, alg+":"+h)
 		}
 	}
-	return Attestation{}, fmt.Errorf("%w: the attestation (%s) is about %s, the image is %s", ErrDigestMismatch, st.PredicateType, strings.Join(got, ", "), subject)
+	slices.Sort(got)
+	return fmt.Errorf("%w: the attestation (%s) is about %s, the image is %s", ErrDigestMismatch, res.Statement.GetPredicateType(), strings.Join(got, ", "), subject)
 }
 
-// certIssuer is the OIDC issuer Fulcio wrote into the certificate.
-func certIssuer(c *x509.Certificate) string {
-	for _, e := range c.Extensions {
-		switch {
-		case e.Id.Equal(oidIssuerV2):
-			var s string
-			if _, err := asn1.Unmarshal(e.Value, &s); err == nil {
-				return s
-			}
-		case e.Id.Equal(oidIssuerV1):
-			return string(e.Value)
-		}
-	}
-	return ""
-}
-
-// verifySignature checks sig over msg with the certificate's key (Fulcio issues ECDSA P-256 for GitHub
-// Actions; RSA and Ed25519 for completeness).
-func verifySignature(c *x509.Certificate, msg, sig []byte) error {
-	sum := sha256.Sum256(msg)
-	switch k := c.PublicKey.(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(k, sum[:], sig) {
-			return errors.New("ECDSA signature does not match the payload")
-		}
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], sig)
-	case ed25519.PublicKey:
-		if !ed25519.Verify(k, msg, sig) {
-			return errors.New("Ed25519 signature does not match the payload")
-		}
-	default:
-		return fmt.Errorf("unsupported key type %T", k)
-	}
-	return nil
-}
-
-// publicGoodTrustedRoot is the trusted root of Sigstore's public-good instance (the one GitHub's
-// actions/attest uses for public repositories), as github.com/sigstore/sigstore-go ships it: Fulcio's root
-// and intermediate certificates are what PublicGoodFulcio reads of it.
+// publicGoodTrustedRoot is the trusted root (trusted_root.json) of Sigstore's public-good instance, the
+// one GitHub's actions/attest uses for public repositories, as github.com/sigstore/sigstore-go ships it
+// (examples/trusted-root-public-good.json).
+//
+// It is embedded rather than fetched over TUF (sigstore-go's tuf client, from tuf-repo-cdn.sigstore.dev)
+// because deploy's preflight runs where the cluster's registry is reachable, which says nothing of
+// Sigstore's TUF repository, and should give the same answer offline and write nothing under $HOME. The
+// cost is key rotation: a bundle logged in a Rekor log, or certified by a Fulcio CA, newer than this copy
+// is reported as ErrUntrustedCertificate, which the preflight shows as a warning with the `gh attestation
+// verify` command (which fetches the current root over TUF), not as a failure. Refresh the copy when
+// Sigstore adds a log or CA (`gh attestation trusted-root` prints the current one).
 //
 //go:embed sigstore-public-good-trusted-root.json
 var publicGoodTrustedRoot []byte
 
-// PublicGoodFulcio returns the certificates of the public-good Fulcio CAs, as the roots of VerifyBundle.
-func PublicGoodFulcio() (*x509.CertPool, error) {
-	var tr struct {
-		CertificateAuthorities []struct {
-			CertChain struct {
-				Certificates []struct {
-					RawBytes []byte `json:"rawBytes"`
-				} `json:"certificates"`
-			} `json:"certChain"`
-		} `json:"certificateAuthorities"`
-	}
-	if err := json.Unmarshal(publicGoodTrustedRoot, &tr); err != nil {
+// PublicGoodTrustedRoot is the trusted root of Sigstore's public-good instance, for VerifyAttestations.
+func PublicGoodTrustedRoot() (TrustedRoot, error) {
+	tr, err := root.NewTrustedRootFromJSON(publicGoodTrustedRoot)
+	if err != nil {
 		return nil, fmt.Errorf("the embedded Sigstore trusted root: %w", err)
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, ca := range tr.CertificateAuthorities {
-		for _, c := range ca.CertChain.Certificates {
-			cert, err := x509.ParseCertificate(c.RawBytes)
-			if err != nil {
-				return nil, fmt.Errorf("the embedded Sigstore trusted root: %w", err)
-			}
-			pool.AddCert(cert)
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, errors.New("the embedded Sigstore trusted root holds no Fulcio certificate")
-	}
-	return pool, nil
+	return tr, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -178,12 +179,19 @@ func (c *CNPG) Addr(ns, name string) string {
 
 // Sessions returns how many database sessions went through Cluster ns/name's Services so far.
 func (c *CNPG) Sessions(ns, name string) int64 {
+	all, _ := c.SessionsByTLS(ns, name)
+	return all
+}
+
+// SessionsByTLS returns how many database sessions went through Cluster ns/name's Services so far, and
+// how many of them did not ask for TLS.
+func (c *CNPG) SessionsByTLS(ns, name string) (all, plain int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.fronts[ns+"/"+name]; f != nil {
-		return f.conns.Load()
+		return f.conns.Load(), f.plain.Load()
 	}
-	return 0
+	return 0, 0
 }
 
 // ServiceNames are the Services of a Cluster, read-write first.
@@ -318,29 +326,11 @@ func (c *CNPG) ensureCA(ctx context.Context, ns, name string, owner metav1.Owner
 	secretName := name + "-ca"
 	data, err := c.secret(ctx, ns, secretName)
 	if apierrors.IsNotFound(err) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		caPEM, keyPEM, err := newCA(ns, name)
 		if err != nil {
 			return nil, nil, err
 		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(time.Now().UnixNano()),
-			Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{ns}},
-			NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true,
-			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		data = map[string][]byte{
-			"ca.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			"ca.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		}
+		data = map[string][]byte{"ca.crt": caPEM, "ca.key": keyPEM}
 		if err := c.createSecret(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: ns, OwnerReferences: []metav1.OwnerReference{owner},
 				Labels: map[string]string{"cnpg.io/cluster": name, "cnpg.io/reload": "true"}},
@@ -355,9 +345,42 @@ func (c *CNPG) ensureCA(ctx context.Context, ns, name string, owner metav1.Owner
 	} else if err != nil {
 		return nil, nil, err
 	}
-	pair, err := tls.X509KeyPair(data["ca.crt"], data["ca.key"])
+	cert, key, err := parseCA(data["ca.crt"], data["ca.key"])
 	if err != nil {
 		return nil, nil, fmt.Errorf("Secret %s/%s: %w", ns, secretName, err)
+	}
+	return cert, key, nil
+}
+
+// newCA makes the self-signed CA of Cluster ns/name, PEM encoded, as CloudNativePG's pkg/certs does.
+func newCA(ns, name string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{ns}},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+func parseCA(certPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
@@ -365,7 +388,7 @@ func (c *CNPG) ensureCA(ctx context.Context, ns, name string, owner metav1.Owner
 	}
 	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok {
-		return nil, nil, fmt.Errorf("Secret %s/%s: the CA key is not ECDSA", ns, secretName)
+		return nil, nil, errors.New("the CA key is not ECDSA")
 	}
 	return cert, key, nil
 }
@@ -374,35 +397,11 @@ func (c *CNPG) ensureServerCert(ctx context.Context, ns, name string, owner meta
 	secretName := name + "-server"
 	data, err := c.secret(ctx, ns, secretName)
 	if apierrors.IsNotFound(err) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		certPEM, keyPEM, err := newServerCert(ns, name, ca, caKey)
 		if err != nil {
 			return tls.Certificate{}, err
 		}
-		var dns []string
-		for _, svc := range ServiceNames(name) {
-			dns = append(dns, svc, svc+"."+ns, svc+"."+ns+".svc", svc+"."+ns+".svc.cluster.local")
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(time.Now().UnixNano()),
-			Subject:      pkix.Name{CommonName: name + "-rw"},
-			DNSNames:     dns,
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-			KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		data = map[string][]byte{
-			corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-			corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-		}
+		data = map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}
 		if err := c.createSecret(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: secretName, Namespace: ns, OwnerReferences: []metav1.OwnerReference{owner},
 				Labels: map[string]string{"cnpg.io/cluster": name, "cnpg.io/reload": "true"}},
@@ -417,6 +416,38 @@ func (c *CNPG) ensureServerCert(ctx context.Context, ns, name string, owner meta
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey])
+}
+
+// newServerCert makes the server certificate of Cluster ns/name, signed by ca: its Services' names in
+// every in-cluster form (pkg/certs), and 127.0.0.1, the address tests rewrite the Services to.
+func newServerCert(ns, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	var dns []string
+	for _, svc := range ServiceNames(name) {
+		dns = append(dns, svc, svc+"."+ns, svc+"."+ns+".svc", svc+"."+ns+".svc.cluster.local")
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name + "-rw"},
+		DNSNames:     dns,
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 func (c *CNPG) ensureServices(ctx context.Context, ns, name string, owner metav1.OwnerReference) error {

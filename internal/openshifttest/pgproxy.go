@@ -29,6 +29,7 @@ type tlsFront struct {
 	cert    tls.Certificate
 	wg      sync.WaitGroup
 	conns   atomic.Int64 // sessions relayed to the backend
+	plain   atomic.Int64 // of which without TLS
 }
 
 func startTLSFront(backend string, cert tls.Certificate) (*tlsFront, error) {
@@ -66,6 +67,7 @@ func (f *tlsFront) serve(c net.Conn) {
 	defer c.Close()
 	var client net.Conn = c
 	var first []byte
+	encrypted := false
 	for {
 		hdr := make([]byte, 8)
 		if _, err := io.ReadFull(client, hdr); err != nil {
@@ -82,6 +84,7 @@ func (f *tlsFront) serve(c net.Conn) {
 				return
 			}
 			client = tc
+			encrypted = true
 			continue
 		}
 		if n == 8 && code == gssencRequestCode {
@@ -106,6 +109,9 @@ func (f *tlsFront) serve(c net.Conn) {
 	}
 	defer b.Close()
 	f.conns.Add(1)
+	if !encrypted {
+		f.plain.Add(1)
+	}
 	if _, err := b.Write(first); err != nil {
 		return
 	}
@@ -114,3 +120,47 @@ func (f *tlsFront) serve(c net.Conn) {
 	go func() { _, _ = io.Copy(client, b); done <- struct{}{} }()
 	<-done
 }
+
+// TLSServer is a Cluster's instances as CNPG serves them, for a harness that runs no controller
+// (internal/devstack): the PostgreSQL at backend behind TLS, with a server certificate for the Cluster's
+// Services (and 127.0.0.1) signed by a CA of its own, which CloudNativePG would keep in Secret
+// <name>-ca (keys ca.crt and ca.key).
+type TLSServer struct {
+	// CACert and CAKey are the PEM data of Secret <name>-ca.
+	CACert, CAKey []byte
+	front         *tlsFront
+}
+
+// StartTLSServer starts the TLS front of Cluster ns/name in front of backend (host:port).
+func StartTLSServer(ns, name, backend string) (*TLSServer, error) {
+	caPEM, keyPEM, err := newCA(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	ca, caKey, err := parseCA(caPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, certKeyPEM, err := newServerCert(ns, name, ca, caKey)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, certKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	f, err := startTLSFront(backend, cert)
+	if err != nil {
+		return nil, err
+	}
+	return &TLSServer{CACert: caPEM, CAKey: keyPEM, front: f}, nil
+}
+
+// Addr is host:port of the server.
+func (s *TLSServer) Addr() string { return s.front.Addr() }
+
+// Close stops accepting sessions.
+func (s *TLSServer) Close() { s.front.Close() }
+
+// Sessions returns how many sessions were relayed, and how many of them without TLS.
+func (s *TLSServer) Sessions() (all, plain int64) { return s.front.conns.Load(), s.front.plain.Load() }

@@ -11,9 +11,10 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests"
 )
 
-// sigstoreRoots are the CAs the job image's attestations must chain to: Sigstore's public-good Fulcio,
-// which actions/attest uses for public repositories. Tests put a local CA here.
-var sigstoreRoots = jobimage.PublicGoodFulcio
+// sigstoreRoots is the Sigstore instance the job image's attestations must come from (Fulcio CAs, Rekor
+// logs): Sigstore's public good, which actions/attest uses for public repositories. Tests put a virtual
+// instance here.
+var sigstoreRoots = jobimage.PublicGoodTrustedRoot
 
 // imageWorkflow is the workflow of the fork that builds, pushes and attests the job image.
 const imageWorkflow = ".github/workflows/image.yaml"

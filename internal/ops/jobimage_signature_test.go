@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"crypto/x509"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/jobimage/sigstoretest"
 )
 
@@ -40,10 +40,10 @@ func TestSignerWorkflow(t *testing.T) {
 	}
 }
 
-// withSigstoreRoots makes ca the Sigstore CA the preflight trusts for the test.
-func withSigstoreRoots(t *testing.T, ca *sigstoretest.CA) {
+// withSigstoreRoots makes s the Sigstore instance the preflight trusts for the test.
+func withSigstoreRoots(t *testing.T, s *sigstoretest.Sigstore) {
 	saved := sigstoreRoots
-	sigstoreRoots = func() (*x509.CertPool, error) { return ca.Pool(), nil }
+	sigstoreRoots = func() (jobimage.TrustedRoot, error) { return s.TrustedMaterial(), nil }
 	t.Cleanup(func() { sigstoreRoots = saved })
 }
 
@@ -53,7 +53,7 @@ func TestJobImageSignature(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
-	ca := sigstoretest.NewCA(t)
+	ca := sigstoretest.New(t)
 	withSigstoreRoots(t, ca)
 	push := func(t *testing.T, repo string) (string, name.Digest, v1.Hash) {
 		idx, err := random.Index(64, 1, 2)
@@ -89,8 +89,11 @@ func TestJobImageSignature(t *testing.T) {
 		{name: "wrong identity", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
 			sigstoretest.Attach(t, d, ca.Bundle(t, "https://github.com/mallory/litemaas-gitops/.github/workflows/image.yaml@refs/heads/main", h))
 		}, status: statusFail, wantDetail: `identity mismatch: signed by "https://github.com/mallory/litemaas-gitops/.github/workflows/image.yaml@refs/heads/main"`},
+		{name: "no transparency log entry", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
+			sigstoretest.Attach(t, d, ca.Bundle(t, testSigner+"@refs/heads/main", h, sigstoretest.WithoutTlogEntry()))
+		}, status: statusFail, wantDetail: "no transparency log entry"},
 		{name: "another CA", attach: func(t *testing.T, d name.Digest, h v1.Hash) {
-			sigstoretest.Attach(t, d, sigstoretest.NewCA(t).Bundle(t, testSigner+"@refs/heads/main", h))
+			sigstoretest.Attach(t, d, sigstoretest.New(t).Bundle(t, testSigner+"@refs/heads/main", h))
 		}, status: statusWarn, wantDetail: "verify it with: gh attestation verify oci://"},
 		{name: "fork not on github.com", attach: func(*testing.T, name.Digest, v1.Hash) {}, fork: "https://gitlab.com/test-org/litemaas-gitops.git", status: statusSkip, wantDetail: "is not a github.com repository"},
 	} {

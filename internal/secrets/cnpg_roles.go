@@ -40,10 +40,17 @@ const LabelCNPGReload = "cnpg.io/reload"
 // RoleURL is a database URL a role Secret carries for its consumer.
 type RoleURL struct {
 	Key string
-	// Backend selects Settings.BackendDatabase (with ?sslmode=disable, as the backend needs it),
-	// otherwise Settings.LiteLLMDatabase.
+	// Backend selects Settings.BackendDatabase (with ?sslmode=disable, as the backend needs it, when
+	// Settings.PostgresCAFile is empty), otherwise Settings.LiteLLMDatabase.
 	Backend bool
+	// Prisma: the URL is read by Prisma (LiteLLM), whose TLS parameters differ from libpq's (read by
+	// pgx, node-postgres and psql); see roleURL.
+	Prisma bool
 }
+
+// KeyLibpqDatabaseURL holds LiteLLM's database URL in libpq's form, for its wait container (psql):
+// libpq would misread the Prisma form of DATABASE_URL (sslcert is a client certificate there).
+const KeyLibpqDatabaseURL = "LIBPQ_DATABASE_URL"
 
 // RoleSecret is one managed role: the Secret's name, the role's name and the URLs its consumer reads.
 type RoleSecret struct {
@@ -61,7 +68,7 @@ var RoleContract = []RoleSecret{
 	// RoleModelReader in the single-instance profile).
 	{Name: "litemaas-db-model-reader", Username: "litemaas_model_reader", URLs: []RoleURL{{Key: KeyLiteLLMDatabaseURL}}},
 	// Owns litellm_db (LiteLLM migrates its own schema).
-	{Name: "litemaas-db-litellm", Username: "litellm", URLs: []RoleURL{{Key: KeyDatabaseURL}}},
+	{Name: "litemaas-db-litellm", Username: "litellm", URLs: []RoleURL{{Key: KeyDatabaseURL, Prisma: true}, {Key: KeyLibpqDatabaseURL}}},
 	// The litemaas-sync job: writes models rows and relaxes users.oauth_id in litemaas_db.
 	{Name: "litemaas-db-job", Username: "litemaas_job", URLs: []RoleURL{{Key: KeyDatabaseURL, Backend: true}}},
 	// Read-only logical exports (pg_dump) of both databases.
@@ -80,6 +87,9 @@ func (r *RoleResult) Summary() string {
 		part := s.Name + " " + string(s.Action)
 		if len(s.Added) > 0 {
 			part += " (" + strings.Join(s.Added, ", ") + ")"
+		}
+		if len(s.Replaced) > 0 {
+			part += " (rebuilt " + strings.Join(s.Replaced, ", ") + ")"
 		}
 		parts = append(parts, part)
 	}
@@ -198,6 +208,12 @@ func computeRoles(existing map[string]*corev1.Secret, s Settings, rnd io.Reader)
 			switch {
 			case !ok:
 				add(u.Key, want)
+			case string(got) == want:
+			case sameButQuery(string(got), want):
+				// The same role, server and database with other connection parameters: an URL of an
+				// earlier release or of other TLS settings. The key is derived, so it is rebuilt.
+				sp.Data[u.Key] = []byte(want)
+				sp.Replaced = append(sp.Replaced, u.Key)
 			case string(got) != want:
 				bad(u.Key, "differs from the URL built from username, password and the job's POSTGRES_HOST/POSTGRES_PORT "+
 					"(postgresql://<username>:<password>@%s/%s); delete the key so that it is rebuilt",
@@ -218,7 +234,14 @@ func roleDatabase(s Settings, u RoleURL) string {
 	return s.LiteLLMDatabase
 }
 
-// roleURL builds the URL the same way as the contract's URLs: the backend's with ?sslmode=disable.
+// roleURL builds a role's URL. Without a CA it is built as the contract's URLs are: the backend's with
+// ?sslmode=disable. With Settings.PostgresCAFile the server's certificate and host name are verified,
+// in the parameters of the consumer's client library:
+//   - libpq (psql), pgx (the job) and node-postgres (the backend, through pg-connection-string):
+//     sslmode=verify-full&sslrootcert=<CA file>;
+//   - Prisma (LiteLLM), which knows neither verify-full nor sslrootcert: sslmode=require with
+//     sslcert=<CA file> (Prisma's name for the server's root certificate) and sslaccept=strict (verify
+//     the certificate and the host name; Prisma's default accepts any certificate).
 func roleURL(s Settings, user, password string, u RoleURL) string {
 	out := url.URL{
 		Scheme: "postgresql",
@@ -226,10 +249,29 @@ func roleURL(s Settings, user, password string, u RoleURL) string {
 		Host:   net.JoinHostPort(s.PostgresHost, strconv.Itoa(s.PostgresPort)),
 		Path:   "/" + roleDatabase(s, u),
 	}
-	if u.Backend {
+	switch {
+	case s.PostgresCAFile != "" && u.Prisma:
+		out.RawQuery = "sslmode=require&sslcert=" + s.PostgresCAFile + "&sslaccept=strict"
+	case s.PostgresCAFile != "":
+		out.RawQuery = "sslmode=verify-full&sslrootcert=" + s.PostgresCAFile
+	case u.Backend:
 		out.RawQuery = "sslmode=disable"
 	}
 	return out.String()
+}
+
+// sameButQuery reports whether two database URLs name the same role, password, server and database
+// and differ at most in their query (the connection parameters).
+func sameButQuery(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil || ua.User == nil || ub.User == nil {
+		return false
+	}
+	pa, _ := ua.User.Password()
+	pb, _ := ub.User.Password()
+	return ua.Scheme == ub.Scheme && ua.User.Username() == ub.User.Username() && pa == pb &&
+		ua.Host == ub.Host && ua.Path == ub.Path && ua.Fragment == "" && ub.Fragment == ""
 }
 
 func applyRole(ctx context.Context, client interface {
@@ -259,7 +301,7 @@ func applyRole(ctx context.Context, client interface {
 		return r, nil
 	}
 	missing := missingAnnotations(sp.Existing)
-	if len(sp.Added) == 0 && len(missing) == 0 {
+	if len(sp.Added) == 0 && len(sp.Replaced) == 0 && len(missing) == 0 {
 		r.Action = Unchanged
 		log.Info("secret unchanged", "secret", sp.Name)
 		return r, nil
@@ -279,9 +321,10 @@ func applyRole(ctx context.Context, client interface {
 		return r, fmt.Errorf("updating Secret %s/%s: %w", namespace, sp.Name, err)
 	}
 	r.Action = Filled
-	if len(sp.Added) == 0 {
+	if len(sp.Added) == 0 && len(sp.Replaced) == 0 {
 		r.Action = Annotated
 	}
-	log.Info("secret "+string(r.Action), "secret", sp.Name, "keysAdded", sp.Added, "annotationsAdded", missing)
+	r.Replaced = sp.Replaced
+	log.Info("secret "+string(r.Action), "secret", sp.Name, "keysAdded", sp.Added, "keysRebuilt", sp.Replaced, "annotationsAdded", missing)
 	return r, nil
 }

@@ -25,9 +25,25 @@ const (
 	haClusterDir = "../../gitops/overlays/example-ha/cluster"
 )
 
+// haCAFile is where the production profile mounts CloudNativePG's CA in the pods that read the role URLs.
+const haCAFile = "/etc/litemaas/postgres-ca/ca.crt"
+
+// wantQuery is the query of a role URL: with a CA, verify-full in the form of the consumer's library.
+func wantQuery(u secrets.RoleURL, ca string) string {
+	switch {
+	case ca != "" && u.Prisma:
+		return "sslmode=require&sslcert=" + ca + "&sslaccept=strict"
+	case ca != "":
+		return "sslmode=verify-full&sslrootcert=" + ca
+	case u.Backend:
+		return "sslmode=disable"
+	}
+	return ""
+}
+
 // checkRoleShapes: every role Secret is basic-auth with its role's name, a generated password, and
-// URLs built from exactly these at the Cluster's read-write Service.
-func checkRoleShapes(t *testing.T, ns string) {
+// URLs built from exactly these at the Cluster's read-write Service, verifying the server with ca.
+func checkRoleShapes(t *testing.T, ns, ca string) {
 	t.Helper()
 	for _, rs := range secrets.RoleContract {
 		s := getSecret(t, ns, rs.Name)
@@ -47,8 +63,8 @@ func checkRoleShapes(t *testing.T, ns string) {
 			db := "/litellm_db"
 			if u.Backend {
 				db = "/litemaas_db"
-				assert.Equal(t, "sslmode=disable", parsed.RawQuery)
 			}
+			assert.Equal(t, wantQuery(u, ca), parsed.RawQuery, "%s/%s", rs.Name, u.Key)
 			assert.Equal(t, db, parsed.Path, "%s/%s", rs.Name, u.Key)
 		}
 	}
@@ -81,10 +97,11 @@ func TestRoleSecretsUnderTheProfilesRBACAndPolicy(t *testing.T) {
 
 	env := jobEnv(t, objs, ns)
 	require.Equal(t, "true", env["DATABASE_ROLES"])
+	require.Equal(t, haCAFile, env["POSTGRES_CA_FILE"], "the profile's role URLs verify CloudNativePG's certificate")
 	env["OAUTH_CLIENT_NAME"] = secrets.DefaultOAuthClientName
 	r := runJob(t, env, dyn)
 	require.NoError(t, r.err, r.logs)
-	checkRoleShapes(t, ns)
+	checkRoleShapes(t, ns, haCAFile)
 	assert.Contains(t, r.out, "role secrets: litemaas-db-backend created")
 
 	// Second run: nothing written.
@@ -136,4 +153,70 @@ func TestRoleSecretsMalformed(t *testing.T) {
 		assert.Equal(t, v, after[name], "%s unchanged", name)
 	}
 	assertNoSecretValues(t, ns, []string{"SomeoneElsesPassword0123", "OpaqueTypedPassword0123"}, r.out, r.logs, msg)
+}
+
+// An install of an earlier release has role URLs without TLS parameters (sslmode=disable for the
+// backend's): a run with the CA rebuilds them in place, keeping the passwords, and the run after
+// writes nothing. A URL naming another host is still refused, naming the key.
+func TestRoleSecretsMoveToVerifiedTLS(t *testing.T) {
+	ns := srv.CreateNamespace(t, "roles-tls")
+	installOAuthClientCRD(t)
+	createOAuthClient(t, "roles-tls-client", "https://x.example.com/api/auth/callback")
+	old := adminRun(t, ns, "roles-tls-client", "DATABASE_ROLES", "true", "POSTGRES_HOST", "litemaas-db-rw")
+	require.NoError(t, old.err, old.logs)
+	checkRoleShapes(t, ns, "")
+	passwords := map[string]string{}
+	for _, rs := range secrets.RoleContract {
+		passwords[rs.Name] = string(getSecret(t, ns, rs.Name).Data["password"])
+	}
+
+	r := adminRun(t, ns, "roles-tls-client", "DATABASE_ROLES", "true", "POSTGRES_HOST", "litemaas-db-rw", "POSTGRES_CA_FILE", haCAFile)
+	require.NoError(t, r.err, r.logs)
+	checkRoleShapes(t, ns, haCAFile)
+	for _, rs := range secrets.RoleContract {
+		assert.Equal(t, passwords[rs.Name], string(getSecret(t, ns, rs.Name).Data["password"]), "%s keeps its password", rs.Name)
+	}
+	assert.Contains(t, r.out, "litemaas-db-backend filled (rebuilt DATABASE_URL)")
+	assert.Contains(t, r.out, "litemaas-db-litellm filled (rebuilt DATABASE_URL, LIBPQ_DATABASE_URL)")
+	assert.Contains(t, r.out, "litemaas-db-backup unchanged")
+
+	before := versions(t, ns)
+	again := adminRun(t, ns, "roles-tls-client", "DATABASE_ROLES", "true", "POSTGRES_HOST", "litemaas-db-rw", "POSTGRES_CA_FILE", haCAFile)
+	require.NoError(t, again.err, again.logs)
+	assert.Equal(t, before, versions(t, ns), "the second run writes nothing")
+
+	// Another host is not a parameter change: refused, nothing written.
+	sec := getSecret(t, ns, "litemaas-db-job")
+	sec.Data["DATABASE_URL"] = []byte(strings.Replace(string(sec.Data["DATABASE_URL"]), "litemaas-db-rw", "elsewhere", 1))
+	_, err := srv.Clientset().CoreV1().Secrets(ns).Update(context.Background(), sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	before = versions(t, ns)
+	bad := adminRun(t, ns, "roles-tls-client", "DATABASE_ROLES", "true", "POSTGRES_HOST", "litemaas-db-rw", "POSTGRES_CA_FILE", haCAFile)
+	require.Error(t, bad.err)
+	assert.Equal(t, job.ExitInvalid, job.Code(bad.err))
+	assert.Contains(t, bad.err.Error(), "litemaas-db-job/DATABASE_URL: differs from the URL built from username, password")
+	assert.Equal(t, before, versions(t, ns))
+	assertNoSecretValues(t, ns, nil, old.out, old.logs, r.out, r.logs, again.out, again.logs, bad.out, bad.logs, bad.err.Error())
+}
+
+// POSTGRES_CA_FILE must be an absolute path that fits in a URL's query, and only with DATABASE_ROLES.
+func TestRoleSecretsCAFileSettings(t *testing.T) {
+	ns := srv.CreateNamespace(t, "roles-ca-bad")
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"relative path", []string{"DATABASE_ROLES", "true", "POSTGRES_CA_FILE", "ca.crt"}, "POSTGRES_CA_FILE must be an absolute file path"},
+		{"query characters", []string{"DATABASE_ROLES", "true", "POSTGRES_CA_FILE", "/etc/ca.crt&sslmode=disable"}, "POSTGRES_CA_FILE must be an absolute file path"},
+		{"without roles", []string{"POSTGRES_CA_FILE", haCAFile}, "POSTGRES_CA_FILE applies to the role Secrets only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := adminRun(t, ns, "unused", tc.extra...)
+			require.Error(t, r.err)
+			assert.Equal(t, job.ExitInvalid, job.Code(r.err))
+			assert.Contains(t, r.err.Error(), tc.want)
+			assert.Empty(t, versions(t, ns), "nothing written")
+		})
+	}
 }

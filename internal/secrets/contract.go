@@ -90,6 +90,11 @@ type Settings struct {
 	// ExternalOAuthClientSecret: OAUTH_CLIENT_SECRET is not generated nor validated by Compute; it is
 	// set later with Plan.SetOAuthClientSecret (serviceaccount mode: it is the ServiceAccount's token).
 	ExternalOAuthClientSecret bool
+	// PostgresCAFile is the path, in the pods that read the role URLs, of the CA that signed
+	// PostgreSQL's certificate (CloudNativePG's <cluster>-ca ca.crt). When set, every role URL verifies
+	// the server's certificate and host name with it, in the form its client library reads (see
+	// roleURL). Empty: the role URLs carry no TLS parameters beyond the contract's sslmode=disable.
+	PostgresCAFile string
 }
 
 // DefaultSettings returns the settings of the base manifests.

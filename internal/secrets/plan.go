@@ -135,6 +135,9 @@ func (s Settings) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be a database name such as litemaas_db", name))
 		}
 	}
+	if s.PostgresCAFile != "" && (!strings.HasPrefix(s.PostgresCAFile, "/") || strings.ContainsAny(s.PostgresCAFile, "?&#=% ")) {
+		errs = append(errs, errors.New("POSTGRES_CA_FILE must be an absolute file path without ?, &, #, =, % or spaces, e.g. /etc/litemaas/postgres-ca/ca.crt"))
+	}
 	if s.BackendDatabase != "" && s.BackendDatabase == s.LiteLLMDatabase {
 		errs = append(errs, errors.New("BACKEND_DATABASE and LITELLM_DATABASE must differ: LiteLLM's migrations may drop the backend's tables"))
 	}

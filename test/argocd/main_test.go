@@ -3,8 +3,9 @@
 // catalog committed to git, self-heal of the cluster and of LiteLLM, a pruned model, a quiet period with
 // a drift Job, and every overlay.
 //
-// One Argo CD, one cluster and one PostgreSQL serve every scenario of the package, in order: each
-// scenario starts from the state the previous one left, as a cluster's life goes on.
+// One Argo CD, one cluster and one PostgreSQL serve the scenarios of TestArgoCD, in order: each
+// scenario starts from the state the previous one left, as a cluster's life goes on. The overlays
+// (TestOverlays) get a second set of their own and run at the same time.
 package argocd
 
 import (
@@ -50,25 +51,49 @@ type fixture struct {
 	oidc    *oidcProvider
 	cancel  context.CancelFunc
 	started time.Time
+	// rootSynced says whether the root app-of-apps is deployed and synced: the benchmark, which may run
+	// alone or after the scenarios, deploys it when it is not.
+	rootSynced bool
+}
+
+// shared is a fixture started on first use.
+type shared struct {
+	once sync.Once
+	f    *fixture
+	err  error
 }
 
 var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  error
+	// scenarioFix serves TestArgoCD's scenarios, TestAppProjectRefuses and the benchmark, one after the other.
+	scenarioFix shared
+	// overlayFix serves TestOverlays, which runs next to them.
+	overlayFix shared
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fix != nil {
-		fix.stop()
+	for _, s := range []*shared{&scenarioFix, &overlayFix} {
+		if s.f != nil {
+			s.f.stop()
+		}
 	}
 	os.Exit(code)
 }
 
-// setup returns the shared fixture, started on first use. Without ARGOCD_BIN the scenarios are
-// skipped, except in CI, where missing binaries are a failure.
+// setup returns the main fixture, started on first use. Without ARGOCD_BIN the scenarios are skipped,
+// except in CI, where missing binaries are a failure.
 func setup(t testing.TB) *fixture {
+	t.Helper()
+	return setupShared(t, &scenarioFix)
+}
+
+// setupOverlays returns TestOverlays' own fixture, started on first use.
+func setupOverlays(t testing.TB) *fixture {
+	t.Helper()
+	return setupShared(t, &overlayFix)
+}
+
+func setupShared(t testing.TB, s *shared) *fixture {
 	t.Helper()
 	bin := os.Getenv(argocdtest.EnvBin)
 	if bin == "" {
@@ -80,9 +105,9 @@ func setup(t testing.TB) *fixture {
 		}
 		t.Skip(msg)
 	}
-	fixOnce.Do(func() { fix, fixErr = start(bin) })
-	require.NoError(t, fixErr)
-	return fix
+	s.once.Do(func() { s.f, s.err = start(bin) })
+	require.NoError(t, s.err)
+	return s.f
 }
 
 func start(bin string) (_ *fixture, err error) {

@@ -43,7 +43,7 @@ func testOverlays(t *testing.T, f *fixture) {
 	if err := apps.Delete(ctx, rootApp, metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
 		require.NoError(t, err)
 	}
-	rootSynced = false
+	f.rootSynced = false
 	if _, err := apps.Get(ctx, childApp, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		deleteWithResources(t, f, childApp)
 	}
@@ -106,14 +106,14 @@ func testOverlays(t *testing.T, f *fixture) {
 	}
 }
 
-// quietPeriods: how long an overlay must stay quiet after its sync. The production profile gets the full
-// two minutes (eight periodic comparisons at appResync 15 s, plus refreshes); the fleet's folders and the
-// pull-secret overlay get a shorter period with a refresh every few seconds, enough comparisons to see
-// a difference with a controller without adding minutes to the package.
+// quietPeriods: how long an overlay must stay quiet after its sync. The production profile and the
+// fleet's cluster folders get the full two minutes (eight periodic comparisons at appResync 15 s, plus a
+// refresh every 5 s); the pull-secret overlay gets a shorter period with the same refreshes, enough
+// comparisons to see a difference with the dockercfg controller without adding minutes to the package.
 var quietPeriods = map[string]time.Duration{
 	"gitops/overlays/example-ha":           2 * time.Minute,
-	"gitops/clusters/prod-east":            30 * time.Second,
-	"gitops/clusters/in-cluster":           30 * time.Second,
+	"gitops/clusters/prod-east":            2 * time.Minute,
+	"gitops/clusters/in-cluster":           2 * time.Minute,
 	"gitops/overlays/example-with-options": 30 * time.Second,
 }
 
@@ -224,7 +224,12 @@ func checkOpenShift(t *testing.T, f *fixture, overlay string, a *argocdtest.App)
 			cl, err := f.kube.Dynamic().Resource(openshifttest.ClusterGVR).Namespace(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, openshifttest.PhaseHealthy, nested(cl, "status", "phase"))
-			assert.Positive(t, f.h.CNPG.Sessions(r.Namespace, r.Name), "sessions went through Cluster %s's Services", r.Name)
+			all, plain := f.h.CNPG.SessionsByTLS(r.Namespace, r.Name)
+			assert.Positive(t, all, "sessions went through Cluster %s's Services", r.Name)
+			assert.Zero(t, plain, "every session to Cluster %s used TLS", r.Name)
+			// The backend and the job verify with libpq's verify-full (a failed check fails their start);
+			// LiteLLM's URL is Prisma's, which must verify too.
+			assert.Equal(t, "verify-full", f.svc.LiteLLMDatabaseTLS(r.Namespace), "LiteLLM's database connection verifies the Cluster's certificate")
 			cannot, _, _ := unstructured.NestedMap(cl.Object, "status", "managedRolesStatus", "cannotReconcile")
 			assert.Empty(t, cannot, "every managed role reconciled")
 		}

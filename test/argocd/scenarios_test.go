@@ -32,6 +32,7 @@ const (
 // TestArgoCD runs the scenarios in order on one Argo CD: each starts from what the previous one left,
 // so the first failure stops the rest.
 func TestArgoCD(t *testing.T) {
+	t.Parallel()
 	f := setup(t)
 	steps := []struct {
 		name string
@@ -45,7 +46,6 @@ func TestArgoCD(t *testing.T) {
 		{"self-heal of a hand-made LiteLLM deployment", testLiteLLMSelfHeal},
 		{"a commit removing a model with PRUNE on", testPrune},
 		{"a failed drift run, then a commit", testFailedDrift},
-		{"every overlay syncs to Healthy", testOverlays},
 		{"the Application CRD of gitops/test/crds is Argo CD's", testCRDIsUpstream},
 	}
 	for _, s := range steps {
@@ -56,14 +56,10 @@ func TestArgoCD(t *testing.T) {
 	}
 }
 
-// rootSynced says whether the root app-of-apps is deployed and synced: the benchmark, which may run
-// alone or after the scenarios (whose last ones delete it), deploys it when it is not.
-var rootSynced bool
-
 // ensureSynced deploys the root app-of-apps as the first-sync scenario does, when it is not.
 func ensureSynced(tb testing.TB, f *fixture) {
 	tb.Helper()
-	if rootSynced {
+	if f.rootSynced {
 		return
 	}
 	ctx := context.Background()
@@ -75,7 +71,7 @@ func ensureSynced(tb testing.TB, f *fixture) {
 	f.kube.Apply(tb, readObject(tb, filepath.Join(f.repo.Work, "gitops/argocd/root-app.yaml")))
 	_, err = f.h.WaitApp(ctx, childApp, 3*time.Minute, func(a *argocdtest.App) bool { return a.Done(head) })
 	require.NoError(tb, err)
-	rootSynced = true
+	f.rootSynced = true
 }
 
 func testFirstSync(t *testing.T, f *fixture) {
@@ -97,7 +93,7 @@ func testFirstSync(t *testing.T, f *fixture) {
 	_, err = f.h.WaitApp(ctx, rootApp, time.Minute, func(a *argocdtest.App) bool { return a.Done(head) })
 	require.NoError(t, err)
 	took := time.Since(t0)
-	rootSynced = true
+	f.rootSynced = true
 	events := f.rec.since(t0)
 	t.Logf("first sync of %s from an empty cluster: Succeeded/Synced/Healthy after %.1fs\n%s", rootApp, took.Seconds(),
 		timeline(filterNoise(events), t0, namespace, argocdtest.DefaultNamespace))
@@ -279,4 +275,15 @@ func readObject(t testing.TB, path string) *unstructured.Unstructured {
 func nested(u *unstructured.Unstructured, fields ...string) string {
 	s, _, _ := unstructured.NestedString(u.Object, fields...)
 	return s
+}
+
+// TestOverlays runs every overlay and cluster folder (testOverlays) on an Argo CD, a cluster and a
+// PostgreSQL of its own, next to TestArgoCD: both spend most of their time waiting for Argo CD's
+// comparisons, quiet periods and CronJob ticks, so together they take the time of the longer one.
+func TestOverlays(t *testing.T) {
+	t.Parallel()
+	f := setupOverlays(t)
+	if !t.Run("every overlay syncs to Healthy", func(t *testing.T) { testOverlays(t, f) }) {
+		t.Logf("%s", f.diagnostics())
+	}
 }

@@ -91,6 +91,8 @@ func TestHAProfileJobWaitsForTheClusterAndRunsAsItsRole(t *testing.T) {
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
 	assert.Equal(t, "litemaas_job", u.User.Username(), "the job connects as its own role")
+	assert.Equal(t, "verify-full", u.Query().Get("sslmode"), "the job verifies CloudNativePG's certificate")
+	require.FileExists(t, u.Query().Get("sslrootcert"), "the Cluster's CA, mounted from Secret litemaas-db-ca")
 	assert.Contains(t, waitFor, "cluster.postgresql.cnpg.io/litemaas-db")
 
 	cmd, err := s.Command(ctx, binary)
@@ -113,6 +115,9 @@ func TestHAProfileJobWaitsForTheClusterAndRunsAsItsRole(t *testing.T) {
 	assert.Contains(t, r.stderr, "cluster.postgresql.cnpg.io", "the job logged its wait for the Cluster")
 	assert.Contains(t, r.stdout, "database created=5")
 	assert.Contains(t, r.stdout, "oauth_id made nullable", "litemaas_job may ALTER the backend's table through its membership in litemaas_backend")
+	all, plain := s.PostgresTLS.Sessions()
+	assert.Positive(t, all, "the job's sessions went through the Cluster's TLS server")
+	assert.Zero(t, plain, "no session without TLS")
 	assertConverged(t, s, runbookModels)
 	assertNoSecrets(t, s, r)
 	// Every replica serves every model after its poll, and each answers a chat through each replica.

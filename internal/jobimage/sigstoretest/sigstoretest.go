@@ -1,9 +1,14 @@
-// Package sigstoretest signs attestations the way GitHub's actions/attest does, with a local CA in
-// place of Sigstore's Fulcio, for tests of the job image's signature check. It follows
-// github.com/sigstore/fulcio (short-lived code-signing certificates whose URI SAN is the workflow and
-// whose extension 1.3.6.1.4.1.57264.1.8 is the OIDC issuer), the DSSE envelope of
-// github.com/secure-systems-lab/dsse, the Sigstore bundle v0.3 JSON of github.com/sigstore/protobuf-specs,
-// and actions/attest's push-to-registry (an OCI referrer of the image with the bundle as its one layer).
+// Package sigstoretest signs attestations the way GitHub's actions/attest does for a public repository,
+// against a virtual Sigstore, for tests of the job image's signature check.
+//
+// Rekor (the transparency log entry: the DSSE entry, its signed entry timestamp and inclusion proof) and
+// the timestamp authority are sigstore-go's VirtualSigstore (github.com/sigstore/sigstore-go
+// pkg/testing/ca). Fulcio is a stand-in here, because VirtualSigstore's puts the identity in an e-mail
+// SAN: this one issues what github.com/sigstore/fulcio issues for a GitHub Actions token, a short-lived
+// code-signing certificate whose URI SAN is the workflow @ the ref and whose extension
+// 1.3.6.1.4.1.57264.1.8 is the OIDC issuer. Bundles are Sigstore bundle v0.3 JSON
+// (github.com/sigstore/protobuf-specs), pushed as actions/attest's push-to-registry does: an OCI referrer
+// of the image with the bundle as its one layer.
 package sigstoretest
 
 import (
@@ -14,6 +19,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -28,7 +35,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // Issuer is GitHub Actions' OIDC issuer, as Fulcio records it.
@@ -37,39 +54,65 @@ const Issuer = "https://token.actions.githubusercontent.com"
 // BundleType is the media type (and referrer artifact type) of a Sigstore bundle v0.3.
 const BundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
+// PredicateType is the predicate of the statements Bundle signs (actions/attest-build-provenance's).
+const PredicateType = "https://slsa.dev/provenance/v1"
+
 var oidIssuerV2 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}
 
-// CA is a Fulcio stand-in.
-type CA struct {
-	key  *ecdsa.PrivateKey
-	Cert *x509.Certificate
+// Sigstore is a virtual Sigstore instance: a Fulcio stand-in, VirtualSigstore's Rekor and TSA.
+type Sigstore struct {
+	virtual    *ca.VirtualSigstore
+	fulcioKey  *ecdsa.PrivateKey
+	fulcioCert *x509.Certificate
 }
 
-// NewCA makes a self-signed root.
-func NewCA(t testing.TB) *CA {
+// New starts a Sigstore instance of its own (its keys are made here; nothing else trusts them).
+func New(t testing.TB) *Sigstore {
 	t.Helper()
+	virtual, err := ca.NewVirtualSigstore()
+	require.NoError(t, err)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test sigstore"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sigstore", Organization: []string{"sigstore.dev"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
-	return &CA{key, cert}
+	return &Sigstore{virtual: virtual, fulcioKey: key, fulcioCert: cert}
 }
 
-// Pool is the CA as a root pool.
-func (ca *CA) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.Cert)
-	return p
+// TrustedMaterial is the instance's trusted root: the Fulcio stand-in's CA, VirtualSigstore's Rekor
+// log key and TSA chain.
+func (s *Sigstore) TrustedMaterial() root.TrustedMaterial {
+	return trustedMaterial{s.virtual, &root.FulcioCertificateAuthority{
+		Root: s.fulcioCert, URI: "https://fulcio.localhost",
+		ValidityPeriodStart: s.fulcioCert.NotBefore, ValidityPeriodEnd: s.fulcioCert.NotAfter,
+	}}
+}
+
+type trustedMaterial struct {
+	*ca.VirtualSigstore
+	fulcio *root.FulcioCertificateAuthority
+}
+
+func (m trustedMaterial) FulcioCertificateAuthorities() []root.CertificateAuthority {
+	return []root.CertificateAuthority{m.fulcio}
+}
+
+// BundleOption changes what Bundle makes.
+type BundleOption func(*protobundle.Bundle)
+
+// WithoutTlogEntry leaves the transparency log entry out of the bundle (the signed timestamp stays).
+func WithoutTlogEntry() BundleOption {
+	return func(b *protobundle.Bundle) { b.VerificationMaterial.TlogEntries = nil }
 }
 
 // Bundle signs an in-toto statement (SLSA provenance, empty predicate) about digest as the workflow
-// identity san (a URL: the workflow file @ the ref) and returns the Sigstore bundle JSON.
-func (ca *CA) Bundle(t testing.TB, san string, digest v1.Hash) []byte {
+// identity san (a URL: the workflow file @ the ref), logs it in Rekor, has the TSA timestamp the
+// signature, and returns the Sigstore bundle JSON.
+func (s *Sigstore) Bundle(t testing.TB, san string, digest v1.Hash, opts ...BundleOption) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -77,15 +120,19 @@ func (ca *CA) Bundle(t testing.TB, san string, digest v1.Hash) []byte {
 	require.NoError(t, err)
 	issuer, err := asn1.Marshal(Issuer)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(9 * time.Minute),
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), NotBefore: now.Add(-time.Minute), NotAfter: now.Add(9 * time.Minute),
 		URIs: []*url.URL{u}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		ExtraExtensions: []pkix.Extension{{Id: oidIssuerV2, Value: issuer}}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.fulcioCert, &key.PublicKey, s.fulcioKey)
 	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+
 	stmt, err := json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",
 		"subject":       []any{map[string]any{"name": "ghcr.io/acme/litemaas-sync", "digest": map[string]string{digest.Algorithm: digest.Hex}}},
-		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicateType": PredicateType,
 		"predicate":     map[string]any{},
 	})
 	require.NoError(t, err)
@@ -93,13 +140,42 @@ func (ca *CA) Bundle(t testing.TB, san string, digest v1.Hash) []byte {
 	sum := sha256.Sum256(fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(pt), pt, len(stmt), stmt))
 	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
 	require.NoError(t, err)
-	b, err := json.Marshal(map[string]any{
-		"mediaType":            BundleType,
-		"verificationMaterial": map[string]any{"certificate": map[string]any{"rawBytes": der}},
-		"dsseEnvelope":         map[string]any{"payload": stmt, "payloadType": pt, "signatures": []any{map[string]any{"sig": sig}}},
-	})
+
+	env := &dsse.Envelope{PayloadType: pt, Payload: base64.StdEncoding.EncodeToString(stmt),
+		Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}}}
+	entry, err := s.virtual.GenerateTlogEntry(leaf, env, sig, now.Unix(), true)
 	require.NoError(t, err)
-	return b
+	// The entry as a bundle holds it: VirtualSigstore keeps the kind and the signed entry timestamp (the
+	// inclusion promise) beside its protobuf form, so they are added here, the promise signed again with
+	// the log's key over the same payload.
+	tle := proto.Clone(entry.TransparencyLogEntry()).(*protorekor.TransparencyLogEntry)
+	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+	set, err := s.virtual.RekorSignPayload(tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId)})
+	require.NoError(t, err)
+	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	tsr, err := s.virtual.TimestampResponse(sig)
+	require.NoError(t, err)
+
+	b := &protobundle.Bundle{
+		MediaType: BundleType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:     &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: der}},
+			TlogEntries: []*protorekor.TransparencyLogEntry{tle},
+			TimestampVerificationData: &protobundle.TimestampVerificationData{
+				Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: tsr}},
+			},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: stmt, PayloadType: pt, Signatures: []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	raw, err := protojson.Marshal(b)
+	require.NoError(t, err)
+	return raw
 }
 
 // Attach pushes bundle as an OCI referrer of subject (an index), as actions/attest's push-to-registry does.

@@ -43,6 +43,8 @@ func HASecretContract() map[string][]string {
 		}
 		c[rs.Name] = keys
 	}
+	// Made by CloudNativePG; mounted (ca.crt only) where a role URL verifies the server.
+	c[haCASecret] = []string{"ca.crt"}
 	return c
 }
 
@@ -69,6 +71,7 @@ func CheckHAProfile(objs []*unstructured.Unstructured) []string {
 	p = append(p, CheckDatabaseURLs(objs)...)
 	p = append(p, CheckWaitFor(objs)...)
 	p = append(p, checkRoleSecretsJob(objs)...)
+	p = append(p, checkPostgresCA(objs)...)
 	p = append(p, checkHANetworkPolicy(objs)...)
 	return p
 }

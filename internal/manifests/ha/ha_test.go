@@ -113,6 +113,18 @@ func TestHAChecksReject(t *testing.T) {
 			rules := objects.ListAt(objects.Find(objs, "NetworkPolicy", "litemaas-db").Object, "spec", "ingress")
 			require.NoError(t, unstructured.SetNestedSlice(objects.Find(objs, "NetworkPolicy", "litemaas-db").Object, rules[:2], "spec", "ingress"))
 		}, "the operator's namespace on port 8000"},
+		{"role URLs without the CA", env("Job", "litemaas-secrets", "litemaas-secrets", "POSTGRES_CA_FILE", ""), "no POSTGRES_CA_FILE"},
+		{"backend without the CA mounted", func(objs []*unstructured.Unstructured) {
+			c := objects.ContainerNamed(objects.MapAt(objects.Find(objs, "Deployment", "backend").Object, "spec", "template", "spec"), "backend")
+			delete(c, "volumeMounts")
+		}, "Deployment/backend container backend: reads a role URL that verifies PostgreSQL"},
+		{"the CA's key mounted", func(objs []*unstructured.Unstructured) {
+			for _, v := range objects.Maps(objects.ListAt(objects.Find(objs, "Deployment", "litellm").Object, "spec", "template", "spec", "volumes")) {
+				if objects.StringAt(v, "name") == "postgres-ca" {
+					delete(objects.MapAt(v, "secret"), "items")
+				}
+			}
+		}, "the Secret also holds the CA's private key"},
 		{"a StatefulSet again", func(objs []*unstructured.Unstructured) {
 			objs[0].SetKind("StatefulSet")
 		}, "no single-instance PostgreSQL"},
