@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,32 +13,6 @@ import (
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 )
 
-// copyGitops copies the tree's gitops/ and images/ into a temporary root.
-func copyGitops(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	for _, dir := range []string{"gitops", "images"} {
-		src := filepath.Join(manifeststest.RepoRoot(t), dir)
-		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			target := filepath.Join(dst, dir, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, 0o644)
-		})
-		require.NoError(t, err)
-	}
-	return dst
-}
-
 func write(t *testing.T, root, file, content string) {
 	t.Helper()
 	p := filepath.Join(root, filepath.FromSlash(file))
@@ -50,7 +23,7 @@ func write(t *testing.T, root, file, content string) {
 // Targets are found in the tree and classified by what they build on; a fleet's cluster folder is an
 // overlay like the others.
 func TestTargetsFollowTheTree(t *testing.T) {
-	root := copyGitops(t)
+	root := manifeststest.CopyTree(t)
 	write(t, root, "gitops/clusters/east/kustomization.yaml", "resources:\n  - ../../overlays/example-with-options\n")
 	write(t, root, "gitops/overlays/own-catalog/kustomization.yaml", "resources:\n  - ../example\nconfigMapGenerator:\n  - name: litemaas-models\n    behavior: replace\n    files: [models.yaml]\n")
 	models, err := os.ReadFile(filepath.Join(root, "gitops/base/models.yaml"))
@@ -77,7 +50,7 @@ func TestTargetsFollowTheTree(t *testing.T) {
 
 // What a user gets wrong is reported with the kustomization, the rule and the object.
 func TestCheckerReportsWhereAndWhich(t *testing.T) {
-	root := copyGitops(t)
+	root := manifeststest.CopyTree(t)
 	// An overlay that does not build, one on the placeholder domain, one whose catalog has a bad model.
 	write(t, root, "gitops/overlays/typo/kustomization.yaml", "resources:\n  - ../../bsae\n")
 	write(t, root, "gitops/overlays/nodomain/kustomization.yaml", "resources:\n  - ../../base\n")

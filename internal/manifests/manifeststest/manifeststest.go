@@ -4,6 +4,8 @@
 package manifeststest
 
 import (
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -222,4 +224,31 @@ func RunBrokenCases[C brokenCases](t *testing.T, overlay string, cases []C) {
 			t.Errorf("check did not report %q; it reported %v", tc.Want, got)
 		})
 	}
+}
+
+// CopyTree copies the tree's gitops/ and images/ into a temporary root, for tests that add or change
+// a kustomization.
+func CopyTree(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	for _, dir := range []string{"gitops", "images"} {
+		src := filepath.Join(RepoRoot(t), dir)
+		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(src, p)
+			target := filepath.Join(dst, dir, rel)
+			if d.IsDir() {
+				return os.MkdirAll(target, 0o755)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, 0o644)
+		})
+		require.NoError(t, err)
+	}
+	return dst
 }

@@ -1,10 +1,13 @@
 package syncjob
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
@@ -23,40 +26,33 @@ func TestDriftCronJobRunsTheHooksReconcile(t *testing.T) {
 	}
 }
 
-// Each way the CronJob can drift from the hook is caught.
+// Each way the CronJob can go wrong that kustomize does not rule out is caught.
 func TestDriftCronJobCheckCanFail(t *testing.T) {
-	container := func(o []*unstructured.Unstructured) map[string]any {
-		return objects.ContainerNamed(objects.MapAt(objects.Find(o, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec", "template", "spec"), objects.SyncJobName)
+	cronJob := func(o []*unstructured.Unstructured) *unstructured.Unstructured {
+		return objects.Find(o, "CronJob", driftCronJobName)
 	}
 	tests := []struct {
 		name   string
 		mutate func(t *testing.T, o []*unstructured.Unstructured)
 		want   string
 	}{
-		{"another image", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(container(o), "ghcr.io/litemaas-gitops/litemaas-sync:0.0.9", "image"))
-		}, "container litemaas-sync differs"},
-		{"an env value", func(t *testing.T, o []*unstructured.Unstructured) {
-			env := objects.ListAt(container(o), "env")
-			env[0].(map[string]any)["value"] = "/elsewhere.yaml"
-		}, "container litemaas-sync differs"},
-		{"another identity", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "default", "spec", "jobTemplate", "spec", "template", "spec", "serviceAccountName"))
-		}, "pod serviceAccountName differs"},
+		{"no pod: the overlay does not run base/drift-cronjob", func(t *testing.T, o []*unstructured.Unstructured) {
+			unstructured.RemoveNestedField(cronJob(o).Object, "spec", "jobTemplate", "spec", "template")
+		}, "no container litemaas-sync"},
 		{"concurrent runs allowed", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "Allow", "spec", "concurrencyPolicy"))
+			require.NoError(t, unstructured.SetNestedField(cronJob(o).Object, "Allow", "spec", "concurrencyPolicy"))
 		}, "concurrencyPolicy"},
 		{"no schedule", func(t *testing.T, o []*unstructured.Unstructured) {
-			require.NoError(t, unstructured.SetNestedField(objects.Find(o, "CronJob", driftCronJobName).Object, "hourly", "spec", "schedule"))
+			require.NoError(t, unstructured.SetNestedField(cronJob(o).Object, "hourly", "spec", "schedule"))
 		}, "not a cron schedule"},
 		{"counted in the Application's health", func(t *testing.T, o []*unstructured.Unstructured) {
-			cron := objects.Find(o, "CronJob", driftCronJobName)
+			cron := cronJob(o)
 			ann := cron.GetAnnotations()
 			delete(ann, "argocd.argoproj.io/ignore-healthcheck")
 			cron.SetAnnotations(ann)
 		}, "ignore-healthcheck"},
 		{"updated in place by a sync", func(t *testing.T, o []*unstructured.Unstructured) {
-			cron := objects.Find(o, "CronJob", driftCronJobName)
+			cron := cronJob(o)
 			ann := cron.GetAnnotations()
 			ann["argocd.argoproj.io/sync-options"] = "Replace=true"
 			cron.SetAnnotations(ann)
@@ -72,4 +68,69 @@ func TestDriftCronJobCheckCanFail(t *testing.T) {
 			assert.Contains(t, ps[0], tc.want)
 		})
 	}
+}
+
+// sameRun is what differs between the drift CronJob's run and the PostSync Job's in a rendering (the
+// pod template and podFailurePolicy base/drift-cronjob copies), or "".
+func sameRun(objs []*unstructured.Unstructured) string {
+	job, cron := objects.Find(objs, "Job", objects.SyncJobName), objects.Find(objs, "CronJob", driftCronJobName)
+	if job == nil || cron == nil {
+		return "Job or CronJob not rendered"
+	}
+	for _, field := range []string{"template", "podFailurePolicy"} {
+		want, got := objects.MapAt(job.Object, "spec", field), objects.MapAt(cron.Object, "spec", "jobTemplate", "spec", field)
+		if want == nil || !equality.Semantic.DeepEqual(want, got) {
+			return "spec.jobTemplate.spec." + field + " is not the Job's spec." + field
+		}
+	}
+	return ""
+}
+
+// The replacement of base/drift-cronjob, in every rendered overlay: the CronJob runs exactly the
+// PostSync Job's pod (container, volumes, identity, security, labels) and failure policy, with every
+// component's and overlay's changes to the Job.
+func TestDriftCronJobRunsTheJobsPod(t *testing.T) {
+	n := 0
+	for _, tg := range manifeststest.Targets(t) {
+		if tg.Kind != targets.AppTarget && tg.Kind != targets.HATarget {
+			continue
+		}
+		n++
+		t.Run(tg.Dir, func(t *testing.T) {
+			assert.Empty(t, sameRun(manifeststest.Rendered(t, tg.Dir)))
+		})
+	}
+	require.NotZero(t, n, "no overlay rendered")
+}
+
+// base/drift-cronjob runs after a component's patch and after the overlay's own patch of the Job, at
+// the level that lists it; an overlay on top of another that changes the Job without listing it keeps
+// the lower level's copy, and the comparison above reports it.
+func TestDriftCronJobFollowsEveryPatch(t *testing.T) {
+	root := manifeststest.CopyTree(t)
+	overlay := func(transformers string) []*unstructured.Unstructured {
+		dir := filepath.Join(root, "gitops", "overlays", "drift-probe")
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(`resources:
+  - ../example
+components:
+  - ../../components/job-image-pull-secret
+patches:
+  - target: {kind: Job, name: litemaas-sync}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: DRIFT_PROBE, value: overlay}
+`+transformers), 0o644))
+		objs, err := objects.Render(dir)
+		require.NoError(t, err)
+		return objs
+	}
+	objs := overlay("transformers:\n  - ../../base/drift-cronjob\n")
+	require.Empty(t, sameRun(objs))
+	pod := objects.MapAt(objects.Find(objs, "CronJob", driftCronJobName).Object, "spec", "jobTemplate", "spec", "template", "spec")
+	assert.Contains(t, objects.EnvOf(objects.ContainerNamed(pod, objects.SyncJobName)), "DRIFT_PROBE", "the overlay's own patch")
+	assert.NotEmpty(t, objects.ListAt(pod, "imagePullSecrets"), "the component's patch")
+
+	assert.Contains(t, sameRun(overlay("")), "spec.jobTemplate.spec.template", "without the transformer at this level")
 }

@@ -18,9 +18,11 @@ type Kustomization struct {
 	Dir string
 	// Kind is "Kustomization" (also when the file omits it) or "Component".
 	Kind string
-	// Resources and Components are the entries of the file, as written.
-	Resources  []string `json:"resources"`
-	Components []string `json:"components"`
+	// Resources, Components and Transformers are the entries of the file, as written (a transformer
+	// entry may be a kustomization: gitops/base/drift-cronjob).
+	Resources    []string `json:"resources"`
+	Components   []string `json:"components"`
+	Transformers []string `json:"transformers"`
 	// ConfigMapGenerator is read to find the models catalog file an overlay renders.
 	ConfigMapGenerator []ConfigMapGenerator `json:"configMapGenerator"`
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -143,14 +144,15 @@ type graph struct {
 }
 
 // entries returns the kustomization directories dir pulls in, in the order kustomize reads them
-// (resources, then components); files and remote bases are left out.
+// (resources, components, then transformers); files, inline transformers and remote bases are left
+// out.
 func (g graph) entries(dir string) []string {
 	k, ok := g.byDir[dir]
 	if !ok {
 		return nil
 	}
 	var out []string
-	for _, e := range append(append([]string{}, k.Resources...), k.Components...) {
+	for _, e := range slices.Concat(k.Resources, k.Components, k.Transformers) {
 		sub := path.Clean(path.Join(dir, filepath.ToSlash(e)))
 		if _, ok := g.byDir[sub]; ok {
 			out = append(out, sub)
