@@ -23,6 +23,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 const alertsReadme = "gitops/components/alerts/README.md"
@@ -68,11 +71,11 @@ func alertRules(t *testing.T, objs []*unstructured.Unstructured) []alertRule {
 		if o.GetKind() != "PrometheusRule" {
 			continue
 		}
-		for _, g := range maps(listAt(o.Object, "spec", "groups")) {
-			for _, r := range maps(listAt(g, "rules")) {
+		for _, g := range objects.Maps(objects.ListAt(o.Object, "spec", "groups")) {
+			for _, r := range objects.Maps(objects.ListAt(g, "rules")) {
 				out = append(out, alertRule{
-					name: stringAt(r, "alert"), expr: stringAt(r, "expr"), forDur: stringAt(r, "for"),
-					labels: mapAt(r, "labels"), annots: mapAt(r, "annotations"),
+					name: objects.StringAt(r, "alert"), expr: objects.StringAt(r, "expr"), forDur: objects.StringAt(r, "for"),
+					labels: objects.MapAt(r, "labels"), annots: objects.MapAt(r, "annotations"),
 				})
 			}
 		}
@@ -167,9 +170,9 @@ func ruleGroups(t *testing.T, objs []*unstructured.Unstructured, annotations boo
 		if o.GetKind() != "PrometheusRule" {
 			continue
 		}
-		for _, g := range maps(listAt(o.Object, "spec", "groups")) {
+		for _, g := range objects.Maps(objects.ListAt(o.Object, "spec", "groups")) {
 			var rules []any
-			for _, r := range maps(listAt(g, "rules")) {
+			for _, r := range objects.Maps(objects.ListAt(g, "rules")) {
 				c := map[string]any{}
 				for k, v := range r {
 					if k != "annotations" || annotations {
@@ -238,7 +241,7 @@ func unitTestCoverage(t *testing.T) (fires, quiet map[string]bool) {
 // and those of its default monitoring queries (config/manager/default-monitoring.yaml: cnpg_<query>_<column>).
 func cnpgMetrics(t *testing.T) []string {
 	t.Helper()
-	dir := upstreamModuleDir(t, "github.com/cloudnative-pg/cloudnative-pg")
+	dir := manifeststest.UpstreamModuleDir(t, "github.com/cloudnative-pg/cloudnative-pg")
 	src, err := os.ReadFile(filepath.Join(dir, "pkg/management/postgres/webserver/metricserver/pg_collector.go"))
 	require.NoError(t, err)
 	var out []string
@@ -262,10 +265,10 @@ func cnpgMetrics(t *testing.T) []string {
 }
 
 func TestAlerts(t *testing.T) {
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	rules := alertRules(t, objs)
 	require.NotEmpty(t, rules)
-	readme, err := os.ReadFile(filepath.Join(repoRoot(t), alertsReadme))
+	readme, err := os.ReadFile(filepath.Join(manifeststest.RepoRoot(t), alertsReadme))
 	require.NoError(t, err)
 	known := append(cnpgMetrics(t), kubeStateMetrics...)
 
@@ -303,7 +306,7 @@ func TestAlerts(t *testing.T) {
 			assert.NotEmpty(t, r.annots["summary"])
 			assert.NotEmpty(t, r.annots["description"])
 			anchor := strings.ToLower(r.name)
-			assert.True(t, strings.HasSuffix(stringAt(r.annots, "runbook_url"), alertsReadme+"#"+anchor), "runbook_url %q", r.annots["runbook_url"])
+			assert.True(t, strings.HasSuffix(objects.StringAt(r.annots, "runbook_url"), alertsReadme+"#"+anchor), "runbook_url %q", r.annots["runbook_url"])
 			// The runbook: a heading named like the alert, followed by text.
 			section := regexp.MustCompile(`(?ms)^### ` + regexp.QuoteMeta(r.name) + `\n(.+?)(^### |\z)`).FindSubmatch(readme)
 			if assert.NotNil(t, section, "%s has no runbook section in %s", r.name, alertsReadme) {
@@ -361,7 +364,7 @@ func TestAlertsMetricNamesAndTypes(t *testing.T) {
 // The unit tests can fail: with the backup age threshold moved from 26 to 30 hours, the case where
 // LiteMaaSBackupTooOld fires fails, and so does the run.
 func TestAlertsUnitTestsCatchAChangedRule(t *testing.T) {
-	rules := ruleGroups(t, rendered(t, "gitops/overlays/example-ha"), false)
+	rules := ruleGroups(t, manifeststest.Rendered(t, "gitops/overlays/example-ha"), false)
 	require.Contains(t, string(rules), "> 26 * 3600")
 	out, err := runRuleUnitTests(t, []byte(strings.Replace(string(rules), "> 26 * 3600", "> 30 * 3600", 1)))
 	require.Error(t, err, "promtool test rules passes a changed threshold:\n%s", out)
@@ -371,30 +374,30 @@ func TestAlertsUnitTestsCatchAChangedRule(t *testing.T) {
 // The thresholds follow what they watch: the backup age from the ScheduledBackup's daily schedule, the
 // reconcile period from the drift CronJob's schedule (when the profile has one).
 func TestAlertThresholds(t *testing.T) {
-	objs := rendered(t, "gitops/overlays/example-ha")
+	objs := manifeststest.Rendered(t, "gitops/overlays/example-ha")
 	byName := map[string]alertRule{}
 	for _, r := range alertRules(t, objs) {
 		byName[r.name] = r
 	}
-	sb := Find(objs, "ScheduledBackup", "litemaas-db-daily")
+	sb := objects.Find(objs, "ScheduledBackup", "litemaas-db-daily")
 	require.NotNil(t, sb)
-	f := strings.Fields(stringAt(sb.Object, "spec", "schedule"))
+	f := strings.Fields(objects.StringAt(sb.Object, "spec", "schedule"))
 	require.Len(t, f, 6)
 	assert.Equal(t, []string{"*", "*", "*"}, f[3:], "a daily schedule: day of month, month and weekday are *")
 	assert.Contains(t, byName["LiteMaaSBackupTooOld"].expr, "> 26 * 3600", "26 h: one day plus two hours")
 
 	var cron *unstructured.Unstructured
 	for _, o := range objs {
-		if o.GetKind() == "CronJob" && strings.HasPrefix(o.GetName(), syncJobName) {
+		if o.GetKind() == "CronJob" && strings.HasPrefix(o.GetName(), objects.SyncJobName) {
 			cron = o
 		}
 	}
 	if cron == nil {
 		t.Skip("the profile renders no drift CronJob litemaas-sync*; LiteMaaSNoRecentReconcile assumes a 15-minute period")
 	}
-	m := regexp.MustCompile(`^\*/(\d+) \* \* \* \*$`).FindStringSubmatch(stringAt(cron.Object, "spec", "schedule"))
-	require.NotNil(t, m, "%s: schedule %q is not */N minutes", ref(cron), stringAt(cron.Object, "spec", "schedule"))
+	m := regexp.MustCompile(`^\*/(\d+) \* \* \* \*$`).FindStringSubmatch(objects.StringAt(cron.Object, "spec", "schedule"))
+	require.NotNil(t, m, "%s: schedule %q is not */N minutes", objects.Ref(cron), objects.StringAt(cron.Object, "spec", "schedule"))
 	minutes, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
-	assert.Contains(t, byName["LiteMaaSNoRecentReconcile"].expr, "> 2 * "+strconv.Itoa(minutes*60), "two periods of %s", ref(cron))
+	assert.Contains(t, byName["LiteMaaSNoRecentReconcile"].expr, "> 2 * "+strconv.Itoa(minutes*60), "two periods of %s", objects.Ref(cron))
 }

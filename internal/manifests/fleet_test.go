@@ -27,6 +27,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
 )
 
 const fleetName = "litemaas-fleet"
@@ -68,11 +72,11 @@ func sanitizeName(name string) string {
 
 // gitDirectoryParams applies a git directory generator's patterns to the directories of root.
 func gitDirectoryParams(appSet *unstructured.Unstructured, root string) ([]map[string]any, error) {
-	gens := maps(listAt(appSet.Object, "spec", "generators"))
-	if len(gens) != 1 || mapAt(gens[0], "git") == nil {
+	gens := objects.Maps(objects.ListAt(appSet.Object, "spec", "generators"))
+	if len(gens) != 1 || objects.MapAt(gens[0], "git") == nil {
 		return nil, fmt.Errorf("want exactly one git generator, got %v", gens)
 	}
-	items := maps(listAt(gens[0], "git", "directories"))
+	items := objects.Maps(objects.ListAt(gens[0], "git", "directories"))
 	if len(items) == 0 {
 		return nil, fmt.Errorf("the git generator has no directories (a files generator is not rendered here)")
 	}
@@ -84,11 +88,11 @@ func gitDirectoryParams(appSet *unstructured.Unstructured, root string) ([]map[s
 	for _, d := range dirs {
 		include, exclude := false, false
 		for _, it := range items {
-			ok, err := path.Match(stringAt(it, "path"), d)
+			ok, err := path.Match(objects.StringAt(it, "path"), d)
 			if err != nil {
-				return nil, fmt.Errorf("pattern %q: %w", stringAt(it, "path"), err)
+				return nil, fmt.Errorf("pattern %q: %w", objects.StringAt(it, "path"), err)
 			}
-			if ok && isTrue(it, "exclude") {
+			if ok && objects.IsTrue(it, "exclude") {
 				exclude = true
 			} else if ok {
 				include = true
@@ -106,10 +110,10 @@ func gitDirectoryParams(appSet *unstructured.Unstructured, root string) ([]map[s
 
 // renderTemplate executes every string of the ApplicationSet's template with params.
 func renderTemplate(appSet *unstructured.Unstructured, params map[string]any) (*unstructured.Unstructured, error) {
-	if !isTrue(appSet.Object, "spec", "goTemplate") {
+	if !objects.IsTrue(appSet.Object, "spec", "goTemplate") {
 		return nil, fmt.Errorf("only goTemplate: true is rendered here")
 	}
-	opts := strs(listAt(appSet.Object, "spec", "goTemplateOptions"))
+	opts := objects.Strs(objects.ListAt(appSet.Object, "spec", "goTemplateOptions"))
 	var walk func(v any) (any, error)
 	walk = func(v any) (any, error) {
 		switch x := v.(type) {
@@ -146,7 +150,7 @@ func renderTemplate(appSet *unstructured.Unstructured, params map[string]any) (*
 		}
 		return v, nil
 	}
-	tmpl := mapAt(appSet.Object, "spec", "template")
+	tmpl := objects.MapAt(appSet.Object, "spec", "template")
 	r, err := walk(tmpl)
 	if err != nil {
 		return nil, err
@@ -192,19 +196,19 @@ func clusterFolders(t *testing.T, root string) []string {
 // TestFleet: the ApplicationSet generates one valid Application per cluster folder, each syncing an
 // overlay the policy checks cover.
 func TestFleet(t *testing.T) {
-	objs := rendered(t, "gitops/argocd/fleet")
-	report(t, "labels", checkLabels(objs))
-	appSet := Find(objs, "ApplicationSet", fleetName)
+	objs := manifeststest.Rendered(t, "gitops/argocd/fleet")
+	manifeststest.Report(t, "labels", workload.CheckLabels(objs))
+	appSet := objects.Find(objs, "ApplicationSet", fleetName)
 	if appSet == nil || len(objs) != 1 {
 		t.Fatalf("want exactly the ApplicationSet %s, got %d objects", fleetName, len(objs))
 	}
-	if !isTrue(appSet.Object, "spec", "syncPolicy", "preserveResourcesOnDeletion") {
+	if !objects.IsTrue(appSet.Object, "spec", "syncPolicy", "preserveResourcesOnDeletion") {
 		t.Errorf("ApplicationSet/%s: preserveResourcesOnDeletion must be true: removing a folder must not delete LiteMaaS", fleetName)
 	}
-	if !slices.Contains(strs(listAt(appSet.Object, "spec", "goTemplateOptions")), "missingkey=error") {
+	if !slices.Contains(objects.Strs(objects.ListAt(appSet.Object, "spec", "goTemplateOptions")), "missingkey=error") {
 		t.Errorf("ApplicationSet/%s: goTemplateOptions lacks missingkey=error", fleetName)
 	}
-	root := repoRoot(t)
+	root := manifeststest.RepoRoot(t)
 	apps, err := generateFleet(appSet, root)
 	require.NoError(t, err)
 	folders := clusterFolders(t, root)
@@ -219,13 +223,13 @@ func TestFleet(t *testing.T) {
 		folder := folders[i]
 		names = append(names, app.GetName())
 		assert.Equal(t, "litemaas-"+folder, app.GetName())
-		assert.Equal(t, "gitops/clusters/"+folder, stringAt(app.Object, "spec", "source", "path"))
-		assert.Equal(t, folder, stringAt(app.Object, "spec", "destination", "name"), "the folder names the destination cluster")
-		assert.Equal(t, "litemaas", stringAt(app.Object, "spec", "destination", "namespace"))
-		report(t, "generated "+ref(app), checkApplication(app, exists))
-		report(t, "generated "+ref(app), checkLabels([]*unstructured.Unstructured{app}))
+		assert.Equal(t, "gitops/clusters/"+folder, objects.StringAt(app.Object, "spec", "source", "path"))
+		assert.Equal(t, folder, objects.StringAt(app.Object, "spec", "destination", "name"), "the folder names the destination cluster")
+		assert.Equal(t, "litemaas", objects.StringAt(app.Object, "spec", "destination", "namespace"))
+		manifeststest.Report(t, "generated "+objects.Ref(app), checkApplication(app, exists))
+		manifeststest.Report(t, "generated "+objects.Ref(app), workload.CheckLabels([]*unstructured.Unstructured{app}))
 		// Every generated path is one of the policy targets, so the overlay it syncs is checked too.
-		assert.True(t, slices.ContainsFunc(targets, func(tg target) bool {
+		assert.True(t, slices.ContainsFunc(treeTargets, func(tg target) bool {
 			return tg.dir == "gitops/clusters/"+folder && (tg.kind == appTarget || tg.kind == haTarget)
 		}), "gitops/clusters/%s is not a policy target", folder)
 	}
@@ -234,14 +238,14 @@ func TestFleet(t *testing.T) {
 
 // The generated Applications are valid Applications for the API server (strict dry run).
 func TestFleetApplicationsDryRun(t *testing.T) {
-	d := newDryRunner(t)
-	appSet := Find(rendered(t, "gitops/argocd/fleet"), "ApplicationSet", fleetName)
+	d := manifeststest.NewDryRunner(t, kube)
+	appSet := objects.Find(manifeststest.Rendered(t, "gitops/argocd/fleet"), "ApplicationSet", fleetName)
 	require.NotNil(t, appSet)
-	apps, err := generateFleet(appSet, repoRoot(t))
+	apps, err := generateFleet(appSet, manifeststest.RepoRoot(t))
 	require.NoError(t, err)
 	require.NotEmpty(t, apps)
 	for _, app := range apps {
-		assert.NoError(t, d.create(context.Background(), app), ref(app))
+		assert.NoError(t, d.Create(context.Background(), app), objects.Ref(app))
 	}
 }
 
@@ -252,20 +256,20 @@ func TestFleetGeneratorSemantics(t *testing.T) {
 	for _, d := range []string{"gitops/clusters/a/settings", "gitops/clusters/b/cluster", "gitops/clusters/C_3", "gitops/clusters/.hidden", "gitops/other/x"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
-	appSet := Find(rendered(t, "gitops/argocd/fleet"), "ApplicationSet", fleetName)
+	appSet := objects.Find(manifeststest.Rendered(t, "gitops/argocd/fleet"), "ApplicationSet", fleetName)
 	require.NotNil(t, appSet)
 	apps, err := generateFleet(appSet, root)
 	require.NoError(t, err)
 	var got [][2]string
 	for _, a := range apps {
-		got = append(got, [2]string{a.GetName(), stringAt(a.Object, "spec", "destination", "name")})
+		got = append(got, [2]string{a.GetName(), objects.StringAt(a.Object, "spec", "destination", "name")})
 	}
 	assert.ElementsMatch(t, [][2]string{{"litemaas-a", "a"}, {"litemaas-b", "b"}, {"litemaas-c-3", "C_3"}}, got)
 
 	excluded := appSet.DeepCopy()
-	items := listAt(maps(listAt(excluded.Object, "spec", "generators"))[0], "git", "directories")
+	items := objects.ListAt(objects.Maps(objects.ListAt(excluded.Object, "spec", "generators"))[0], "git", "directories")
 	items = append(items, map[string]any{"path": "gitops/clusters/b", "exclude": true})
-	require.NoError(t, unstructured.SetNestedSlice(maps(listAt(excluded.Object, "spec", "generators"))[0], items, "git", "directories"))
+	require.NoError(t, unstructured.SetNestedSlice(objects.Maps(objects.ListAt(excluded.Object, "spec", "generators"))[0], items, "git", "directories"))
 	apps, err = generateFleet(excluded, root)
 	require.NoError(t, err)
 	assert.Len(t, apps, 2)

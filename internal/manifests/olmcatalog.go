@@ -9,6 +9,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 )
 
 // OLMCatalogFile is the tree's record of the catalog the OLM Subscriptions resolve against: the
@@ -87,23 +89,23 @@ func (p *OLMPackage) Channel(name string) *OLMChannel {
 // whatever the channel's head is on the day of the first sync, which is not what the tests validated).
 // A Subscription whose channel the catalog lacks resolves nothing: no operator, no CRDs, no sync.
 func checkSubscriptions(objs []*unstructured.Unstructured, cat *OLMCatalog) []string {
-	var p problems
+	var p objects.Problems
 	for _, o := range objs {
 		if o.GetKind() != "Subscription" || !strings.HasPrefix(o.GetAPIVersion(), "operators.coreos.com/") {
 			continue
 		}
-		spec := mapAt(o.Object, "spec")
-		if src, ns := stringAt(spec, "source"), stringAt(spec, "sourceNamespace"); src != cat.Source || ns != cat.SourceNamespace {
-			p.addf("%s: source %s/%s, but the catalog recorded in %s is %s/%s", ref(o), ns, src, OLMCatalogFile, cat.SourceNamespace, cat.Source)
+		spec := objects.MapAt(o.Object, "spec")
+		if src, ns := objects.StringAt(spec, "source"), objects.StringAt(spec, "sourceNamespace"); src != cat.Source || ns != cat.SourceNamespace {
+			p.Addf("%s: source %s/%s, but the catalog recorded in %s is %s/%s", objects.Ref(o), ns, src, OLMCatalogFile, cat.SourceNamespace, cat.Source)
 			continue
 		}
-		name := stringAt(spec, "name")
+		name := objects.StringAt(spec, "name")
 		pkg := cat.Package(name)
 		if pkg == nil {
-			p.addf("%s: package %q is not in catalog %s (%s)", ref(o), name, cat.Source, OLMCatalogFile)
+			p.Addf("%s: package %q is not in catalog %s (%s)", objects.Ref(o), name, cat.Source, OLMCatalogFile)
 			continue
 		}
-		chName := stringAt(spec, "channel")
+		chName := objects.StringAt(spec, "channel")
 		if chName == "" {
 			chName = pkg.DefaultChannel
 		}
@@ -113,15 +115,15 @@ func checkSubscriptions(objs []*unstructured.Unstructured, cat *OLMCatalog) []st
 			for _, c := range pkg.Channels {
 				names = append(names, c.Name)
 			}
-			p.addf("%s: channel %q is not a channel of package %s (it has %s): OLM resolves nothing", ref(o), chName, name, strings.Join(names, ", "))
+			p.Addf("%s: channel %q is not a channel of package %s (it has %s): OLM resolves nothing", objects.Ref(o), chName, name, strings.Join(names, ", "))
 			continue
 		}
-		csv := stringAt(spec, "startingCSV")
+		csv := objects.StringAt(spec, "startingCSV")
 		switch {
-		case csv == "" && stringAt(spec, "installPlanApproval") == "Manual":
-			p.addf("%s: installPlanApproval Manual without startingCSV: the first install takes the channel's head of the day, not the version the manifests are validated against", ref(o))
+		case csv == "" && objects.StringAt(spec, "installPlanApproval") == "Manual":
+			p.Addf("%s: installPlanApproval Manual without startingCSV: the first install takes the channel's head of the day, not the version the manifests are validated against", objects.Ref(o))
 		case csv != "" && !slices.Contains(ch.Entries, csv):
-			p.addf("%s: startingCSV %q is not in channel %s of package %s", ref(o), csv, chName, name)
+			p.Addf("%s: startingCSV %q is not in channel %s of package %s", objects.Ref(o), csv, chName, name)
 		}
 	}
 	return p

@@ -12,6 +12,15 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/ha"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/parity"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/syncjob"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/traffic"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/wiring"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
 )
 
 // Finding is one policy problem: where (the kustomization), which rule, and what is wrong (naming
@@ -52,7 +61,7 @@ func (c *Checker) Render(dir string) ([]*unstructured.Unstructured, error) {
 	}
 	r, ok := c.cache[dir]
 	if !ok {
-		r.objs, r.err = Render(filepath.Join(c.Root, filepath.FromSlash(dir)))
+		r.objs, r.err = objects.Render(filepath.Join(c.Root, filepath.FromSlash(dir)))
 		c.cache[dir] = r
 	}
 	if r.err != nil {
@@ -67,7 +76,7 @@ func (c *Checker) Render(dir string) ([]*unstructured.Unstructured, error) {
 
 // CheckAll runs every check on every target of the tree, and the checks on the tree as a whole.
 func (c *Checker) CheckAll() ([]Finding, error) {
-	ts, err := Targets(c.Root)
+	ts, err := targets.Targets(c.Root)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +89,7 @@ func (c *Checker) CheckAll() ([]Finding, error) {
 
 // CheckTarget runs the checks that apply to the kind of t; all lists every target of the tree (an
 // Application must point at one of its overlays).
-func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
+func (c *Checker) CheckTarget(t targets.Target, all []targets.Target) []Finding {
 	var out []Finding
 	add := func(rule string, ps []string) {
 		for _, p := range ps {
@@ -96,7 +105,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		add("kustomize build", []string{"renders no objects"})
 		return out
 	}
-	add("no Secret data", checkNoSecretData(objs))
+	add("no Secret data", workload.CheckNoSecretData(objs))
 	if slices.ContainsFunc(objs, func(o *unstructured.Unstructured) bool { return o.GetKind() == "Subscription" }) {
 		cat, err := LoadOLMCatalog(c.Root)
 		if err != nil {
@@ -106,29 +115,29 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 		}
 	}
 	switch t.Kind {
-	case AppTarget:
+	case targets.AppTarget:
 		for _, ac := range appChecks {
 			add(ac.rule, ac.check(objs))
 		}
-		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
+		add("models catalog", wiring.CheckCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("parity", c.checkParity(t, objs))
 		add("storage settings", c.checkStorage(t, objs))
-	case HATarget:
+	case targets.HATarget:
 		for _, ac := range haChecks {
 			add(ac.rule, ac.check(objs))
 		}
-		add("models catalog", checkCatalogFile(objs, c.Root, t.Catalog))
+		add("models catalog", wiring.CheckCatalogFile(objs, c.Root, t.Catalog))
 		add("apps domain", c.checkDomain(t, objs))
 		add("ha profile", c.checkHA(t, objs))
 		add("storage settings", c.checkStorage(t, objs))
-	case ClusterTarget:
-		add("labels", checkLabels(objs))
+	case targets.ClusterTarget:
+		add("labels", workload.CheckLabels(objs))
 		add("cluster part", checkClusterPart(objs))
-	case ArgoCDTarget:
-		add("labels", checkLabels(objs))
+	case targets.ArgoCDTarget:
+		add("labels", workload.CheckLabels(objs))
 		add("Application", c.checkApplications(t.Dir, objs, all))
-	case CRDTarget:
+	case targets.CRDTarget:
 		var ps []string
 		for _, o := range objs {
 			// Upstream CRDs are what their projects publish; their few free-form fields (Helm
@@ -140,7 +149,7 @@ func (c *Checker) CheckTarget(t Target, all []Target) []Finding {
 			ps = append(ps, checkCRD(o)...)
 		}
 		for _, want := range []string{"routes.route.openshift.io", "oauthclients.oauth.openshift.io", "groups.user.openshift.io", "applications.argoproj.io"} {
-			if Find(objs, "CustomResourceDefinition", want) == nil {
+			if objects.Find(objs, "CustomResourceDefinition", want) == nil {
 				ps = append(ps, "CRD "+want+" is missing")
 			}
 		}
@@ -159,65 +168,65 @@ type objectCheck struct {
 // more entry here (or in the profile's own list below): the tests and `litemaas-ops check` then
 // both run it.
 var commonChecks = []objectCheck{
-	{"restricted-v2", checkRestrictedV2},
-	{"resources", checkResources},
-	{"probes", checkProbes},
-	{"hook Jobs", checkHookJobs},
-	{"images pinned", checkImagesPinned},
-	{"labels", checkLabels},
-	{"namespace", checkNamespace},
-	{"sync RBAC", checkSyncRBAC},
-	{"backup volume", checkBackupVolume},
-	{"Redis", checkRedisWiring},
-	{"schema update", checkSchemaUpdate},
-	{"drift CronJob", checkDriftCronJob},
-	{"NetworkPolicy", checkNetworkPolicies},
-	{"HSTS", checkHSTS},
-	{"service account tokens", checkServiceAccountTokens},
-	{"read-only root", checkReadOnlyRoot},
-	{"login TLS", checkLoginTLS},
-	{"TLS verification", checkTLSVerification},
-	{"Job deadlines", checkJobDeadlines},
-	{"backend guard", checkBackendGuard},
-	{"ServiceAccount pull secrets", checkServiceAccountPullSecrets},
+	{"restricted-v2", workload.CheckRestrictedV2},
+	{"resources", workload.CheckResources},
+	{"probes", workload.CheckProbes},
+	{"hook Jobs", syncjob.CheckHookJobs},
+	{"images pinned", workload.CheckImagesPinned},
+	{"labels", workload.CheckLabels},
+	{"namespace", workload.CheckNamespace},
+	{"sync RBAC", syncjob.CheckSyncRBAC},
+	{"backup volume", parity.CheckBackupVolume},
+	{"Redis", parity.CheckRedisWiring},
+	{"schema update", parity.CheckSchemaUpdate},
+	{"drift CronJob", syncjob.CheckDriftCronJob},
+	{"NetworkPolicy", traffic.CheckNetworkPolicies},
+	{"HSTS", workload.CheckHSTS},
+	{"service account tokens", workload.CheckServiceAccountTokens},
+	{"read-only root", workload.CheckReadOnlyRoot},
+	{"login TLS", workload.CheckLoginTLS},
+	{"TLS verification", workload.CheckTLSVerification},
+	{"Job deadlines", syncjob.CheckJobDeadlines},
+	{"backend guard", traffic.CheckBackendGuard},
+	{"ServiceAccount pull secrets", ha.CheckServiceAccountPullSecrets},
 }
 
 // appChecks are the checks of an app overlay that need nothing but its objects.
 var appChecks = append(slices.Clip(commonChecks),
-	objectCheck{"Secret references", checkSecretRefs},
-	objectCheck{"component settings", checkComponentSettings},
-	objectCheck{"sync Job", checkSyncJob},
-	objectCheck{"database roles", checkDatabaseRoles},
+	objectCheck{"Secret references", wiring.CheckSecretRefs},
+	objectCheck{"component settings", wiring.CheckComponentSettings},
+	objectCheck{"sync Job", syncjob.CheckSyncJob},
+	objectCheck{"database roles", workload.CheckDatabaseRoles},
 )
 
 // checkParity holds the overlay against the parity table (gitops/parity.yaml) and its rate limits
 // against its cluster-settings.
-func (c *Checker) checkParity(t Target, objs []*unstructured.Unstructured) []string {
+func (c *Checker) checkParity(t targets.Target, objs []*unstructured.Unstructured) []string {
 	if t.Settings == "" {
 		return nil // checkDomain reports it
 	}
-	settings, err := settingsData(c.Root, t.Settings)
+	settings, err := targets.SettingsData(c.Root, t.Settings)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	p := problems(checkRateLimits(objs, settings))
-	rows, err := readParityRows(c.Root)
+	p := objects.Problems(parity.CheckRateLimits(objs, settings))
+	rows, err := parity.ReadRows(c.Root)
 	if err != nil {
 		return append(p, err.Error())
 	}
-	components, err := componentsIn(c.Root, t.Dir)
+	components, err := targets.ComponentsIn(c.Root, t.Dir)
 	if err != nil {
 		return append(p, err.Error())
 	}
-	return append(p, checkParity(rows, objs, components, settings)...)
+	return append(p, parity.Check(rows, objs, components, settings)...)
 }
 
-// checkDomain runs checkDomainWiring with the overlay's apps domain and cluster-admin part.
-func (c *Checker) checkDomain(t Target, objs []*unstructured.Unstructured) []string {
+// checkDomain runs CheckDomainWiring with the overlay's apps domain and cluster-admin part.
+func (c *Checker) checkDomain(t targets.Target, objs []*unstructured.Unstructured) []string {
 	if t.Settings == "" {
-		return []string{"no ConfigMap " + clusterSettingsName + " (data.appsDomain) in what the overlay builds; copy settings/ from gitops/overlays/example"}
+		return []string{"no ConfigMap " + targets.ClusterSettingsName + " (data.appsDomain) in what the overlay builds; copy settings/ from gitops/overlays/example"}
 	}
-	domain, err := AppsDomain(c.Root, t.Settings)
+	domain, err := targets.AppsDomain(c.Root, t.Settings)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -229,38 +238,38 @@ func (c *Checker) checkDomain(t Target, objs []*unstructured.Unstructured) []str
 	}
 	// oauthIssuer (component oauth-issuer) replaces the derived OAuth issuer; set without the
 	// component, the check reports the derived one as wrong.
-	settings, err := settingsData(c.Root, t.Settings)
+	settings, err := targets.SettingsData(c.Root, t.Settings)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	return checkDomainWiring(objs, cluster, domain, settings["oauthIssuer"])
+	return wiring.CheckDomainWiring(objs, cluster, domain, settings["oauthIssuer"])
 }
 
 // checkClusterPart: cluster-scoped objects only, the OAuthClient and the two Groups.
 func checkClusterPart(objs []*unstructured.Unstructured) []string {
-	var p problems
+	var p objects.Problems
 	for _, o := range objs {
 		// The one exception: OLM's Subscription (ha/cnpg-operator) lives in the operators' namespace.
 		if o.GetNamespace() != "" && (o.GetKind() != "Subscription" || o.GetNamespace() != "openshift-operators") {
-			p.addf("%s: the cluster part holds cluster-scoped objects only, got namespace %q", ref(o), o.GetNamespace())
+			p.Addf("%s: the cluster part holds cluster-scoped objects only, got namespace %q", objects.Ref(o), o.GetNamespace())
 		}
 	}
 	for _, want := range [][2]string{{"OAuthClient", "litemaas-oauth-client"}, {"Group", "litemaas-admins"}, {"Group", "litemaas-users"}} {
-		if Find(objs, want[0], want[1]) == nil {
-			p.addf("%s/%s is missing", want[0], want[1])
+		if objects.Find(objs, want[0], want[1]) == nil {
+			p.Addf("%s/%s is missing", want[0], want[1])
 		}
 	}
-	if oc := Find(objs, "OAuthClient", "litemaas-oauth-client"); oc != nil && stringAt(oc.Object, "grantMethod") != "auto" {
-		p.addf("OAuthClient/litemaas-oauth-client: grantMethod %q, want auto", stringAt(oc.Object, "grantMethod"))
+	if oc := objects.Find(objs, "OAuthClient", "litemaas-oauth-client"); oc != nil && objects.StringAt(oc.Object, "grantMethod") != "auto" {
+		p.Addf("OAuthClient/litemaas-oauth-client: grantMethod %q, want auto", objects.StringAt(oc.Object, "grantMethod"))
 	}
 	return p
 }
 
 // appOverlays returns the directories of the app targets.
-func appOverlays(all []Target) []string {
+func appOverlays(all []targets.Target) []string {
 	var out []string
 	for _, t := range all {
-		if t.Kind == AppTarget || t.Kind == HATarget {
+		if t.Kind == targets.AppTarget || t.Kind == targets.HATarget {
 			out = append(out, t.Dir)
 		}
 	}
@@ -275,8 +284,8 @@ func (c *Checker) dirExists(p string) bool {
 // checkApplications: Applications (or a fleet's ApplicationSets), each Application as checkApplication
 // wants it, and in gitops/argocd/app-of-apps the LiteMaaS Application syncing one of the tree's overlays
 // into namespace litemaas.
-func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructured, all []Target) []string {
-	var p problems
+func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructured, all []targets.Target) []string {
+	var p objects.Problems
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Application":
@@ -285,23 +294,23 @@ func (c *Checker) checkApplications(dir string, objs []*unstructured.Unstructure
 			// A fleet's generator of Applications; its other checks belong to the fleet layout.
 			p = append(p, checkApplicationSetSource(o)...)
 		default:
-			p.addf("%s: only Applications and ApplicationSets belong here", ref(o))
+			p.Addf("%s: only Applications and ApplicationSets belong here", objects.Ref(o))
 		}
 	}
 	if path.Clean(dir) != appOfAppsDir {
 		return p
 	}
-	app := Find(objs, "Application", appName)
+	app := objects.Find(objs, "Application", appName)
 	if app == nil {
-		p.addf("Application/%s is missing", appName)
+		p.Addf("Application/%s is missing", appName)
 		return p
 	}
 	overlays := appOverlays(all)
-	if path := stringAt(app.Object, "spec", "source", "path"); !slices.Contains(overlays, path) {
-		p.addf("Application/%s: source.path %q is not an overlay of this tree (%s)", appName, path, strings.Join(overlays, ", "))
+	if path := objects.StringAt(app.Object, "spec", "source", "path"); !slices.Contains(overlays, path) {
+		p.Addf("Application/%s: source.path %q is not an overlay of this tree (%s)", appName, path, strings.Join(overlays, ", "))
 	}
-	if ns := stringAt(app.Object, "spec", "destination", "namespace"); ns != "litemaas" {
-		p.addf("Application/%s: destination.namespace %q, want litemaas", appName, ns)
+	if ns := objects.StringAt(app.Object, "spec", "destination", "namespace"); ns != "litemaas" {
+		p.Addf("Application/%s: destination.namespace %q, want litemaas", appName, ns)
 	}
 	return p
 }
@@ -318,7 +327,7 @@ const (
 
 // CheckTree runs the checks on the tree as a whole: the root Application, the image inventory, the
 // CRDs' coverage of the rendered kinds, no Secret data in any file, every kustomization built.
-func (c *Checker) CheckTree(all []Target) []Finding {
+func (c *Checker) CheckTree(all []targets.Target) []Finding {
 	var out []Finding
 	add := func(target, rule string, ps []string) {
 		for _, p := range ps {
@@ -329,7 +338,7 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 	add(ProjectFile, "AppProject", c.checkProject(all))
 
 	data, err := os.ReadFile(filepath.Join(c.Root, imageInventory))
-	listed, perr := imageSetImages(data)
+	listed, perr := workload.ImageSetImages(data)
 	switch {
 	case err != nil:
 		add(imageInventory, "image inventory", []string{err.Error()})
@@ -338,14 +347,14 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 	default:
 		var used []string
 		for _, t := range all {
-			if t.Kind == CRDTarget {
+			if t.Kind == targets.CRDTarget {
 				continue
 			}
 			objs, err := c.Render(t.Dir)
 			if err != nil {
 				continue // reported by CheckTarget
 			}
-			for _, img := range imagesOf(objs) {
+			for _, img := range objects.ImagesOf(objs) {
 				if !slices.Contains(used, img) {
 					used = append(used, img)
 				}
@@ -354,16 +363,16 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 		sort.Strings(used)
 		var ps []string
 		for _, img := range listed {
-			if why := pinned(img); why != "" {
+			if why := workload.Pinned(img); why != "" {
 				ps = append(ps, fmt.Sprintf("%s is not pinned: %s", img, why))
 			}
 		}
-		add(imageInventory, "image inventory", append(ps, checkImageInventory(used, listed)...))
+		add(imageInventory, "image inventory", append(ps, workload.CheckImageInventory(used, listed)...))
 	}
 
 	var crds []*unstructured.Unstructured
 	for _, t := range all {
-		if t.Kind == CRDTarget {
+		if t.Kind == targets.CRDTarget {
 			objs, err := c.Render(t.Dir)
 			if err == nil {
 				crds = append(crds, objs...)
@@ -371,7 +380,7 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 		}
 	}
 	for _, t := range all {
-		if t.Kind == CRDTarget {
+		if t.Kind == targets.CRDTarget {
 			continue
 		}
 		if objs, err := c.Render(t.Dir); err == nil {
@@ -385,7 +394,7 @@ func (c *Checker) CheckTree(all []Target) []Finding {
 	}
 	add("gitops", "no Secret data", ps)
 
-	ps, err = checkEveryKustomizationBuilt(c.Root, all)
+	ps, err = targets.CheckEveryKustomizationBuilt(c.Root, all)
 	if err != nil {
 		ps = append(ps, err.Error())
 	}
@@ -408,10 +417,10 @@ func (c *Checker) checkRootApplication() []string {
 	if err := app.UnmarshalJSON(js); err != nil {
 		return []string{err.Error()}
 	}
-	p := problems(checkApplication(app, c.dirExists))
-	p = append(p, checkLabels([]*unstructured.Unstructured{app})...)
-	if path := stringAt(app.Object, "spec", "source", "path"); path != appOfAppsDir {
-		p.addf("%s: source.path %q, want %s", ref(app), path, appOfAppsDir)
+	p := objects.Problems(checkApplication(app, c.dirExists))
+	p = append(p, workload.CheckLabels([]*unstructured.Unstructured{app})...)
+	if path := objects.StringAt(app.Object, "spec", "source", "path"); path != appOfAppsDir {
+		p.Addf("%s: source.path %q, want %s", objects.Ref(app), path, appOfAppsDir)
 	}
 	// One fork, one repoURL: the children must point where the root does.
 	children, err := c.Render(appOfAppsDir)
@@ -419,8 +428,8 @@ func (c *Checker) checkRootApplication() []string {
 		return append(p, err.Error())
 	}
 	for _, child := range children {
-		if got, want := stringAt(child.Object, "spec", "source", "repoURL"), stringAt(app.Object, "spec", "source", "repoURL"); got != want {
-			p.addf("%s: repoURL %q differs from the root Application's %q", ref(child), got, want)
+		if got, want := objects.StringAt(child.Object, "spec", "source", "repoURL"), objects.StringAt(app.Object, "spec", "source", "repoURL"); got != want {
+			p.Addf("%s: repoURL %q differs from the root Application's %q", objects.Ref(child), got, want)
 		}
 	}
 	return p
@@ -428,7 +437,7 @@ func (c *Checker) checkRootApplication() []string {
 
 // checkNoSecretDataInTree scans every YAML file under gitops/, rendered or not.
 func checkNoSecretDataInTree(root string) ([]string, error) {
-	var p problems
+	var p objects.Problems
 	err := filepath.WalkDir(filepath.Join(root, "gitops"), func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || (!strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml")) {
 			return err
@@ -439,62 +448,28 @@ func checkNoSecretDataInTree(root string) ([]string, error) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		rel = filepath.ToSlash(rel)
-		docs, err := Documents(data)
+		docs, err := objects.Documents(data)
 		if err != nil {
-			p.addf("%s: %v", rel, err)
+			p.Addf("%s: %v", rel, err)
 			return nil
 		}
 		for i, doc := range docs {
 			var obj map[string]any
 			if err := yaml.Unmarshal(doc, &obj); err != nil {
-				p.addf("%s document %d: not YAML: %v", rel, i+1, err)
+				p.Addf("%s document %d: not YAML: %v", rel, i+1, err)
 				continue
 			}
 			if obj == nil {
 				continue
 			}
-			for _, s := range checkNoSecretData([]*unstructured.Unstructured{{Object: obj}}) {
-				p.addf("%s: %s", rel, s)
+			for _, s := range workload.CheckNoSecretData([]*unstructured.Unstructured{{Object: obj}}) {
+				p.Addf("%s: %s", rel, s)
 			}
 			if _, ok := obj["secretGenerator"]; ok {
-				p.addf("%s: secretGenerator puts secret values in git", rel)
+				p.Addf("%s: secretGenerator puts secret values in git", rel)
 			}
 		}
 		return nil
 	})
 	return p, err
-}
-
-// checkEveryKustomizationBuilt: every kustomization under gitops/ is a target or is reached from one (a
-// base it builds on, a component it uses), so no kustomization escapes the checks.
-func checkEveryKustomizationBuilt(root string, all []Target) ([]string, error) {
-	ks, err := Kustomizations(root)
-	if err != nil {
-		return nil, err
-	}
-	g := graph{root: root, byDir: map[string]Kustomization{}}
-	for _, k := range ks {
-		g.byDir[k.Dir] = k
-	}
-	reached := map[string]bool{}
-	var visit func(dir string)
-	visit = func(dir string) {
-		if reached[dir] {
-			return
-		}
-		reached[dir] = true
-		for _, sub := range g.entries(dir) {
-			visit(sub)
-		}
-	}
-	for _, t := range all {
-		visit(t.Dir)
-	}
-	var p problems
-	for _, k := range ks {
-		if !reached[k.Dir] {
-			p.addf("%s: kustomization not built by any overlay (a component no overlay uses, or a base nothing builds on)", k.Dir)
-		}
-	}
-	return p, nil
 }

@@ -7,19 +7,22 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
 )
 
 // What a kustomization renders, which decides the checks that apply to it (see Targets).
-type targetKind = TargetKind
+type targetKind = targets.TargetKind
 
 const (
-	appTarget     = AppTarget     // an overlay of LiteMaaS itself, synced by Argo CD
-	clusterTarget = ClusterTarget // the cluster-admin part of an overlay (OAuthClient, Groups)
-	argocdTarget  = ArgoCDTarget  // Argo CD Applications
-	crdTarget     = CRDTarget     // test fixtures: CRDs for the server-side dry run
-	haTarget      = HATarget      // an overlay of the production profile (gitops/components/ha)
+	appTarget     = targets.AppTarget     // an overlay of LiteMaaS itself, synced by Argo CD
+	clusterTarget = targets.ClusterTarget // the cluster-admin part of an overlay (OAuthClient, Groups)
+	argocdTarget  = targets.ArgoCDTarget  // Argo CD Applications
+	crdTarget     = targets.CRDTarget     // test fixtures: CRDs for the server-side dry run
+	haTarget      = targets.HATarget      // an overlay of the production profile (gitops/components/ha)
 )
 
 type target struct {
@@ -29,18 +32,18 @@ type target struct {
 	// the apps domain.
 	cluster  string
 	settings string
-	t        Target
+	t        targets.Target
 }
 
-// targets is every kustomization that is built on its own, found in the tree the way
+// treeTargets is every kustomization that is built on its own, found in the tree the way
 // `litemaas-ops check` finds them: an overlay a user adds is checked without editing any test.
-// A tree that cannot be read leaves targets empty and fails TestPolicy with targetsErr.
-var targets, targetsErr = func() ([]target, error) {
-	root, err := RepoRoot()
+// A tree that cannot be read leaves treeTargets empty and fails TestPolicy with targetsErr.
+var treeTargets, targetsErr = func() ([]target, error) {
+	root, err := objects.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	ts, err := Targets(root)
+	ts, err := targets.Targets(root)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +58,7 @@ var targets, targetsErr = func() ([]target, error) {
 // cluster-admin part (gitops/overlays/example, or a fork's copy of it).
 func sampleOverlay(t *testing.T) target {
 	t.Helper()
-	for _, tg := range targets {
+	for _, tg := range treeTargets {
 		if tg.kind == appTarget && tg.cluster == tg.dir+"/cluster" && tg.settings != "" {
 			return tg
 		}
@@ -66,50 +69,14 @@ func sampleOverlay(t *testing.T) target {
 
 // checker is shared by the tests of this package, so that each directory is rendered once.
 var checker = func() *Checker {
-	root, _ := RepoRoot() // an error shows in targetsErr
+	root, _ := objects.RepoRoot() // an error shows in targetsErr
 	return NewChecker(root)
 }()
-
-// rendered renders a repository directory once per test binary; callers get deep copies.
-func rendered(t *testing.T, dir string) []*unstructured.Unstructured {
-	t.Helper()
-	objs, err := checker.Render(dir)
-	if err != nil {
-		t.Fatalf("render %s: %v", dir, err)
-	}
-	return objs
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-func report(t *testing.T, what string, ps []string) {
-	t.Helper()
-	for _, p := range ps {
-		t.Errorf("%s: %s", what, p)
-	}
-}
-
-// appsDomain reads the apps domain an overlay sets.
-func appsDomain(t *testing.T, settingsFile string) string {
-	t.Helper()
-	d, err := AppsDomain(repoRoot(t), settingsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // documents splits a YAML stream into its non-empty documents.
 func documents(t *testing.T, data []byte) [][]byte {
 	t.Helper()
-	docs, err := Documents(data)
+	docs, err := objects.Documents(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +86,12 @@ func documents(t *testing.T, data []byte) [][]byte {
 // TestPolicy runs every check on every kustomization of the tree, exactly as `litemaas-ops check` does.
 func TestPolicy(t *testing.T) {
 	require.NoError(t, targetsErr, "reading the kustomizations under gitops/")
-	all := make([]Target, 0, len(targets))
-	for _, tg := range targets {
+	all := make([]targets.Target, 0, len(treeTargets))
+	for _, tg := range treeTargets {
 		all = append(all, tg.t)
 	}
 	require.NotEmpty(t, appOverlays(all), "no overlay found under gitops/overlays")
-	for _, tg := range targets {
+	for _, tg := range treeTargets {
 		t.Run(tg.dir, func(t *testing.T) {
 			for _, f := range checker.CheckTarget(tg.t, all) {
 				t.Errorf("%s: %s", f.Rule, f.Msg)
@@ -136,8 +103,8 @@ func TestPolicy(t *testing.T) {
 // TestTree runs the checks on the tree as a whole: the root Application, images/images.yaml, the CRDs'
 // coverage of the rendered kinds, no Secret data in any file, every kustomization built.
 func TestTree(t *testing.T) {
-	all := make([]Target, 0, len(targets))
-	for _, tg := range targets {
+	all := make([]targets.Target, 0, len(treeTargets))
+	for _, tg := range treeTargets {
 		all = append(all, tg.t)
 	}
 	for _, f := range checker.CheckTree(all) {
@@ -152,9 +119,9 @@ func TestMatchesKubectlKustomize(t *testing.T) {
 	if err != nil {
 		t.Skip("kubectl not installed")
 	}
-	for _, tg := range targets {
+	for _, tg := range treeTargets {
 		t.Run(tg.dir, func(t *testing.T) {
-			out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot(t), tg.dir)).Output()
+			out, err := exec.Command(kubectl, "kustomize", filepath.Join(manifeststest.RepoRoot(t), tg.dir)).Output()
 			if err != nil {
 				t.Fatalf("kubectl kustomize: %v", err)
 			}
@@ -168,7 +135,7 @@ func TestMatchesKubectlKustomize(t *testing.T) {
 					theirs = append(theirs, obj)
 				}
 			}
-			ours := rendered(t, tg.dir)
+			ours := manifeststest.Rendered(t, tg.dir)
 			if len(ours) != len(theirs) {
 				t.Fatalf("kubectl kustomize renders %d objects, Render %d", len(theirs), len(ours))
 			}
@@ -183,7 +150,7 @@ func TestMatchesKubectlKustomize(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !reflect.DeepEqual(obj, theirs[i]) {
-					t.Errorf("object %d (%s) differs between kubectl kustomize and Render", i, ref(ours[i]))
+					t.Errorf("object %d (%s) differs between kubectl kustomize and Render", i, objects.Ref(ours[i]))
 				}
 			}
 		})
@@ -192,16 +159,16 @@ func TestMatchesKubectlKustomize(t *testing.T) {
 
 // TestRenderYAML: RenderYAML gives the same objects as Render.
 func TestRenderYAML(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), sampleOverlay(t).dir)
-	data, err := RenderYAML(dir)
+	dir := filepath.Join(manifeststest.RepoRoot(t), sampleOverlay(t).dir)
+	data, err := objects.RenderYAML(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := len(documents(t, data))
-	if objs := rendered(t, sampleOverlay(t).dir); n != len(objs) {
+	if objs := manifeststest.Rendered(t, sampleOverlay(t).dir); n != len(objs) {
 		t.Errorf("RenderYAML has %d documents, Render %d objects", n, len(objs))
 	}
-	if _, err := Render(filepath.Join(repoRoot(t), "gitops/no-such-dir")); err == nil {
+	if _, err := objects.Render(filepath.Join(manifeststest.RepoRoot(t), "gitops/no-such-dir")); err == nil {
 		t.Error("Render of a missing directory did not fail")
 	}
 }

@@ -10,6 +10,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
 )
 
 // The Argo CD project every Application of the tree belongs to, and the file that declares it (a plain
@@ -27,35 +31,35 @@ var forbiddenClusterKinds = []string{"ClusterRole", "ClusterRoleBinding"}
 // branch or a tag. HEAD follows whatever the remote's default branch is at the time of each poll, so a
 // change of the default branch would deploy it without a commit on the branch the user reviews.
 func checkSource(what, project, revision string) []string {
-	var p problems
+	var p objects.Problems
 	switch project {
 	case ProjectName:
 	case "", "default":
-		p.addf("%s: project %q: use project %s (%s), which limits what a commit can apply", what, project, ProjectName, ProjectFile)
+		p.Addf("%s: project %q: use project %s (%s), which limits what a commit can apply", what, project, ProjectName, ProjectFile)
 	default:
-		p.addf("%s: project %q, want %s", what, project, ProjectName)
+		p.Addf("%s: project %q, want %s", what, project, ProjectName)
 	}
 	switch strings.TrimSpace(revision) {
 	case "", "HEAD":
-		p.addf("%s: revision %q follows the repository's default branch: name a branch (main) or a tag", what, revision)
+		p.Addf("%s: revision %q follows the repository's default branch: name a branch (main) or a tag", what, revision)
 	}
 	return p
 }
 
 // checkApplicationSource runs checkSource on an Application.
 func checkApplicationSource(app *unstructured.Unstructured) []string {
-	return checkSource(ref(app), stringAt(app.Object, "spec", "project"), stringAt(app.Object, "spec", "source", "targetRevision"))
+	return checkSource(objects.Ref(app), objects.StringAt(app.Object, "spec", "project"), objects.StringAt(app.Object, "spec", "source", "targetRevision"))
 }
 
 // checkApplicationSetSource runs checkSource on an ApplicationSet's template and on every git
 // generator's revision.
 func checkApplicationSetSource(set *unstructured.Unstructured) []string {
-	p := problems(checkSource(ref(set)+" template", stringAt(set.Object, "spec", "template", "spec", "project"),
-		stringAt(set.Object, "spec", "template", "spec", "source", "targetRevision")))
-	for i, g := range maps(listAt(set.Object, "spec", "generators")) {
-		if git := mapAt(g, "git"); git != nil {
-			if rev := stringAt(git, "revision"); rev == "" || rev == "HEAD" {
-				p.addf("%s generators[%d].git: revision %q follows the repository's default branch: name a branch (main) or a tag", ref(set), i, rev)
+	p := objects.Problems(checkSource(objects.Ref(set)+" template", objects.StringAt(set.Object, "spec", "template", "spec", "project"),
+		objects.StringAt(set.Object, "spec", "template", "spec", "source", "targetRevision")))
+	for i, g := range objects.Maps(objects.ListAt(set.Object, "spec", "generators")) {
+		if git := objects.MapAt(g, "git"); git != nil {
+			if rev := objects.StringAt(git, "revision"); rev == "" || rev == "HEAD" {
+				p.Addf("%s generators[%d].git: revision %q follows the repository's default branch: name a branch (main) or a tag", objects.Ref(set), i, rev)
 			}
 		}
 	}
@@ -104,11 +108,11 @@ func ReadProject(root string) (*unstructured.Unstructured, error) {
 // projectKinds reads a whitelist of the AppProject.
 func projectKinds(proj *unstructured.Unstructured, field string) ([]kindRef, []string) {
 	var out []kindRef
-	var p problems
-	for _, e := range maps(listAt(proj.Object, "spec", field)) {
-		k := kindRef{stringAt(e, "group"), stringAt(e, "kind")}
+	var p objects.Problems
+	for _, e := range objects.Maps(objects.ListAt(proj.Object, "spec", field)) {
+		k := kindRef{objects.StringAt(e, "group"), objects.StringAt(e, "kind")}
 		if strings.Contains(k.Group, "*") || strings.Contains(k.Kind, "*") {
-			p.addf("AppProject/%s: spec.%s has the wildcard %s: list the kinds", proj.GetName(), field, k)
+			p.Addf("AppProject/%s: spec.%s has the wildcard %s: list the kinds", proj.GetName(), field, k)
 		}
 		out = append(out, k)
 	}
@@ -118,7 +122,7 @@ func projectKinds(proj *unstructured.Unstructured, field string) ([]kindRef, []s
 // checkProject holds the AppProject against the tree: the kinds Argo CD applies (the overlays' and
 // the app-of-apps' objects) are exactly the kinds it allows, no ClusterRole(Binding), sources only the
 // fork the Applications name, destinations only namespaces litemaas and openshift-gitops.
-func (c *Checker) checkProject(all []Target) []string {
+func (c *Checker) checkProject(all []targets.Target) []string {
 	proj, err := ReadProject(c.Root)
 	if err != nil {
 		return []string{err.Error()}
@@ -126,18 +130,18 @@ func (c *Checker) checkProject(all []Target) []string {
 	return c.checkProjectObject(proj, all)
 }
 
-func (c *Checker) checkProjectObject(proj *unstructured.Unstructured, all []Target) []string {
-	var p problems
+func (c *Checker) checkProjectObject(proj *unstructured.Unstructured, all []targets.Target) []string {
+	var p objects.Problems
 	if proj.GetKind() != "AppProject" || proj.GetName() != ProjectName || proj.GetNamespace() != "openshift-gitops" {
-		p.addf("want AppProject %s in namespace openshift-gitops, got %s in %q", ProjectName, ref(proj), proj.GetNamespace())
+		p.Addf("want AppProject %s in namespace openshift-gitops, got %s in %q", ProjectName, objects.Ref(proj), proj.GetNamespace())
 	}
-	p = append(p, checkLabels([]*unstructured.Unstructured{proj})...)
+	p = append(p, workload.CheckLabels([]*unstructured.Unstructured{proj})...)
 
 	var cluster, namespaced []kindRef
 	for _, t := range all {
 		// What Argo CD syncs: the overlays, and the Applications of the app-of-apps. The fleet's
 		// ApplicationSet and the cluster-admin parts are applied by hand.
-		if t.Kind != AppTarget && t.Kind != HATarget && t.Dir != appOfAppsDir {
+		if t.Kind != targets.AppTarget && t.Kind != targets.HATarget && t.Dir != appOfAppsDir {
 			continue
 		}
 		objs, err := c.Render(t.Dir)
@@ -154,7 +158,7 @@ func (c *Checker) checkProjectObject(proj *unstructured.Unstructured, all []Targ
 	p = append(p, ps...)
 	for _, k := range allowedCluster {
 		if k.Group == "rbac.authorization.k8s.io" && slices.Contains(forbiddenClusterKinds, k.Kind) {
-			p.addf("clusterResourceWhitelist allows %s: a commit could then grant itself any right on the cluster; keep cluster RBAC in the cluster-admin part (oc apply -k)", k)
+			p.Addf("clusterResourceWhitelist allows %s: a commit could then grant itself any right on the cluster; keep cluster RBAC in the cluster-admin part (oc apply -k)", k)
 		}
 	}
 	p = append(p, diffKinds("clusterResourceWhitelist", "cluster-scoped", cluster, allowedCluster)...)
@@ -162,18 +166,18 @@ func (c *Checker) checkProjectObject(proj *unstructured.Unstructured, all []Targ
 
 	// Sources: the fork the root Application names, and nothing else.
 	if root, err := readObjectFile(c.Root, rootAppFile); err == nil {
-		want := stringAt(root.Object, "spec", "source", "repoURL")
-		if got := strs(listAt(proj.Object, "spec", "sourceRepos")); len(got) != 1 || got[0] != want {
-			p.addf("spec.sourceRepos %v, want exactly the repoURL of %s: [%s]", got, rootAppFile, want)
+		want := objects.StringAt(root.Object, "spec", "source", "repoURL")
+		if got := objects.Strs(objects.ListAt(proj.Object, "spec", "sourceRepos")); len(got) != 1 || got[0] != want {
+			p.Addf("spec.sourceRepos %v, want exactly the repoURL of %s: [%s]", got, rootAppFile, want)
 		}
 	}
-	for i, d := range maps(listAt(proj.Object, "spec", "destinations")) {
-		ns := stringAt(d, "namespace")
+	for i, d := range objects.Maps(objects.ListAt(proj.Object, "spec", "destinations")) {
+		ns := objects.StringAt(d, "namespace")
 		if ns != "litemaas" && ns != "openshift-gitops" {
-			p.addf("spec.destinations[%d]: namespace %q, want litemaas (LiteMaaS) or openshift-gitops (the child Applications)", i, ns)
+			p.Addf("spec.destinations[%d]: namespace %q, want litemaas (LiteMaaS) or openshift-gitops (the child Applications)", i, ns)
 		}
-		if ns == "openshift-gitops" && stringAt(d, "server") != "https://kubernetes.default.svc" {
-			p.addf("spec.destinations[%d]: namespace openshift-gitops only on this cluster (server https://kubernetes.default.svc)", i)
+		if ns == "openshift-gitops" && objects.StringAt(d, "server") != "https://kubernetes.default.svc" {
+			p.Addf("spec.destinations[%d]: namespace openshift-gitops only on this cluster (server https://kubernetes.default.svc)", i)
 		}
 	}
 	return p
@@ -182,15 +186,15 @@ func (c *Checker) checkProjectObject(proj *unstructured.Unstructured, all []Targ
 // diffKinds reports kinds used but not allowed (Argo CD would refuse the sync) and allowed but unused
 // (more than the tree needs).
 func diffKinds(field, scope string, used, allowed []kindRef) []string {
-	var p problems
+	var p objects.Problems
 	for _, k := range used {
 		if !slices.Contains(allowed, k) {
-			p.addf("the tree applies the %s kind %s through Argo CD but spec.%s does not allow it (group %q, kind %s): Argo CD would refuse the sync", scope, k, field, k.Group, k.Kind)
+			p.Addf("the tree applies the %s kind %s through Argo CD but spec.%s does not allow it (group %q, kind %s): Argo CD would refuse the sync", scope, k, field, k.Group, k.Kind)
 		}
 	}
 	for _, k := range allowed {
 		if !slices.Contains(used, k) {
-			p.addf("spec.%s allows %s, which no overlay renders: remove it", field, k)
+			p.Addf("spec.%s allows %s, which no overlay renders: remove it", field, k)
 		}
 	}
 	return p

@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,33 +8,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// copyGitops copies the tree's gitops/ and images/ into a temporary root.
-func copyGitops(t *testing.T) string {
-	t.Helper()
-	dst := t.TempDir()
-	for _, dir := range []string{"gitops", "images"} {
-		src := filepath.Join(repoRoot(t), dir)
-		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			target := filepath.Join(dst, dir, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, 0o644)
-		})
-		require.NoError(t, err)
-	}
-	return dst
-}
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/targets"
+)
 
 func write(t *testing.T, root, file, content string) {
 	t.Helper()
@@ -47,25 +23,25 @@ func write(t *testing.T, root, file, content string) {
 // Targets are found in the tree and classified by what they build on; a fleet's cluster folder is an
 // overlay like the others.
 func TestTargetsFollowTheTree(t *testing.T) {
-	root := copyGitops(t)
+	root := manifeststest.CopyTree(t)
 	write(t, root, "gitops/clusters/east/kustomization.yaml", "resources:\n  - ../../overlays/example-with-options\n")
 	write(t, root, "gitops/overlays/own-catalog/kustomization.yaml", "resources:\n  - ../example\nconfigMapGenerator:\n  - name: litemaas-models\n    behavior: replace\n    files: [models.yaml]\n")
 	models, err := os.ReadFile(filepath.Join(root, "gitops/base/models.yaml"))
 	require.NoError(t, err)
 	write(t, root, "gitops/overlays/own-catalog/models.yaml", string(models))
 
-	ts, err := Targets(root)
+	ts, err := targets.Targets(root)
 	require.NoError(t, err)
-	byDir := map[string]Target{}
+	byDir := map[string]targets.Target{}
 	for _, tg := range ts {
 		byDir[tg.Dir] = tg
 	}
 	const settings = "gitops/overlays/example/settings/cluster-settings.yaml"
-	assert.Equal(t, Target{Dir: "gitops/clusters/east", Kind: AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/base/models.yaml"}, byDir["gitops/clusters/east"])
-	assert.Equal(t, Target{Dir: "gitops/overlays/own-catalog", Kind: AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/overlays/own-catalog/models.yaml"}, byDir["gitops/overlays/own-catalog"])
-	assert.Equal(t, ClusterTarget, byDir["gitops/overlays/example/cluster"].Kind)
-	assert.Equal(t, ArgoCDTarget, byDir["gitops/argocd/app-of-apps"].Kind)
-	assert.Equal(t, CRDTarget, byDir["gitops/test/crds"].Kind)
+	assert.Equal(t, targets.Target{Dir: "gitops/clusters/east", Kind: targets.AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/base/models.yaml"}, byDir["gitops/clusters/east"])
+	assert.Equal(t, targets.Target{Dir: "gitops/overlays/own-catalog", Kind: targets.AppTarget, Cluster: "gitops/overlays/example/cluster", Settings: settings, Catalog: "gitops/overlays/own-catalog/models.yaml"}, byDir["gitops/overlays/own-catalog"])
+	assert.Equal(t, targets.ClusterTarget, byDir["gitops/overlays/example/cluster"].Kind)
+	assert.Equal(t, targets.ArgoCDTarget, byDir["gitops/argocd/app-of-apps"].Kind)
+	assert.Equal(t, targets.CRDTarget, byDir["gitops/test/crds"].Kind)
 
 	findings, err := NewChecker(root).CheckAll()
 	require.NoError(t, err)
@@ -74,7 +50,7 @@ func TestTargetsFollowTheTree(t *testing.T) {
 
 // What a user gets wrong is reported with the kustomization, the rule and the object.
 func TestCheckerReportsWhereAndWhich(t *testing.T) {
-	root := copyGitops(t)
+	root := manifeststest.CopyTree(t)
 	// An overlay that does not build, one on the placeholder domain, one whose catalog has a bad model.
 	write(t, root, "gitops/overlays/typo/kustomization.yaml", "resources:\n  - ../../bsae\n")
 	write(t, root, "gitops/overlays/nodomain/kustomization.yaml", "resources:\n  - ../../base\n")

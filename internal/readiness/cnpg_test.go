@@ -67,4 +67,4 @@ func TestSplitCNPGClusters(t *testing.T) {
 }
 
 // CNPGWaiter itself (watch by name under a Role with resourceNames, reacting to a status update) is
-// tested against a real kube-apiserver with CloudNativePG's CRD in internal/manifests (ha_test.go).
+// tested against a real kube-apiserver with CloudNativePG's CRD in internal/manifests/ha (ha_test.go).

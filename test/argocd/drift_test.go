@@ -20,30 +20,15 @@ import (
 
 // driftTwoTicks is what a commit appends to the example overlay's patches: the drift CronJob on two
 // given minutes only (the first run succeeds, the second fails, then no run interferes for an hour),
-// with short WAIT_TIMEOUT and RETRY_TIMEOUT in the hook Job and the drift CronJob alike, so that a run
-// against a LiteLLM that is down fails within seconds instead of after ten minutes.
+// with short WAIT_TIMEOUT and RETRY_TIMEOUT in the hook Job, which the drift CronJob runs too (the
+// overlay's base/drift-cronjob copies the Job's pod), so that a run against a LiteLLM that is down fails
+// within seconds instead of after ten minutes.
 const driftTwoTicks = `
   - target: {kind: CronJob, name: litemaas-sync-drift}
     patch: |-
       - op: replace
         path: /spec/schedule
         value: "%d,%d * * * *"
-  - target: {kind: CronJob, name: litemaas-sync-drift}
-    patch: |-
-      apiVersion: batch/v1
-      kind: CronJob
-      metadata:
-        name: litemaas-sync-drift
-      spec:
-        jobTemplate:
-          spec:
-            template:
-              spec:
-                containers:
-                  - name: litemaas-sync
-                    env:
-                      - {name: WAIT_TIMEOUT, value: 20s}
-                      - {name: RETRY_TIMEOUT, value: 10s}
   - target: {kind: Job, name: litemaas-sync}
     patch: |-
       apiVersion: batch/v1

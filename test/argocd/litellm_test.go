@@ -141,7 +141,7 @@ func testLiteLLMSelfHeal(t *testing.T, f *fixture) {
 }
 
 // testPrune: a commit removing a model from the catalog, with PRUNE=true set by the overlay (a patch
-// of both Jobs' environment, as the hook Job and the drift CronJob must stay equal), makes the PostSync
+// of the hook Job's environment, which the drift CronJob's pod is copied from), makes the PostSync
 // job delete that model's deployment from LiteLLM and mark its row unavailable; the other models'
 // deployments and rows stay as they were.
 func testPrune(t *testing.T, f *fixture) {
@@ -191,8 +191,8 @@ func testPrune(t *testing.T, f *fixture) {
 	assert.Contains(t, postSync[0], "(no longer in the catalog, PRUNE=true)", "the PostSync job pruned it because PRUNE is on")
 }
 
-// prunePatch is what an overlay adds to turn PRUNE on: the same value in the hook Job and in the drift
-// CronJob (strategic merge patches, which merge env by name).
+// prunePatch is what an overlay adds to turn PRUNE on: a strategic merge patch of the hook Job (env
+// merged by name), which the drift CronJob runs too (base/drift-cronjob copies the Job's pod).
 const prunePatch = `
 patches:
   - target: {kind: Job, name: litemaas-sync}
@@ -209,22 +209,6 @@ patches:
                 env:
                   - name: PRUNE
                     value: "true"
-  - target: {kind: CronJob, name: litemaas-sync-drift}
-    patch: |-
-      apiVersion: batch/v1
-      kind: CronJob
-      metadata:
-        name: litemaas-sync-drift
-      spec:
-        jobTemplate:
-          spec:
-            template:
-              spec:
-                containers:
-                  - name: litemaas-sync
-                    env:
-                      - name: PRUNE
-                        value: "true"
 `
 
 // createDriftJob creates a Job from the drift CronJob as `kubectl create job --from=cronjob/...` does:
