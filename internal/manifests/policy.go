@@ -169,10 +169,7 @@ type objectCheck struct {
 // both run it.
 var commonChecks = []objectCheck{
 	{"restricted-v2", workload.CheckRestrictedV2},
-	{"resources", workload.CheckResources},
-	{"probes", workload.CheckProbes},
 	{"hook Jobs", syncjob.CheckHookJobs},
-	{"images pinned", workload.CheckImagesPinned},
 	{"labels", workload.CheckLabels},
 	{"namespace", workload.CheckNamespace},
 	{"sync RBAC", syncjob.CheckSyncRBAC},

@@ -105,8 +105,17 @@ func testSelfHeal(t *testing.T, f *fixture) {
 	want := d.Spec.Template.Spec.Containers[0].Image
 	runs := len(f.h.Kubelet.Runs())
 
+	// The cluster part's workload admission policy refuses an unpinned image outright, hand edits
+	// included; a pinned one is let through and it is Argo CD that reverts it.
+	unpinned := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"quay.io/someone/else:latest"}]}}}}`, d.Spec.Template.Spec.Containers[0].Name)
+	_, err = deps.Patch(ctx, "frontend", types.StrategicMergePatchType, []byte(unpinned), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "litemaas-workloads")
+	assert.Contains(t, err.Error(), "image not pinned")
+	t.Logf("a hand edit to :latest: %v", err)
+
 	t0 := time.Now()
-	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"quay.io/someone/else:latest"}]}}}}`, d.Spec.Template.Spec.Containers[0].Name)
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":"quay.io/someone/else:1.0"}]}}}}`, d.Spec.Template.Spec.Containers[0].Name)
 	_, err = deps.Patch(ctx, "frontend", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "kubectl-edit"})
 	require.NoError(t, err)
 	a, err := f.h.WaitApp(ctx, childApp, 2*time.Minute, func(a *argocdtest.App) bool {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -86,12 +87,44 @@ func NewDryRunner(t *testing.T, kube *kapitest.Server) *DryRunner {
 		nss = append(nss, ns)
 	}
 	kube.Apply(t, append(crds, nss...)...)
+	// The workload admission policy the cluster-admin part ships (gitops/cluster-policy), for real: the
+	// API server, not Go, judges resources, probes and pinned images.
+	policy, err := objects.Render(filepath.Join(root, "gitops", "cluster-policy"))
+	require.NoError(t, err)
+	kube.Apply(t, policy...)
 	rec := &warningRecorder{}
 	cfg := rest.CopyConfig(kube.Config)
 	cfg.WarningHandler = rec
 	dyn, err := dynamic.NewForConfig(cfg)
 	require.NoError(t, err)
-	return &DryRunner{dyn: dyn, warnings: rec, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Clientset().Discovery()))}
+	d := &DryRunner{dyn: dyn, warnings: rec, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Clientset().Discovery()))}
+	waitForWorkloadPolicy(t, d)
+	return d
+}
+
+// WorkloadPolicy is the name of the ValidatingAdmissionPolicy of gitops/cluster-policy.
+const WorkloadPolicy = "litemaas-workloads"
+
+// waitForWorkloadPolicy waits until the API server enforces WorkloadPolicy: it loads policies
+// asynchronously, so a Deployment without resources is dry-run until it is refused.
+func waitForWorkloadPolicy(t *testing.T, d *DryRunner) {
+	t.Helper()
+	probe := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "policy-probe", "namespace": "litemaas", "labels": map[string]any{"app.kubernetes.io/part-of": "litemaas"}},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"app": "probe"}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]any{"app": "probe"}},
+				"spec":     map[string]any{"containers": []any{map[string]any{"name": "probe", "image": "probe:latest"}}},
+			},
+		},
+	}}
+	var last error
+	require.Eventually(t, func() bool {
+		last = d.Create(context.Background(), probe.DeepCopy())
+		return last != nil && strings.Contains(last.Error(), WorkloadPolicy)
+	}, 30*time.Second, 100*time.Millisecond, "the workload admission policy never took effect (last answer: %v)", last)
 }
 
 // Create dry-runs obj; its error names the object. A Pod Security warning (a pod template that would

@@ -56,34 +56,6 @@ func TestRulesRejectBrokenObjects(t *testing.T) {
 			return append(o, cj)
 		}, "CronJob/backup"},
 
-		// resources and probes
-		{"no limits", manifeststest.Plain(CheckResources), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			delete(objects.MapAt(manifeststest.ContainerOf(t, o, "Deployment", "backend", "backend"), "resources"), "limits")
-			return o
-		}, "limits"},
-		{"no readiness probe", manifeststest.Plain(CheckProbes), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			delete(manifeststest.ContainerOf(t, o, "Deployment", "frontend", "frontend"), "readinessProbe")
-			return o
-		}, "readinessProbe"},
-
-		// images
-		{"image with latest", manifeststest.Plain(CheckImagesPinned), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			manifeststest.ContainerOf(t, o, "Deployment", "backend", "backend")["image"] = "quay.io/rh-aiservices-bu/litemaas-backend:latest"
-			return o
-		}, "not pinned"},
-		{"image without tag", manifeststest.Plain(CheckImagesPinned), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			manifeststest.ContainerOf(t, o, "StatefulSet", "postgres", "postgres")["image"] = "docker.io/library/postgres"
-			return o
-		}, "no tag"},
-		{"image on main", manifeststest.Plain(CheckImagesPinned), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			manifeststest.ContainerOf(t, o, "Deployment", "litellm", "litellm")["image"] = "quay.io/rh-aiservices-bu/litellm-non-root:main"
-			return o
-		}, "moving tag"},
-		{"image from a registry with a port, no tag", manifeststest.Plain(CheckImagesPinned), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
-			manifeststest.ContainerOf(t, o, "Deployment", "frontend", "frontend")["image"] = "registry.local:5000/litemaas-frontend"
-			return o
-		}, "no tag"},
-
 		// secrets
 		{"Secret with data", manifeststest.Plain(CheckNoSecretData), func(t *testing.T, o []*unstructured.Unstructured) []*unstructured.Unstructured {
 			return append(o, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "litellm-secret"}, "data": map[string]any{"LITELLM_MASTER_KEY": "c2stMTIz"}}})

@@ -52,47 +52,6 @@ func CheckRestrictedV2(objs []*unstructured.Unstructured) []string {
 	return p
 }
 
-// CheckResources: every container, init containers included, has cpu and memory requests and limits.
-func CheckResources(objs []*unstructured.Unstructured) []string {
-	var p objects.Problems
-	for _, pt := range objects.PodTemplates(objs) {
-		for _, c := range objects.ContainersOf(pt.Spec) {
-			for _, kind := range []string{"requests", "limits"} {
-				for _, res := range []string{"cpu", "memory"} {
-					if !objects.Has(c.Spec, "resources", kind, res) {
-						p.Addf("%s container %s: no resources.%s.%s", pt.Owner, c.Name, kind, res)
-					}
-				}
-			}
-		}
-	}
-	return p
-}
-
-// CheckProbes: every long-running container (Deployment, StatefulSet, DaemonSet) has a readiness and
-// a liveness probe. Jobs and init containers run to completion and have none.
-func CheckProbes(objs []*unstructured.Unstructured) []string {
-	var p objects.Problems
-	for _, pt := range objects.PodTemplates(objs) {
-		switch pt.Kind {
-		case "Deployment", "StatefulSet", "DaemonSet":
-		default:
-			continue
-		}
-		for _, c := range objects.ContainersOf(pt.Spec) {
-			if c.Init {
-				continue
-			}
-			for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-				if !objects.Has(c.Spec, probe) {
-					p.Addf("%s container %s: no %s", pt.Owner, c.Name, probe)
-				}
-			}
-		}
-	}
-	return p
-}
-
 // Pinned reports why an image reference is not pinned, or "" if it is: it needs a digest, or a tag
 // that is not a moving branch name.
 func Pinned(image string) string {
@@ -115,20 +74,6 @@ func Pinned(image string) string {
 		return fmt.Sprintf("moving tag %q", tag)
 	}
 	return ""
-}
-
-// CheckImagesPinned: every image has a digest or a fixed tag.
-func CheckImagesPinned(objs []*unstructured.Unstructured) []string {
-	var p objects.Problems
-	for _, pt := range objects.PodTemplates(objs) {
-		for _, c := range objects.ContainersOf(pt.Spec) {
-			img := objects.StringAt(c.Spec, "image")
-			if why := Pinned(img); why != "" {
-				p.Addf("%s container %s: image %q is not pinned: %s", pt.Owner, c.Name, img, why)
-			}
-		}
-	}
-	return p
 }
 
 // CheckImageInventory: the images used are exactly the images listed in images/images.yaml.
