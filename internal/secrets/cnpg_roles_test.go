@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/job"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/secrets"
@@ -81,7 +82,12 @@ func TestRoleSecretsUnderTheProfilesRBACAndPolicy(t *testing.T) {
 	createOAuthClient(t, secrets.DefaultOAuthClientName, "https://litemaas-litemaas.apps.old.example.com/api/auth/callback")
 
 	// The profile's admission policy is cluster-wide: remove it when done.
-	policy := pick(cluster, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+	var policy []*unstructured.Unstructured
+	for _, o := range pick(cluster, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding") {
+		if o.GetName() == "litemaas-secrets-job" {
+			policy = append(policy, o)
+		}
+	}
 	require.Len(t, policy, 2)
 	t.Cleanup(func() {
 		adm := srv.Clientset().AdmissionregistrationV1()

@@ -40,7 +40,7 @@ func applyHAAdmissionPolicy(t *testing.T) {
 	require.NoError(t, err)
 	var policy []*unstructured.Unstructured
 	for _, o := range cluster {
-		if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") {
+		if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") && o.GetName() == "litemaas-secrets-job" {
 			policy = append(policy, o)
 		}
 	}
