@@ -695,6 +695,9 @@ func (s *Stack) mountClusterCA(v corev1.Volume) (string, error) {
 		}
 	}
 	for _, it := range items {
+		if _, ok := data[it.Key]; !ok {
+			return "", fmt.Errorf("volume %s: Secret %s has no key %s", v.Name, v.Secret.SecretName, it.Key)
+		}
 		if err := os.WriteFile(filepath.Join(dir, it.Path), data[it.Key], 0o600); err != nil {
 			return "", err
 		}

@@ -283,11 +283,7 @@ func (s *Services) startBackend(ctx context.Context, ns string, env, mounts map[
 	if raw == "" {
 		return fmt.Errorf("backend: DATABASE_URL is not set")
 	}
-	// A CA file its URL names (sslrootcert) is read from the container's volume.
-	for path, local := range mounts {
-		raw = strings.ReplaceAll(raw, "="+path+"/", "="+local+"/")
-	}
-	conn, err := pgx.Connect(ctx, s.Rewrite(ns, raw))
+	conn, err := pgx.Connect(ctx, s.Rewrite(ns, localFiles(raw, mounts)))
 	if err != nil {
 		// The database is not there yet: the backend crash-loops until it is.
 		return fmt.Errorf("backend: connecting to its database: %w", err)
@@ -313,10 +309,7 @@ func (s *Services) connectLiteLLM(ctx context.Context, ns string, env, mounts ma
 	if !strings.Contains(raw, "-rw:5432/") && !strings.Contains(raw, "-rw."+ns) {
 		return nil
 	}
-	for path, local := range mounts {
-		raw = strings.ReplaceAll(raw, "="+path+"/", "="+local+"/")
-	}
-	pgURL, mode, err := prismaToPgx(raw)
+	pgURL, mode, err := prismaToPgx(localFiles(raw, mounts))
 	if err != nil {
 		return fmt.Errorf("litellm: DATABASE_URL: %w", err)
 	}
@@ -440,4 +433,13 @@ func (s *Services) Close() {
 	for name := range s.dbs {
 		_ = s.admin(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	}
+}
+
+// localFiles points the files a database URL's query names (sslrootcert=, Prisma's sslcert=) at the
+// local copies of the container's volumes (mounts: mount path -> local directory).
+func localFiles(raw string, mounts map[string]string) string {
+	for path, local := range mounts {
+		raw = strings.ReplaceAll(raw, "="+path+"/", "="+local+"/")
+	}
+	return raw
 }

@@ -21,7 +21,7 @@ const haCASecret = HACluster + "-ca"
 // of the whole Secret would hand the CA's private key to the pod.
 func checkPostgresCA(objs []*unstructured.Unstructured) []string {
 	var p objects.Problems
-	caFile := secretsJobEnv(objs, "POSTGRES_CA_FILE")
+	caFile, _ := objects.EnvValue(objects.Find(objs, "Job", "litemaas-secrets"), "litemaas-secrets", "POSTGRES_CA_FILE")
 	if caFile == "" {
 		p.Addf("Job/litemaas-secrets: no POSTGRES_CA_FILE: the role URLs would not verify CloudNativePG's certificate; set it to where the pods mount %s's ca.crt", haCASecret)
 		return p
@@ -72,22 +72,4 @@ func readsRoleURL(c map[string]any, urlKeys map[string][]string) bool {
 		}
 	}
 	return false
-}
-
-// secretsJobEnv is the literal value of env name of the secrets job's container, "" when unset.
-func secretsJobEnv(objs []*unstructured.Unstructured, name string) string {
-	j := objects.Find(objs, "Job", "litemaas-secrets")
-	if j == nil {
-		return ""
-	}
-	c := objects.ContainerNamed(objects.MapAt(j.Object, "spec", "template", "spec"), "litemaas-secrets")
-	if c == nil {
-		return ""
-	}
-	for _, e := range objects.Maps(objects.ListAt(c, "env")) {
-		if objects.StringAt(e, "name") == name {
-			return objects.StringAt(e, "value")
-		}
-	}
-	return ""
 }
