@@ -286,6 +286,7 @@ func TestServerSideDryRunWorkloadPolicy(t *testing.T) {
 			tt.breakIt(t, o)
 			err := d.Create(context.Background(), o)
 			require.Error(t, err)
+			t.Logf("%s: %v", tt.name, err)
 			assert.Contains(t, err.Error(), manifeststest.WorkloadPolicy)
 			assert.Contains(t, err.Error(), tt.want)
 		})
