@@ -46,6 +46,21 @@ func TestFailingLiteLLMEndsAtTheRunsDeadline(t *testing.T) {
 	assert.Empty(t, s.query(`SELECT id FROM models`))
 }
 
+// An attempt the deadline cuts short answered nothing: the error still gives LiteLLM's last answer.
+// Here the first write answers 503 and the next one is still running when the deadline ends it.
+func TestDeadlineKeepsLiteLLMsLastAnswer(t *testing.T) {
+	s := newStack(t, func(o *litellmtest.Options) { o.WriteDelay = 3 * time.Second })
+	s.proxy.InjectFault(litellmtest.Fault{Method: "POST", Path: "/model/new", Status: 503, Times: 1})
+	o := s.options(loadCatalog(t, ""))
+	o.RetryTimeout = 2 * time.Second
+	o.Concurrency = 1
+	_, err := reconcile.Run(context.Background(), o)
+	require.Error(t, err)
+	require.Equal(t, 2, s.proxy.Count("POST", "/model/new"), "a 503, then a write the deadline cut")
+	assert.Contains(t, err.Error(), "status 503", "LiteLLM's last answer, not the cut attempt's")
+	assert.Contains(t, err.Error(), "RETRY_TIMEOUT (2s) reached")
+}
+
 // failOnce fails the first Apply as a PostgreSQL restart does.
 type failOnce struct {
 	*store.Store

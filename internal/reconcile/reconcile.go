@@ -782,7 +782,8 @@ func countRows(changes []RowChange) Counts {
 }
 
 // retry runs op with exponential backoff while it fails transiently, until the run's deadline (ctx).
-// When the deadline ends the retries, the error says what the last attempt answered.
+// When the deadline ends the retries, the error says what the last answered attempt answered: an
+// attempt the deadline cut short (likelier on a loaded node) answered nothing.
 func retry(ctx context.Context, o Options, what string, op func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
@@ -791,7 +792,9 @@ func retry(ctx context.Context, o Options, what string, op func() error) error {
 	var last error
 	err := backoff.RetryNotify(func() error {
 		err := op()
-		last = err
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		if err != nil && (!litellm.IsTransient(err) || fault.IsPermanent(fault.LiteLLM, err)) {
 			return backoff.Permanent(err)
 		}

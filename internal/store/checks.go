@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -17,19 +16,31 @@ import (
 // must own the table (directly or through membership), since only the owner may ALTER it.
 func (s *Store) OAuthIDNotNull(ctx context.Context) (notNull bool, err error) {
 	defer func() { err = s.red.Error(err) }()
+	c, done, err := s.conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
+	}
+	res, _, err := s.exec(ctx, c, `SELECT a.attnotnull, current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')
+		FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+		WHERE c.oid = to_regclass('public.users') AND a.attname = 'oauth_id' AND NOT a.attisdropped`)
+	done()
+	if err != nil {
+		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
+	}
+	if len(res) == 0 {
+		return false, errors.New("column public.users.oauth_id does not exist: is the LiteMaaS backend's schema set up?")
+	}
 	var (
+		v           textValue
 		ownerRole   bool
 		user, owner string
 	)
-	err = s.pool.QueryRow(ctx, `SELECT a.attnotnull, current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')
-		FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-		WHERE c.oid = to_regclass('public.users') AND a.attname = 'oauth_id' AND NOT a.attisdropped`).
-		Scan(&notNull, &user, &owner, &ownerRole)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, errors.New("column public.users.oauth_id does not exist: is the LiteMaaS backend's schema set up?")
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
+	v.boolean("attnotnull", res[0][0], &notNull)
+	v.str("current_user", res[0][1], &user)
+	v.str("owner", res[0][2], &owner)
+	v.boolean("pg_has_role", res[0][3], &ownerRole)
+	if v.err != nil {
+		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", v.err)
 	}
 	if notNull && !ownerRole {
 		return true, fmt.Errorf("users.oauth_id is NOT NULL and only the owner of public.users (%s) may change that, "+
@@ -63,7 +74,7 @@ func IsTransient(err error) bool {
 	if errors.As(err, &netErr) {
 		return true
 	}
-	return errors.Is(err, pgx.ErrTxClosed) || errors.Is(err, net.ErrClosed) || isClosedConn(err)
+	return errors.Is(err, net.ErrClosed) || isClosedConn(err)
 }
 
 func isClosedConn(err error) bool {

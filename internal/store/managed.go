@@ -12,23 +12,20 @@ import (
 // and stopped before writing the row).
 func (s *Store) ManagedModels(ctx context.Context, marker string) (_ []string, err error) {
 	defer func() { err = s.red.Error(err) }()
-	rows, err := s.pool.Query(ctx, `SELECT id FROM public.models
-WHERE metadata->'litellm_model_info'->>'managed_by' = $1 AND availability IS DISTINCT FROM 'unavailable'
-ORDER BY id`, marker)
+	c, done, err := s.conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the models this job manages: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("reading the models this job manages: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
+	res, _, err := s.exec(ctx, c, `SELECT id FROM public.models
+WHERE metadata->'litellm_model_info'->>'managed_by' = $1::text AND availability IS DISTINCT FROM 'unavailable'
+ORDER BY id`, []byte(marker))
+	done()
+	if err != nil {
 		return nil, fmt.Errorf("reading the models this job manages: %w", err)
+	}
+	var ids []string
+	for _, cols := range res {
+		ids = append(ids, string(cols[0]))
 	}
 	return ids, nil
 }

@@ -3,13 +3,20 @@
 // The backend owns the schema: this package never creates tables, and alters only users.oauth_id. Every write
 // is a fixed point: writing a row that is already there changes nothing, not even updated_at.
 //
-// SQL statements per call, as counted by a pgx.QueryTracer (BEGIN and COMMIT included):
+// It speaks to PostgreSQL through pgconn, pgx's low-level layer, with every value in text form: the
+// parameters travel as JSON that PostgreSQL decodes (jsonb_to_recordset), and results are read as text.
+// pgx's own layer would bring its registry of every PostgreSQL type, 2.8 MiB of the job's binary and
+// of its memory, for the five types the job reads.
+//
+// SQL statements per call, as counted by a Tracer (BEGIN and COMMIT included):
 //
 //	CheckReady      1
 //	MigrateOAuthID  1 when oauth_id is already nullable; 5 when it alters (SELECT, BEGIN, SET LOCAL, ALTER, COMMIT)
 //	Lock            1 to acquire (after its own connect), 1 more at release
 //	Models          1, whatever the number of ids
-//	Apply           at most 4, whatever the number of rows (BEGIN, INSERT, UPDATE, COMMIT); 0 when given nothing
+//	Apply           6 when every row is accepted, whatever their number (BEGIN, the lock's SELECT, SAVEPOINT,
+//	                INSERT, UPDATE, COMMIT); 0 when given nothing. A refused row adds a ROLLBACK TO
+//	                SAVEPOINT and one INSERT per row, to name the model.
 package store
 
 import (
@@ -22,14 +29,13 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/modelsync"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/redact"
@@ -43,8 +49,13 @@ const (
 	// to cancel it, before the connection is cut.
 	cancelDeadline = 2 * time.Second
 	commitTimeout  = 10 * time.Second
-	maxConns       = 4
 	connectTimeout = 10 * time.Second
+)
+
+var (
+	errClosed  = errors.New("the database store is closed")
+	errNull    = errors.New("unexpected NULL")
+	errNotBool = errors.New("not a boolean")
 )
 
 // lockKey is the advisory lock key of litemaas-sync: the first 8 bytes of SHA-256("litemaas-sync"), fixed so
@@ -54,33 +65,40 @@ var lockKey = func() int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }()
 
+// lockParam is lockKey as the text parameter of pg_advisory_lock and friends.
+var lockParam = []byte(strconv.FormatInt(lockKey, 10))
+
 type config struct {
-	tracer pgx.QueryTracer
+	tracer Tracer
 }
 
 // Option changes how Open sets the store up.
 type Option func(*config)
 
-// WithTracer traces every SQL statement, on the pool and on the lock's connection.
-func WithTracer(t pgx.QueryTracer) Option {
+// WithTracer traces every SQL statement, on the store's connection and on the lock's.
+func WithTracer(t Tracer) Option {
 	return func(c *config) { c.tracer = t }
 }
 
 // Store is the job's handle on the backend database. It is safe for concurrent use.
 type Store struct {
-	pool        *pgxpool.Pool
-	connCfg     *pgx.ConnConfig
+	cfg         *pgconn.Config
+	tracer      Tracer
 	red         *redact.Redactor // the password, kept out of every error
 	lockTimeout time.Duration
+
+	connMu sync.Mutex // held while work is in use
+	work   *pgconn.PgConn
+	closed bool
 
 	// lockConn is the connection holding the session lock Lock took, nil when none is held. Apply
 	// writes on it, so that its transaction re-takes the lock on the session that holds it.
 	lockMu   sync.Mutex
-	lockConn *pgx.Conn
+	lockConn *pgconn.PgConn
 }
 
-// Open parses url and creates a connection pool. It does not wait for the server: connections are made on
-// first use, and CheckReady tells whether the database is usable.
+// Open parses url. It does not wait for the server: the connection is made on first use, and CheckReady tells
+// whether the database is usable.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	var c config
 	for _, o := range opts {
@@ -89,49 +107,67 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if strings.TrimSpace(url) == "" {
 		return nil, errors.New("the database URL is empty: set it to the LiteMaaS backend's database, e.g. postgres://user:password@host:5432/litemaas_db?sslmode=disable")
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := pgconn.ParseConfig(url)
 	if err != nil {
 		// pgx redacts the password only on a best-effort basis, and its wrapped causes may quote the URL:
 		// rebuild the message without any secret and drop the chain, which still holds the original string.
 		return nil, errors.New("invalid database URL: " + redactSecrets(err.Error(), url))
 	}
-	cfg.MaxConns = maxConns
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "litemaas-sync"
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "litemaas-sync"
 	}
+	// float8 is read in text form: any value above 0 makes PostgreSQL 12 and later print the shortest text
+	// that reads back exactly, and 3 makes older servers print enough digits to. It is set whatever the URL
+	// or the database says: a rounded cost could differ from the catalog's at every run, and every run
+	// would rewrite it.
+	cfg.RuntimeParams["extra_float_digits"] = "3"
 	// pgx's default reacts to a cancelled context by cutting the connection, which leaves the server-side
 	// statement running (a lock wait, for instance) until it next writes to the socket. Asking the server to
 	// cancel it first ends it at once, so a SIGTERM mid-Apply rolls back immediately and an abandoned Lock
 	// wait does not grab the lock later.
-	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelDeadline}
 	}
-	cfg.ConnConfig.Tracer = c.tracer
-
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating the database connection pool: %w", redact.New(cfg.ConnConfig.Password).Error(err))
-	}
-	return &Store{pool: pool, connCfg: cfg.ConnConfig.Copy(), red: redact.New(cfg.ConnConfig.Password), lockTimeout: lockTimeout}, nil
+	return &Store{cfg: cfg, tracer: c.tracer, red: redact.New(cfg.Password), lockTimeout: lockTimeout}, nil
 }
 
-// Close closes every pooled connection. Locks taken with Lock are held on their own connections: release them.
+// Close closes the store's connection, waiting for a call using it to end. Locks taken with Lock are held on
+// their own connections: release them.
 func (s *Store) Close() {
-	s.pool.Close()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.closed = true
+	if s.work != nil {
+		closeConn(s.work)
+		s.work = nil
+	}
 }
 
 // CheckReady tells whether the backend has set up its database. A backend that could not reach its database at
 // start-up runs without it yet reports ready, so the tables themselves are checked.
 func (s *Store) CheckReady(ctx context.Context) (err error) {
 	defer func() { err = s.red.Error(err) }()
-	var users, models bool
-	err = s.pool.QueryRow(ctx,
-		`SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`).Scan(&users, &models)
+	c, done, err := s.conn(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot query the LiteMaaS database: %w", err)
+	}
+	res, _, err := s.exec(ctx, c, `SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`)
+	done()
+	if err == nil && len(res) != 1 {
+		err = fmt.Errorf("expected one row, got %d", len(res))
+	}
+	if err != nil {
+		return fmt.Errorf("cannot query the LiteMaaS database: %w", err)
+	}
+	var users, models bool
+	var v textValue
+	v.boolean("users", res[0][0], &users)
+	v.boolean("models", res[0][1], &models)
+	if v.err != nil {
+		return fmt.Errorf("cannot query the LiteMaaS database: %w", v.err)
 	}
 	const hint = "the LiteMaaS backend creates %s at start-up; is the backend running with its database?"
 	switch {
@@ -157,12 +193,12 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 
 	// The ALTER needs an exclusive lock on users; a bounded wait keeps a long backend transaction from
 	// queueing every login behind us. Were another job to alter in between, DROP NOT NULL is harmless twice.
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.inTx(ctx, func(c *pgconn.PgConn) error {
 		// SET takes no parameters; the value is an integer of milliseconds, not user input.
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", s.lockTimeout.Milliseconds())); err != nil {
+		if _, _, err := s.exec(ctx, c, fmt.Sprintf("SET LOCAL lock_timeout = %d", s.lockTimeout.Milliseconds())); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `ALTER TABLE public.users ALTER COLUMN oauth_id DROP NOT NULL`)
+		_, _, err := s.exec(ctx, c, `ALTER TABLE public.users ALTER COLUMN oauth_id DROP NOT NULL`)
 		return err
 	})
 	var pgErr *pgconn.PgError
@@ -175,17 +211,34 @@ func (s *Store) MigrateOAuthID(ctx context.Context) (changed bool, err error) {
 	return true, nil
 }
 
+// inTx runs fn in a transaction on the store's connection, committing when fn succeeds.
+func (s *Store) inTx(ctx context.Context, fn func(c *pgconn.PgConn) error) error {
+	c, done, err := s.conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, _, err := s.exec(ctx, c, "BEGIN"); err != nil {
+		return err
+	}
+	if err := fn(c); err != nil {
+		s.rollback(c)
+		return err
+	}
+	return s.commit(ctx, c)
+}
+
 // Lock takes litemaas-sync's session-level advisory lock, so that two runs started at once (a re-sync during a
 // sync) take turns. It waits until the lock is free or ctx ends. The lock lives on a connection of its own,
 // outside the pool, until release is called; release may be called more than once. If that connection is lost
 // (the server restarts), the server drops the lock with it.
 func (s *Store) Lock(ctx context.Context) (release func(), err error) {
 	defer func() { err = s.red.Error(err) }()
-	conn, err := pgx.ConnectConfig(ctx, s.connCfg.Copy())
+	conn, err := pgconn.ConnectConfig(ctx, s.cfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connecting to take the litemaas-sync lock: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
+	if _, _, err := s.exec(ctx, conn, `SELECT pg_advisory_lock($1::int8)`, lockParam); err != nil {
 		closeConn(conn)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("gave up waiting for the litemaas-sync lock (another run holds it): %w", ctx.Err())
@@ -207,25 +260,19 @@ func (s *Store) Lock(ctx context.Context) (release func(), err error) {
 			// server noticing the disconnection.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockKey)
+			_, _, _ = s.exec(ctx, conn, `SELECT pg_advisory_unlock($1::int8)`, lockParam)
 			closeConn(conn)
 		})
 	}, nil
 }
 
-func closeConn(conn *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = conn.Close(ctx)
-}
-
 // modelColumns are the columns the job writes, in modelsync.Row's order. Costs are read as float8: the
-// column is decimal(15,10), and Row holds float64.
+// column is decimal(15,10), and Row holds float64. features is read as JSON, which encoding/json reads.
 const modelColumns = `id, name, provider, description, category, context_length, max_tokens, tpm, rpm,
 	input_cost_per_token::float8, output_cost_per_token::float8,
 	COALESCE(supports_vision, false), COALESCE(supports_function_calling, false), COALESCE(supports_tool_choice, false),
 	COALESCE(supports_parallel_function_calling, false), COALESCE(supports_streaming, true),
-	features, COALESCE(availability, ''), version, api_base, litellm_model_id, backend_model_name,
+	to_jsonb(features), COALESCE(availability, ''), version, api_base, litellm_model_id, backend_model_name,
 	COALESCE(restricted_access, false), metadata`
 
 // Models reads the rows with these ids; ids without a row are absent from the map.
@@ -240,27 +287,71 @@ func (s *Store) Models(ctx context.Context, ids []string) (_ map[string]modelsyn
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+modelColumns+` FROM public.models WHERE id = ANY($1::text[])`, ids)
+	param, err := json.Marshal(ids)
 	if err != nil {
 		return nil, fmt.Errorf("reading models: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var r modelsync.Row
-		if err := rows.Scan(&r.ID, &r.Name, &r.Provider, &r.Description, &r.Category,
-			&r.ContextLength, &r.MaxTokens, &r.TPM, &r.RPM, &r.InputCostPerToken, &r.OutputCostPerToken,
-			&r.SupportsVision, &r.SupportsFunctionCalling, &r.SupportsToolChoice,
-			&r.SupportsParallelFunctionCalling, &r.SupportsStreaming,
-			&r.Features, &r.Availability, &r.Version, &r.APIBase, &r.LiteLLMModelID, &r.BackendModelName,
-			&r.RestrictedAccess, &r.Metadata); err != nil {
+	c, done, err := s.conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading models: %w", err)
+	}
+	res, _, err := s.exec(ctx, c, `SELECT `+modelColumns+` FROM public.models
+		WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))`, param)
+	done()
+	if err != nil {
+		return nil, fmt.Errorf("reading models: %w", err)
+	}
+	for _, cols := range res {
+		r, err := readRow(cols)
+		if err != nil {
 			return nil, fmt.Errorf("reading models: %w", err)
 		}
 		out[r.ID] = r
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading models: %w", err)
-	}
 	return out, nil
+}
+
+// readRow reads one row of modelColumns.
+func readRow(c [][]byte) (modelsync.Row, error) {
+	var (
+		r modelsync.Row
+		v textValue
+	)
+	if len(c) != 24 {
+		return r, fmt.Errorf("expected 24 columns, got %d", len(c))
+	}
+	v.str("id", c[0], &r.ID)
+	v.str("name", c[1], &r.Name)
+	v.str("provider", c[2], &r.Provider)
+	v.optStr(c[3], &r.Description)
+	v.optStr(c[4], &r.Category)
+	v.optInt32("context_length", c[5], &r.ContextLength)
+	v.optInt32("max_tokens", c[6], &r.MaxTokens)
+	v.optInt32("tpm", c[7], &r.TPM)
+	v.optInt32("rpm", c[8], &r.RPM)
+	v.optFloat64("input_cost_per_token", c[9], &r.InputCostPerToken)
+	v.optFloat64("output_cost_per_token", c[10], &r.OutputCostPerToken)
+	v.boolean("supports_vision", c[11], &r.SupportsVision)
+	v.boolean("supports_function_calling", c[12], &r.SupportsFunctionCalling)
+	v.boolean("supports_tool_choice", c[13], &r.SupportsToolChoice)
+	v.boolean("supports_parallel_function_calling", c[14], &r.SupportsParallelFunctionCalling)
+	v.boolean("supports_streaming", c[15], &r.SupportsStreaming)
+	if c[16] != nil {
+		if err := json.Unmarshal(c[16], &r.Features); err != nil {
+			v.fail("features", c[16], err)
+		}
+	}
+	v.str("availability", c[17], &r.Availability)
+	v.optStr(c[18], &r.Version)
+	v.optStr(c[19], &r.APIBase)
+	v.optStr(c[20], &r.LiteLLMModelID)
+	v.optStr(c[21], &r.BackendModelName)
+	v.boolean("restricted_access", c[22], &r.RestrictedAccess)
+	r.Metadata = c[23]
+	if v.err != nil {
+		return r, fmt.Errorf("model %s: %w", r.ID, v.err)
+	}
+	return r, nil
 }
 
 // Applied lists, sorted, the ids that Apply changed; a list is nil when it has none.
@@ -270,16 +361,16 @@ type Applied struct {
 	MarkedUnavailable []string
 }
 
-// upsertSQL writes every row in one statement, whatever their number: each column travels as one array
-// parameter and unnest turns the arrays back into rows. A pgx.Batch of per-row upserts would also take one
-// round trip, but it is still one statement per row, on the server and for any tracer; one statement keeps
-// Apply at a constant count that benchmarks can hold it to.
+// upsertSQL writes every row in one statement, whatever their number: the rows travel as one JSON array
+// parameter and jsonb_to_recordset turns it back into rows, PostgreSQL doing the decoding. Per-row upserts
+// pipelined in one round trip would still be one statement per row, on the server and for any tracer; one
+// statement keeps Apply at a constant count that benchmarks can hold it to.
 //
 // The WHERE leaves a row that already holds these values untouched, so its updated_at (set by the backend's
-// trigger) keeps telling when it last really changed. features is the one column that cannot travel as an
-// array, since unnest would flatten a text[][]: each row's array goes as a JSON text and is rebuilt in its
-// original order, which the backend compares. RETURNING tells inserts from updates by xmax, which is 0 only on
-// a freshly inserted row version.
+// trigger) keeps telling when it last really changed. features and metadata travel as JSON texts (a JSON
+// null would read as SQL NULL, and the text keeps "null" a jsonb null as before); features is rebuilt in its
+// original order, which the backend compares. RETURNING tells inserts from updates by xmax, which is 0 only
+// on a freshly inserted row version.
 const upsertSQL = `
 INSERT INTO public.models AS m (id, name, provider, description, category, context_length, max_tokens, tpm, rpm,
 	input_cost_per_token, output_cost_per_token, supports_vision, supports_function_calling, supports_tool_choice,
@@ -293,12 +384,11 @@ SELECT u.id, u.name, u.provider, u.description, u.category, u.context_length, u.
 	) END,
 	u.availability, u.version, u.api_base, u.litellm_model_id, u.backend_model_name, u.restricted_access,
 	u.metadata::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[], $8::int4[],
-	$9::int4[], $10::float8[], $11::float8[], $12::bool[], $13::bool[], $14::bool[], $15::bool[], $16::bool[],
-	$17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::bool[], $24::text[])
-	AS u(id, name, provider, description, category, context_length, max_tokens, tpm, rpm, input_cost,
-	output_cost, vision, function_calling, tool_choice, parallel_function_calling, streaming, features,
-	availability, version, api_base, litellm_model_id, backend_model_name, restricted_access, metadata)
+FROM jsonb_to_recordset($1::jsonb) AS u(id text, name text, provider text, description text, category text,
+	context_length int4, max_tokens int4, tpm int4, rpm int4, input_cost float8, output_cost float8,
+	vision bool, function_calling bool, tool_choice bool, parallel_function_calling bool, streaming bool,
+	features text, availability text, version text, api_base text, litellm_model_id text,
+	backend_model_name text, restricted_access bool, metadata text)
 ON CONFLICT (id) DO UPDATE SET
 	name = EXCLUDED.name, provider = EXCLUDED.provider, description = EXCLUDED.description,
 	category = EXCLUDED.category, context_length = EXCLUDED.context_length, max_tokens = EXCLUDED.max_tokens,
@@ -327,7 +417,7 @@ RETURNING m.id, (m.xmax = 0)`
 // markUnavailableSQL skips rows already unavailable so that they, too, keep their updated_at.
 const markUnavailableSQL = `
 UPDATE public.models SET availability = 'unavailable'
-WHERE id = ANY($1::text[]) AND availability IS DISTINCT FROM 'unavailable'
+WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)) AND availability IS DISTINCT FROM 'unavailable'
 RETURNING id`
 
 // Apply upserts rows and marks the models in unavailable as unavailable, in one transaction: a cancelled ctx
@@ -344,7 +434,7 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 	if len(upserts) == 0 && len(unavailable) == 0 {
 		return applied, nil
 	}
-	args, err := upsertArgs(upserts)
+	param, err := upsertParam(upserts)
 	if err != nil {
 		return applied, err
 	}
@@ -354,37 +444,38 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 	// connection (the server restarted) then fails the write instead of letting it run beside another
 	// run. Without Lock, the transaction waits for any run holding it.
 	s.lockMu.Lock()
-	conn := s.lockConn
+	c := s.lockConn
 	s.lockMu.Unlock()
-	var tx pgx.Tx
-	if conn != nil {
-		tx, err = conn.Begin(ctx)
-	} else {
-		tx, err = s.pool.Begin(ctx)
+	if c == nil {
+		var done func()
+		if c, done, err = s.conn(ctx); err != nil {
+			return Applied{}, fmt.Errorf("writing models: %w", err)
+		}
+		defer done()
 	}
-	if err != nil {
+	if _, _, err := s.exec(ctx, c, "BEGIN"); err != nil {
 		return Applied{}, fmt.Errorf("writing models: starting a transaction (on the connection holding the litemaas-sync lock): %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey); err != nil {
-		rollback(tx)
+	if _, _, err := s.exec(ctx, c, `SELECT pg_advisory_xact_lock($1::int8)`, lockParam); err != nil {
+		s.rollback(c)
 		return Applied{}, fmt.Errorf("writing models: re-taking the litemaas-sync lock in the write transaction: %w", err)
 	}
-	if err := s.applyIn(ctx, tx, upserts, args, unavailable, &applied); err != nil {
-		rollback(tx)
+	if err := s.applyIn(ctx, c, upserts, param, unavailable, &applied); err != nil {
+		s.rollback(c)
 		if ctx.Err() != nil {
 			return Applied{}, fmt.Errorf("writing models was interrupted and rolled back, nothing was written: %w", ctx.Err())
 		}
 		return Applied{}, fmt.Errorf("writing models (rolled back, nothing was written): %w", err)
 	}
 	if ctx.Err() != nil {
-		rollback(tx)
+		s.rollback(c)
 		return Applied{}, fmt.Errorf("writing models was interrupted and rolled back, nothing was written: %w", ctx.Err())
 	}
 	// Past this point the work is done: a cancellation during COMMIT would leave its outcome unknown, so the
 	// COMMIT runs to completion on its own deadline.
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
-	if err := tx.Commit(commitCtx); err != nil {
+	if err := s.commit(commitCtx, c); err != nil {
 		return Applied{}, fmt.Errorf("committing the models (whether it took effect is unknown; the next run converges either way): %w", err)
 	}
 	slices.Sort(applied.Inserted)
@@ -393,25 +484,25 @@ func (s *Store) Apply(ctx context.Context, upserts []modelsync.Row, unavailable 
 	return applied, nil
 }
 
-func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row, args []any, unavailable []string, applied *Applied) error {
+func (s *Store) applyIn(ctx context.Context, c *pgconn.PgConn, upserts []modelsync.Row, param []byte, unavailable []string, applied *Applied) error {
 	if len(upserts) > 0 {
-		if _, err := tx.Exec(ctx, `SAVEPOINT upsert_all`); err != nil {
+		if _, _, err := s.exec(ctx, c, `SAVEPOINT upsert_all`); err != nil {
 			return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 		}
-		err := upsert(ctx, tx, args, applied)
+		err := s.upsert(ctx, c, param, applied)
 		var pgErr *pgconn.PgError
 		if err != nil && errors.As(err, &pgErr) && ctx.Err() == nil {
 			// PostgreSQL refused a row: find which, row by row, so that the error names the model.
 			applied.Inserted, applied.Updated = nil, nil
-			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT upsert_all`); rerr != nil {
+			if _, _, rerr := s.exec(ctx, c, `ROLLBACK TO SAVEPOINT upsert_all`); rerr != nil {
 				return fmt.Errorf("upserting %d models: %w", len(upserts), err)
 			}
 			for _, r := range upserts {
-				one, aerr := upsertArgs([]modelsync.Row{r})
+				one, aerr := upsertParam([]modelsync.Row{r})
 				if aerr != nil {
 					return aerr
 				}
-				if err := upsert(ctx, tx, one, applied); err != nil {
+				if err := s.upsert(ctx, c, one, applied); err != nil {
 					return fmt.Errorf("upserting model %s%s: %w", r.ID, column(err), err)
 				}
 			}
@@ -421,38 +512,39 @@ func (s *Store) applyIn(ctx context.Context, tx pgx.Tx, upserts []modelsync.Row,
 		}
 	}
 	if len(unavailable) > 0 {
-		rows, err := tx.Query(ctx, markUnavailableSQL, unavailable)
+		param, err := json.Marshal(unavailable)
 		if err != nil {
 			return fmt.Errorf("marking %d models unavailable: %w", len(unavailable), err)
 		}
-		var id string
-		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-			applied.MarkedUnavailable = append(applied.MarkedUnavailable, id)
-			return nil
-		})
+		res, _, err := s.exec(ctx, c, markUnavailableSQL, param)
 		if err != nil {
 			return fmt.Errorf("marking %d models unavailable: %w", len(unavailable), err)
+		}
+		for _, cols := range res {
+			applied.MarkedUnavailable = append(applied.MarkedUnavailable, string(cols[0]))
 		}
 	}
 	return nil
 }
 
-func upsert(ctx context.Context, tx pgx.Tx, args []any, applied *Applied) error {
-	rows, err := tx.Query(ctx, upsertSQL, args...)
+func (s *Store) upsert(ctx context.Context, c *pgconn.PgConn, param []byte, applied *Applied) error {
+	res, _, err := s.exec(ctx, c, upsertSQL, param)
 	if err != nil {
 		return err
 	}
-	var id string
-	var inserted bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
-		if inserted {
-			applied.Inserted = append(applied.Inserted, id)
-		} else {
-			applied.Updated = append(applied.Updated, id)
+	for _, cols := range res {
+		var inserted bool
+		var v textValue
+		if v.boolean("inserted", cols[1], &inserted); v.err != nil {
+			return v.err
 		}
-		return nil
-	})
-	return err
+		if inserted {
+			applied.Inserted = append(applied.Inserted, string(cols[0]))
+		} else {
+			applied.Updated = append(applied.Updated, string(cols[0]))
+		}
+	}
+	return nil
 }
 
 // column names the column or constraint PostgreSQL reported, when it did.
@@ -466,14 +558,6 @@ func column(err error) string {
 		return ", constraint " + pgErr.ConstraintName
 	}
 	return ""
-}
-
-// rollback runs on a fresh context: the caller's may be the one that was cancelled. Should it fail, pgx
-// closes the connection, and the server rolls back when the connection goes.
-func rollback(tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }
 
 // validate rejects input that PostgreSQL would reject less clearly (a row upserted twice makes ON CONFLICT
@@ -500,16 +584,39 @@ func validate(upserts []modelsync.Row, unavailable []string) error {
 	return nil
 }
 
-// upsertArgs turns rows into the 24 column arrays of upsertSQL.
-func upsertArgs(rows []modelsync.Row) ([]any, error) {
-	var (
-		ids, names, providers, availability                               []string
-		descriptions, categories, versions, apiBases, litellmIDs, backend []*string
-		features, metadata                                                []*string
-		contextLengths, maxTokens, tpms, rpms                             []*int32
-		inputCosts, outputCosts                                           []*float64
-		vision, functionCalling, toolChoice, parallel, streaming, restr   []bool
-	)
+// upsertRow is one element of upsertSQL's JSON parameter, named as its recordset's columns. A nil pointer
+// is a JSON null, which PostgreSQL reads as NULL.
+type upsertRow struct {
+	ID                      string   `json:"id"`
+	Name                    string   `json:"name"`
+	Provider                string   `json:"provider"`
+	Description             *string  `json:"description"`
+	Category                *string  `json:"category"`
+	ContextLength           *int32   `json:"context_length"`
+	MaxTokens               *int32   `json:"max_tokens"`
+	TPM                     *int32   `json:"tpm"`
+	RPM                     *int32   `json:"rpm"`
+	InputCost               *float64 `json:"input_cost"`
+	OutputCost              *float64 `json:"output_cost"`
+	Vision                  bool     `json:"vision"`
+	FunctionCalling         bool     `json:"function_calling"`
+	ToolChoice              bool     `json:"tool_choice"`
+	ParallelFunctionCalling bool     `json:"parallel_function_calling"`
+	Streaming               bool     `json:"streaming"`
+	Features                *string  `json:"features"`
+	Availability            string   `json:"availability"`
+	Version                 *string  `json:"version"`
+	APIBase                 *string  `json:"api_base"`
+	LiteLLMModelID          *string  `json:"litellm_model_id"`
+	BackendModelName        *string  `json:"backend_model_name"`
+	RestrictedAccess        bool     `json:"restricted_access"`
+	Metadata                *string  `json:"metadata"`
+}
+
+// upsertParam encodes rows as upsertSQL's parameter. encoding/json writes every float64 in the shortest
+// form that reads back exactly, so a cost reaches the float8 column unchanged.
+func upsertParam(rows []modelsync.Row) ([]byte, error) {
+	out := make([]upsertRow, 0, len(rows))
 	for _, r := range rows {
 		var f, m *string
 		if r.Features != nil {
@@ -522,24 +629,22 @@ func upsertArgs(rows []modelsync.Row) ([]any, error) {
 		if r.Metadata != nil {
 			m = new(string(r.Metadata))
 		}
-		ids, names, providers = append(ids, r.ID), append(names, r.Name), append(providers, r.Provider)
-		descriptions, categories = append(descriptions, r.Description), append(categories, r.Category)
-		contextLengths, maxTokens = append(contextLengths, r.ContextLength), append(maxTokens, r.MaxTokens)
-		tpms, rpms = append(tpms, r.TPM), append(rpms, r.RPM)
-		inputCosts, outputCosts = append(inputCosts, r.InputCostPerToken), append(outputCosts, r.OutputCostPerToken)
-		vision = append(vision, r.SupportsVision)
-		functionCalling = append(functionCalling, r.SupportsFunctionCalling)
-		toolChoice = append(toolChoice, r.SupportsToolChoice)
-		parallel = append(parallel, r.SupportsParallelFunctionCalling)
-		streaming = append(streaming, r.SupportsStreaming)
-		features, availability = append(features, f), append(availability, r.Availability)
-		versions, apiBases = append(versions, r.Version), append(apiBases, r.APIBase)
-		litellmIDs, backend = append(litellmIDs, r.LiteLLMModelID), append(backend, r.BackendModelName)
-		restr, metadata = append(restr, r.RestrictedAccess), append(metadata, m)
+		out = append(out, upsertRow{
+			ID: r.ID, Name: r.Name, Provider: r.Provider, Description: r.Description, Category: r.Category,
+			ContextLength: r.ContextLength, MaxTokens: r.MaxTokens, TPM: r.TPM, RPM: r.RPM,
+			InputCost: r.InputCostPerToken, OutputCost: r.OutputCostPerToken,
+			Vision: r.SupportsVision, FunctionCalling: r.SupportsFunctionCalling, ToolChoice: r.SupportsToolChoice,
+			ParallelFunctionCalling: r.SupportsParallelFunctionCalling, Streaming: r.SupportsStreaming,
+			Features: f, Availability: r.Availability, Version: r.Version, APIBase: r.APIBase,
+			LiteLLMModelID: r.LiteLLMModelID, BackendModelName: r.BackendModelName,
+			RestrictedAccess: r.RestrictedAccess, Metadata: m,
+		})
 	}
-	return []any{ids, names, providers, descriptions, categories, contextLengths, maxTokens, tpms, rpms,
-		inputCosts, outputCosts, vision, functionCalling, toolChoice, parallel, streaming, features, availability,
-		versions, apiBases, litellmIDs, backend, restr, metadata}, nil
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the models to write: %w", err)
+	}
+	return b, nil
 }
 
 var (

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// recorder is a pgx.QueryTracer that records the SQL of every statement and can act when one ends.
+// recorder is a Tracer that records the SQL of every statement and can act when one ends.
 type recorder struct {
 	mu    sync.Mutex
 	sqls  []string
@@ -39,14 +39,14 @@ type recorder struct {
 
 type sqlKey struct{}
 
-func (r *recorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+func (r *recorder) TraceStatementStart(ctx context.Context, sql string) context.Context {
 	r.mu.Lock()
-	r.sqls = append(r.sqls, data.SQL)
+	r.sqls = append(r.sqls, sql)
 	r.mu.Unlock()
-	return context.WithValue(ctx, sqlKey{}, data.SQL)
+	return context.WithValue(ctx, sqlKey{}, sql)
 }
 
-func (r *recorder) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+func (r *recorder) TraceStatementEnd(ctx context.Context, _ error) {
 	r.mu.Lock()
 	onEnd := r.onEnd
 	r.mu.Unlock()
@@ -797,4 +797,75 @@ func TestStoreRecoversAfterServerRestart(t *testing.T) {
 func TestLockKeyIsStable(t *testing.T) {
 	// Changing the key would let an old and a new version of the job run at once.
 	assert.Equal(t, int64(1625175312986367079), lockKey)
+}
+
+// The readiness probe polls beside the rest of the run: concurrent calls take turns on the store's
+// connection instead of failing on a connection that is busy.
+func TestConcurrentCallsTakeTurns(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	s := openStore(t, srv.NewDatabase(t, true))
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 10 {
+		wg.Go(func() { errs <- s.CheckReady(ctx) })
+		wg.Go(func() {
+			_, err := s.Apply(ctx, []modelsync.Row{chatRow(fmt.Sprintf("m%d", i))}, nil)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := s.Models(ctx, []string{"m0", "m1"})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := s.Models(ctx, []string{"m0", "m9", "absent"})
+	require.NoError(t, err)
+	assert.Len(t, got, 2)
+}
+
+func TestClosedStoreRefusesCalls(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), srv.NewDatabase(t, true))
+	require.NoError(t, err)
+	require.NoError(t, s.CheckReady(testContext(t)))
+	s.Close()
+	assert.ErrorIs(t, s.CheckReady(testContext(t)), errClosed)
+	_, err = s.Apply(testContext(t), []modelsync.Row{chatRow("a")}, nil)
+	assert.ErrorIs(t, err, errClosed)
+}
+
+// Costs are read back in float8's text form. With fewer digits than exact (a database or URL setting
+// extra_float_digits below 1), a cost would read back rounded, differ from the catalog's, and be
+// rewritten at every run; the store sets the digits itself.
+func TestCostsReadBackExactlyWhateverTheServersFloatDigits(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	url := srv.NewDatabase(t, true)
+	conn := connect(t, url)
+	var db string
+	require.NoError(t, conn.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
+	mustExec(t, conn, fmt.Sprintf(`ALTER DATABASE %q SET extra_float_digits = -10`, db))
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, u := range []string{url, url + sep + "extra_float_digits=-12"} {
+		s := openStore(t, u)
+		row := chatRow("priced")
+		row.InputCostPerToken, row.OutputCostPerToken = new(1.235e-7), new(12345.6789012345)
+		_, err := s.Apply(ctx, []modelsync.Row{row}, nil)
+		require.NoError(t, err)
+		got, err := s.Models(ctx, []string{"priced"})
+		require.NoError(t, err)
+		assert.Equal(t, 1.235e-7, *got["priced"].InputCostPerToken)
+		assert.Equal(t, 12345.6789012345, *got["priced"].OutputCostPerToken)
+		applied, err := s.Apply(ctx, []modelsync.Row{row}, nil)
+		require.NoError(t, err)
+		assert.Equal(t, Applied{}, applied, "the second write finds the row as it is")
+	}
 }

@@ -41,13 +41,12 @@ const (
 	firstRun1000Target = 10 * time.Second
 	peakRSSTarget      = 64 << 20 // bytes, 1,000 models
 	// The job reads and writes through client-go's dynamic client, with neither k8s.io/api, kstatus nor
-	// client-go's informers linked; what remains is that client, pgx, two YAML parsers and the HTTP/2
-	// stack. Most of the binary is resident while the job runs, so the peak RSS follows its size: a
-	// 5-model run peaks at 15.7-16.2 MiB, so the 16 MiB goal is held for the binary only and the RSS
-	// target is that figure rounded up (see docs/testing.md). Before the typed clientset went: 32.5 MiB
-	// and 27.1 MiB; before k8s.io/api went: 19.6 MiB and 17.7 MiB.
-	peakRSS5Target    = 16<<20 + 1<<19 // bytes, 5 models: 16.5 MiB
-	binarySizeTarget  = 16 << 20       // bytes, stripped
+	// client-go's informers linked, and speaks to PostgreSQL through pgconn without pgx's type registry;
+	// what remains is that client, pgconn, two YAML parsers and the HTTP/2 stack. Most of the binary is
+	// resident while the job runs, so the peak RSS follows its size (see docs/testing.md). Both targets
+	// are 16 MB in decimal units (15.26 MiB), the stricter reading of "16 MB".
+	peakRSS5Target    = 16_000_000 // bytes, 5 models
+	binarySizeTarget  = 16_000_000 // bytes, stripped
 	readyToDoneTarget = 2 * time.Second
 )
 
@@ -79,11 +78,11 @@ func catalogYAML(n int) string {
 // counter counts SQL statements through the store's tracer.
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *counter) TraceStatementStart(ctx context.Context, _ string) context.Context {
 	c.n.Add(1)
 	return ctx
 }
-func (c *counter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *counter) TraceStatementEnd(context.Context, error) {}
 
 type env struct {
 	proxy *litellmtest.Proxy
@@ -246,8 +245,8 @@ func buildJob(b *testing.B) string {
 }
 
 // BenchmarkBinarySize reports the size of the job's stripped binary, the bulk of its image, and
-// fails when the binary links client-go's typed clientset, which carries every API group's types, or
-// k8s.io/api's types at all (kstatus links core/v1's).
+// fails when the binary links client-go's typed clientset, which carries every API group's types,
+// k8s.io/api's types at all (kstatus links core/v1's), or pgx above pgconn.
 func BenchmarkBinarySize(b *testing.B) {
 	deps, err := exec.Command("go", "list", "-deps", "../../cmd/litemaas-sync").Output()
 	if err != nil {
@@ -256,6 +255,10 @@ func BenchmarkBinarySize(b *testing.B) {
 	for _, p := range strings.Fields(string(deps)) {
 		if p == "k8s.io/client-go/kubernetes" || p == "k8s.io/client-go/discovery" {
 			b.Fatalf("litemaas-sync links %s: use the dynamic client (internal/kube)", p)
+		}
+		if p == "github.com/jackc/pgx/v5" || p == "github.com/jackc/pgx/v5/pgxpool" {
+			// pgx's connection layer builds its registry of every PostgreSQL type, about 3 MB of the job.
+			b.Fatalf("litemaas-sync links %s: the store speaks through pgconn, with values in text form (internal/store)", p)
 		}
 		if strings.HasPrefix(p, "k8s.io/api/") || strings.HasPrefix(p, "sigs.k8s.io/cli-utils/") {
 			b.Fatalf("litemaas-sync links %s: read and write unstructured objects (internal/kube's structs, internal/rollout's kstatus rules)", p)
@@ -268,7 +271,7 @@ func BenchmarkBinarySize(b *testing.B) {
 		}
 		b.ReportMetric(float64(st.Size())/(1<<20), "MiB")
 		if st.Size() >= binarySizeTarget {
-			b.Fatalf("the stripped litemaas-sync binary is %.2f MiB; target: under %.1f MiB", float64(st.Size())/(1<<20), float64(binarySizeTarget)/(1<<20))
+			b.Fatalf("the stripped litemaas-sync binary is %.2f MiB; target: under %.2f MiB (16 MB)", float64(st.Size())/(1<<20), float64(binarySizeTarget)/(1<<20))
 		}
 	}
 }
@@ -297,7 +300,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 				b.ReportMetric(float64(took.Milliseconds()), "ms/run")
 				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
 				if peak >= tc.target {
-					b.Fatalf("peak RSS %.2f MiB for %d models; target: under %.1f MiB", float64(peak)/(1<<20), tc.models, float64(tc.target)/(1<<20))
+					b.Fatalf("peak RSS %.2f MiB for %d models; target: under %.2f MiB", float64(peak)/(1<<20), tc.models, float64(tc.target)/(1<<20))
 				}
 			}
 		})
