@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/litemaas-gitops/litemaas-gitops/internal/kapitest"
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/admission"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/manifeststest"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/workload"
@@ -187,11 +188,20 @@ func TestServerSideDryRunPodSecurity(t *testing.T) {
 			require.NotNil(t, o, "%s/%s not rendered", tt.kind, tt.obj)
 			o = o.DeepCopy()
 			require.NoError(t, d.Create(context.Background(), o), "valid as rendered")
+			require.Empty(t, admission.CheckPodSecurity([]*unstructured.Unstructured{o}), "offline: valid as rendered")
 			tt.breakIt(t, o)
 			err := d.Create(context.Background(), o)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), fmt.Sprintf("%s %s/%s: ", tt.kind, o.GetNamespace(), tt.obj), "names the object")
 			assert.Contains(t, err.Error(), tt.want)
+			// `litemaas-ops check` runs PSA's own checks offline: the same verdict, in the same words
+			// (the API server refuses a privileged container before PSA sees it).
+			offline := admission.CheckPodSecurity([]*unstructured.Unstructured{o})
+			require.Len(t, offline, 1)
+			if !strings.Contains(err.Error(), "securityContext.privileged: Forbidden") {
+				_, verdict, _ := strings.Cut(offline[0], ": ")
+				assert.Contains(t, err.Error(), verdict, "offline and the API server agree")
+			}
 		})
 	}
 }
@@ -283,22 +293,38 @@ func TestServerSideDryRunWorkloadPolicy(t *testing.T) {
 			require.NotNil(t, o, "%s/%s", tt.kind, tt.obj)
 			o = o.DeepCopy()
 			require.NoError(t, d.Create(context.Background(), o.DeepCopy()), "the rendered object passes")
+			require.Empty(t, offlinePolicy(t, o), "offline: the rendered object passes")
 			tt.breakIt(t, o)
 			err := d.Create(context.Background(), o)
 			require.Error(t, err)
 			t.Logf("%s: %v", tt.name, err)
 			assert.Contains(t, err.Error(), manifeststest.WorkloadPolicy)
 			assert.Contains(t, err.Error(), tt.want)
+			// `litemaas-ops check` evaluates the same policy offline: the same verdict, in the same words.
+			offline := offlinePolicy(t, o)
+			require.Len(t, offline, 1)
+			_, verdict, _ := strings.Cut(offline[0], ": ")
+			assert.Contains(t, err.Error(), verdict, "offline and the API server agree")
 		})
 	}
 	// A pinned digest and a fixed tag pass; objects of others (no part-of label) are not judged.
 	o := objects.Find(objs, "Deployment", "backend").DeepCopy()
 	templateContainer(t, o, "backend")["image"] = "quay.io/x/y@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	assert.NoError(t, d.Create(context.Background(), o))
+	assert.Empty(t, offlinePolicy(t, o))
 	o = objects.Find(objs, "Deployment", "backend").DeepCopy()
 	templateContainer(t, o, "backend")["image"] = "quay.io/x/y:latest"
 	labels := o.GetLabels()
 	delete(labels, "app.kubernetes.io/part-of")
 	o.SetLabels(labels)
 	assert.NoError(t, d.Create(context.Background(), o), "an object without the part-of label is not the stack's")
+	assert.Empty(t, offlinePolicy(t, o), "offline: not the stack's either")
+}
+
+// offlinePolicy judges o with the admission policies of gitops/cluster-policy as `litemaas-ops check`
+// does, in the namespace the dry run labels as the cluster part would.
+func offlinePolicy(t *testing.T, o *unstructured.Unstructured) []string {
+	t.Helper()
+	return admission.CheckPolicies(manifeststest.Rendered(t, "gitops/cluster-policy"), []*unstructured.Unstructured{o},
+		func(ns string) map[string]string { return map[string]string{"kubernetes.io/metadata.name": ns} })
 }

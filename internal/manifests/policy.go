@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/admission"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/ha"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/objects"
 	"github.com/litemaas-gitops/litemaas-gitops/internal/manifests/parity"
@@ -123,6 +125,7 @@ func (c *Checker) CheckTarget(t targets.Target, all []targets.Target) []Finding 
 		add("apps domain", c.checkDomain(t, objs))
 		add("parity", c.checkParity(t, objs))
 		add("storage settings", c.checkStorage(t, objs))
+		add("admission policy", c.checkAdmissionPolicies(t, objs))
 	case targets.HATarget:
 		for _, ac := range haChecks {
 			add(ac.rule, ac.check(objs))
@@ -131,6 +134,7 @@ func (c *Checker) CheckTarget(t targets.Target, all []targets.Target) []Finding 
 		add("apps domain", c.checkDomain(t, objs))
 		add("ha profile", c.checkHA(t, objs))
 		add("storage settings", c.checkStorage(t, objs))
+		add("admission policy", c.checkAdmissionPolicies(t, objs))
 	case targets.ClusterTarget:
 		add("labels", workload.CheckLabels(objs))
 		add("cluster part", checkClusterPart(objs))
@@ -168,6 +172,7 @@ type objectCheck struct {
 // more entry here (or in the profile's own list below): the tests and `litemaas-ops check` then
 // both run it.
 var commonChecks = []objectCheck{
+	{"Pod Security restricted", admission.CheckPodSecurity},
 	{"restricted-v2", workload.CheckRestrictedV2},
 	{"hook Jobs", syncjob.CheckHookJobs},
 	{"labels", workload.CheckLabels},
@@ -469,4 +474,33 @@ func checkNoSecretDataInTree(root string) ([]string, error) {
 		return nil
 	})
 	return p, err
+}
+
+// workloadPolicyDir holds the admission policies every cluster part ships (gitops/cluster includes it).
+const workloadPolicyDir = "gitops/cluster-policy"
+
+// checkAdmissionPolicies judges the overlay's objects with the ValidatingAdmissionPolicies of its
+// cluster-admin part (gitops/cluster-policy when it has none), as the API server will when Argo CD
+// applies them. A namespace's labels are those of its Namespace object in the overlay or the cluster
+// part, plus the kubernetes.io/metadata.name label the API server sets.
+func (c *Checker) checkAdmissionPolicies(t targets.Target, objs []*unstructured.Unstructured) []string {
+	dir := t.Cluster
+	if dir == "" {
+		dir = workloadPolicyDir
+	}
+	cluster, err := c.Render(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("rendering %s for its admission policies: %v", dir, err)}
+	}
+	nsLabels := func(ns string) map[string]string {
+		out := map[string]string{"kubernetes.io/metadata.name": ns}
+		for _, o := range slices.Concat(cluster, objs) {
+			if o.GetKind() == "Namespace" && o.GetName() == ns {
+				maps.Copy(out, o.GetLabels())
+			}
+		}
+		out["kubernetes.io/metadata.name"] = ns
+		return out
+	}
+	return admission.CheckPolicies(cluster, objs, nsLabels)
 }

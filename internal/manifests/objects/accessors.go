@@ -80,12 +80,13 @@ func Maps(l []any) []map[string]any {
 	return out
 }
 
-// PodTemplate is a pod spec found in a workload, with the labels of its template.
+// PodTemplate is a pod spec found in a workload, with the metadata and labels of its template.
 type PodTemplate struct {
-	Owner  string // Kind/name of the object holding it
-	Kind   string
-	Labels map[string]any
-	Spec   map[string]any
+	Owner    string // Kind/name of the object holding it
+	Kind     string
+	Metadata map[string]any
+	Labels   map[string]any
+	Spec     map[string]any
 }
 
 // PodTemplates returns the pod specs of every workload kind that has one.
@@ -107,7 +108,8 @@ func PodTemplates(objs []*unstructured.Unstructured) []PodTemplate {
 			out = append(out, PodTemplate{Owner: Ref(o), Kind: o.GetKind(), Spec: map[string]any{}})
 			continue
 		}
-		out = append(out, PodTemplate{Owner: Ref(o), Kind: o.GetKind(), Labels: MapAt(tmpl, "metadata", "labels"), Spec: MapAt(tmpl, "spec")})
+		out = append(out, PodTemplate{Owner: Ref(o), Kind: o.GetKind(), Metadata: MapAt(tmpl, "metadata"),
+			Labels: MapAt(tmpl, "metadata", "labels"), Spec: MapAt(tmpl, "spec")})
 	}
 	return out
 }

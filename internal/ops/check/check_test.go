@@ -45,3 +45,31 @@ func TestCheckNamesTheCatalogLine(t *testing.T) {
 	assert.Equal(t, cli.ExitUsage, ce.ExitCode())
 	assert.ErrorContains(t, err, "gitops/overlays/broken/kustomization.yaml")
 }
+
+// What the cluster's admission would refuse is found before the push, offline: an overlay pinning an
+// image to a moving tag (the workload admission policy of gitops/cluster-policy) and a patch giving
+// a container a capability (Pod Security Admission, restricted).
+func TestCheckJudgesAdmissionOffline(t *testing.T) {
+	root := opstest.RepoCopy(t)
+	k := filepath.Join(root, "gitops/overlays/example/kustomization.yaml")
+	data, err := os.ReadFile(k)
+	require.NoError(t, err)
+	s := strings.Replace(string(data), "litemaas-backend\n    newTag: 0.4.0", "litemaas-backend\n    newTag: latest", 1)
+	require.NotEqual(t, string(data), s, "the overlay pins the backend's tag")
+	s += `
+patches:
+  - target: {kind: Deployment, name: frontend}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/securityContext/capabilities/add
+        value: [NET_ADMIN]
+`
+	require.NoError(t, os.WriteFile(k, []byte(s), 0o644))
+	var stdout bytes.Buffer
+	err = (&Options{Root: root, Overlays: []string{"gitops/overlays/example"}}).Run(context.Background(), &stdout)
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, 2, ce.Count, stdout.String())
+	assert.Contains(t, stdout.String(), "gitops/overlays/example: admission policy: Deployment/backend: ValidatingAdmissionPolicy 'litemaas-workloads' with binding 'litemaas-workloads' denied request: Deployment/backend: image not pinned")
+	assert.Contains(t, stdout.String(), `gitops/overlays/example: Pod Security restricted: Deployment/frontend: would violate PodSecurity "restricted:latest": unrestricted capabilities (container "frontend" must not include "NET_ADMIN" in securityContext.capabilities.add)`)
+}
