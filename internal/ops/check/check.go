@@ -24,8 +24,10 @@ func NewCommand() *cli.Command {
 		Name: "check", Args: "[--overlay DIR]...",
 		Summary: "offline, before a push: validate the catalogs, render, run the policy checks",
 		Help: "Renders every kustomization under gitops/ (or the overlays named, with their cluster part) as Argo CD\n" +
-			"would, validates every models catalog it renders with litemaas-sync's rules, and runs the policy\n" +
-			"checks the tests run. Every problem is listed, naming the kustomization, the rule and the object.\n" +
+			"would, validates every models catalog it renders with litemaas-sync's rules, runs the policy checks\n" +
+			"the tests run, and judges each overlay as the cluster's admission will (Pod Security restricted, the\n" +
+			"cluster part's admission policies). Every problem is listed, naming the kustomization, the rule and\n" +
+			"the object.\n" +
 			"Needs no cluster. Exit status 0 when all is well, 2 when problems were found.",
 		New: func(fs *flag.FlagSet) cli.Runner {
 			o := &Options{}
