@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
-	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -316,7 +315,7 @@ func (c *compiled) validate(act map[string]any) []string {
 func (v validation) messageFor(act map[string]any) string {
 	if v.msgExpr != nil {
 		if val, _, err := v.msgExpr.Eval(act); err == nil {
-			if s, ok := val.(ref.Val).Value().(string); ok && strings.TrimSpace(s) != "" {
+			if s, ok := val.Value().(string); ok && strings.TrimSpace(s) != "" {
 				return s
 			}
 		}
