@@ -32,4 +32,7 @@ type Row struct {
 	RestrictedAccess                bool
 	// Metadata is the jsonb `metadata` column, already encoded. It never holds credentials.
 	Metadata []byte
+	// NullColumns lists, as read from the database, the boolean columns stored as NULL, which read as
+	// their default: a plan rewrites them even where the default is the wanted value. Never written.
+	NullColumns []string
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -207,6 +208,26 @@ func TestFirstRunThenNoop(t *testing.T) {
 	assert.Equal(t, 0, s.proxy.Writes())
 	assert.Equal(t, before, s.updatedAt())
 	assert.Contains(t, res.Summary(), "litellm created=0 updated=0 unchanged=5 deleted=0; database created=0 updated=0 unchanged=5 unavailable=0")
+}
+
+// A boolean column stored as NULL by some other writer reads as its default, which can be the wanted
+// value (supports_streaming's true, supports_vision's false here): the run still rewrites it, naming
+// the columns, and the next run finds nothing to do.
+func TestNullBooleansAreRepaired(t *testing.T) {
+	s := newStack(t)
+	c := loadCatalog(t, "")
+	s.run(c)
+	s.exec(`UPDATE models SET supports_streaming = NULL, supports_vision = NULL WHERE id = 'devstral-2'`)
+
+	res := s.run(c)
+	assert.Equal(t, reconcile.Counts{Updated: 1, Unchanged: 4}, res.Database)
+	i := slices.IndexFunc(res.Plan.Database, func(r reconcile.RowChange) bool { return r.Model == "devstral-2" })
+	require.GreaterOrEqual(t, i, 0)
+	assert.Equal(t, []string{"supports_vision", "supports_streaming"}, res.Plan.Database[i].Fields)
+	assert.Equal(t, [][]any{{true, false}}, s.query(`SELECT supports_streaming, supports_vision FROM models WHERE id = 'devstral-2'`))
+
+	res = s.run(c)
+	assert.Equal(t, reconcile.Counts{Unchanged: 5}, res.Database)
 }
 
 func TestEditModelUpdatesBothSides(t *testing.T) {

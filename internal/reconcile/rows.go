@@ -41,6 +41,12 @@ func RowDiff(want, got modelsync.Row) []string {
 	add(eqPtr(want.BackendModelName, got.BackendModelName), "backend_model_name")
 	add(want.RestrictedAccess == got.RestrictedAccess, "restricted_access")
 	add(sameJSON(want.Metadata, got.Metadata), "metadata")
+	// A stored NULL read as the wanted default still needs writing.
+	for _, col := range got.NullColumns {
+		if !slices.Contains(diff, col) {
+			diff = append(diff, col)
+		}
+	}
 	return diff
 }
 

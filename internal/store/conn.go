@@ -119,6 +119,16 @@ func (v *textValue) boolean(col string, raw []byte, dst *bool) {
 	}
 }
 
+// nullableBool reads a nullable boolean column: NULL reads as def, and col is added to nulls.
+func (v *textValue) nullableBool(col string, raw []byte, dst *bool, def bool, nulls *[]string) {
+	if raw == nil {
+		*dst = def
+		*nulls = append(*nulls, col)
+		return
+	}
+	v.boolean(col, raw, dst)
+}
+
 func (v *textValue) optInt32(col string, raw []byte, dst **int32) {
 	if raw == nil {
 		return

@@ -270,16 +270,15 @@ func (s *Store) Lock(ctx context.Context) (release func(), err error) {
 // column is decimal(15,10), and Row holds float64. features is read as JSON, which encoding/json reads.
 const modelColumns = `id, name, provider, description, category, context_length, max_tokens, tpm, rpm,
 	input_cost_per_token::float8, output_cost_per_token::float8,
-	COALESCE(supports_vision, false), COALESCE(supports_function_calling, false), COALESCE(supports_tool_choice, false),
-	COALESCE(supports_parallel_function_calling, false), COALESCE(supports_streaming, true),
-	to_jsonb(features), COALESCE(availability, ''), version, api_base, litellm_model_id, backend_model_name,
-	COALESCE(restricted_access, false), metadata`
+	supports_vision, supports_function_calling, supports_tool_choice, supports_parallel_function_calling,
+	supports_streaming, to_jsonb(features), COALESCE(availability, ''), version, api_base, litellm_model_id,
+	backend_model_name, restricted_access, metadata`
 
 // Models reads the rows with these ids; ids without a row are absent from the map.
 //
-// The boolean columns are nullable but Row's fields are not: a NULL reads as the column's default. Apply
-// compares with the stored NULL, not with that default, so it still rewrites such a row. A NULL availability
-// reads as "". Metadata comes back in PostgreSQL's jsonb text form (keys reordered, spaces added): compare it
+// The boolean columns are nullable but Row's fields are not: a NULL reads as the column's default (the
+// backend's: false, and true for supports_streaming) and is listed in the row's NullColumns, so that a plan
+// rewrites it; Apply compares with the stored NULL, not with that default. A NULL availability reads as "". Metadata comes back in PostgreSQL's jsonb text form (keys reordered, spaces added): compare it
 // as JSON, not as bytes.
 func (s *Store) Models(ctx context.Context, ids []string) (_ map[string]modelsync.Row, err error) {
 	defer func() { err = s.red.Error(err) }()
@@ -331,11 +330,11 @@ func readRow(c [][]byte) (modelsync.Row, error) {
 	v.optInt32("rpm", c[8], &r.RPM)
 	v.optFloat64("input_cost_per_token", c[9], &r.InputCostPerToken)
 	v.optFloat64("output_cost_per_token", c[10], &r.OutputCostPerToken)
-	v.boolean("supports_vision", c[11], &r.SupportsVision)
-	v.boolean("supports_function_calling", c[12], &r.SupportsFunctionCalling)
-	v.boolean("supports_tool_choice", c[13], &r.SupportsToolChoice)
-	v.boolean("supports_parallel_function_calling", c[14], &r.SupportsParallelFunctionCalling)
-	v.boolean("supports_streaming", c[15], &r.SupportsStreaming)
+	v.nullableBool("supports_vision", c[11], &r.SupportsVision, false, &r.NullColumns)
+	v.nullableBool("supports_function_calling", c[12], &r.SupportsFunctionCalling, false, &r.NullColumns)
+	v.nullableBool("supports_tool_choice", c[13], &r.SupportsToolChoice, false, &r.NullColumns)
+	v.nullableBool("supports_parallel_function_calling", c[14], &r.SupportsParallelFunctionCalling, false, &r.NullColumns)
+	v.nullableBool("supports_streaming", c[15], &r.SupportsStreaming, true, &r.NullColumns)
 	if c[16] != nil {
 		if err := json.Unmarshal(c[16], &r.Features); err != nil {
 			v.fail("features", c[16], err)
@@ -346,7 +345,7 @@ func readRow(c [][]byte) (modelsync.Row, error) {
 	v.optStr(c[19], &r.APIBase)
 	v.optStr(c[20], &r.LiteLLMModelID)
 	v.optStr(c[21], &r.BackendModelName)
-	v.boolean("restricted_access", c[22], &r.RestrictedAccess)
+	v.nullableBool("restricted_access", c[22], &r.RestrictedAccess, false, &r.NullColumns)
 	r.Metadata = c[23]
 	if v.err != nil {
 		return r, fmt.Errorf("model %s: %w", r.ID, v.err)

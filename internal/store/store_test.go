@@ -394,8 +394,8 @@ func TestApplyOverRunbookRows(t *testing.T) {
 	assert.Nil(t, got["gpt-oss-20b"].Features)
 }
 
-// Models reads a NULL boolean as its default, yet Apply must still see the NULL and repair it: the backend's
-// sync would otherwise rewrite the row.
+// Models reads a NULL boolean as its default and names it, and Apply still sees the NULL and repairs it:
+// the backend's sync would otherwise rewrite the row.
 func TestApplyRepairsNullBooleans(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -408,10 +408,16 @@ func TestApplyRepairsNullBooleans(t *testing.T) {
 
 	got, err := s.Models(ctx, []string{"m"})
 	require.NoError(t, err)
-	assertRowEqual(t, row, got["m"])
+	assert.Equal(t, []string{"supports_vision", "restricted_access"}, got["m"].NullColumns, "the NULLs are named")
+	read := got["m"]
+	read.NullColumns = nil
+	assertRowEqual(t, row, read)
 	applied, err := s.Apply(ctx, []modelsync.Row{row}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, Applied{Updated: []string{"m"}}, applied)
+	got, err = s.Models(ctx, []string{"m"})
+	require.NoError(t, err)
+	assert.Nil(t, got["m"].NullColumns, "repaired")
 }
 
 func TestMarkUnavailableKeepsRowAndSubscription(t *testing.T) {
