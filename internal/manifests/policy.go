@@ -493,7 +493,7 @@ func (c *Checker) checkAdmissionPolicies(t targets.Target, objs []*unstructured.
 		return []string{fmt.Sprintf("rendering %s for its admission policies: %v", dir, err)}
 	}
 	nsLabels := func(ns string) map[string]string {
-		out := map[string]string{"kubernetes.io/metadata.name": ns}
+		out := map[string]string{}
 		for _, o := range slices.Concat(cluster, objs) {
 			if o.GetKind() == "Namespace" && o.GetName() == ns {
 				maps.Copy(out, o.GetLabels())

@@ -16,14 +16,9 @@ import (
 // must own the table (directly or through membership), since only the owner may ALTER it.
 func (s *Store) OAuthIDNotNull(ctx context.Context) (notNull bool, err error) {
 	defer func() { err = s.red.Error(err) }()
-	c, done, err := s.conn(ctx)
-	if err != nil {
-		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
-	}
-	res, _, err := s.exec(ctx, c, `SELECT a.attnotnull, current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')
+	res, err := s.query(ctx, `SELECT a.attnotnull, current_user, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')
 		FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 		WHERE c.oid = to_regclass('public.users') AND a.attname = 'oauth_id' AND NOT a.attisdropped`)
-	done()
 	if err != nil {
 		return false, fmt.Errorf("reading whether users.oauth_id is nullable: %w", err)
 	}

@@ -56,6 +56,17 @@ func (s *Store) exec(ctx context.Context, c *pgconn.PgConn, sql string, params .
 	return res.Rows, res.CommandTag, res.Err
 }
 
+// query runs one statement outside a transaction on the store's connection and reads its rows.
+func (s *Store) query(ctx context.Context, sql string, params ...[]byte) (rows, error) {
+	c, done, err := s.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, _, err := s.exec(ctx, c, sql, params...)
+	return res, err
+}
+
 // commit ends the transaction on c. PostgreSQL answers COMMIT in a failed transaction with ROLLBACK, not
 // with an error; that is reported as one.
 func (s *Store) commit(ctx context.Context, c *pgconn.PgConn) error {

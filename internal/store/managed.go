@@ -12,14 +12,9 @@ import (
 // and stopped before writing the row).
 func (s *Store) ManagedModels(ctx context.Context, marker string) (_ []string, err error) {
 	defer func() { err = s.red.Error(err) }()
-	c, done, err := s.conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the models this job manages: %w", err)
-	}
-	res, _, err := s.exec(ctx, c, `SELECT id FROM public.models
+	res, err := s.query(ctx, `SELECT id FROM public.models
 WHERE metadata->'litellm_model_info'->>'managed_by' = $1::text AND availability IS DISTINCT FROM 'unavailable'
 ORDER BY id`, []byte(marker))
-	done()
 	if err != nil {
 		return nil, fmt.Errorf("reading the models this job manages: %w", err)
 	}

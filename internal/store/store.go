@@ -150,12 +150,7 @@ func (s *Store) Close() {
 // start-up runs without it yet reports ready, so the tables themselves are checked.
 func (s *Store) CheckReady(ctx context.Context) (err error) {
 	defer func() { err = s.red.Error(err) }()
-	c, done, err := s.conn(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot query the LiteMaaS database: %w", err)
-	}
-	res, _, err := s.exec(ctx, c, `SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`)
-	done()
+	res, err := s.query(ctx, `SELECT to_regclass('public.users') IS NOT NULL, to_regclass('public.models') IS NOT NULL`)
 	if err == nil && len(res) != 1 {
 		err = fmt.Errorf("expected one row, got %d", len(res))
 	}
@@ -290,13 +285,8 @@ func (s *Store) Models(ctx context.Context, ids []string) (_ map[string]modelsyn
 	if err != nil {
 		return nil, fmt.Errorf("reading models: %w", err)
 	}
-	c, done, err := s.conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading models: %w", err)
-	}
-	res, _, err := s.exec(ctx, c, `SELECT `+modelColumns+` FROM public.models
+	res, err := s.query(ctx, `SELECT `+modelColumns+` FROM public.models
 		WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))`, param)
-	done()
 	if err != nil {
 		return nil, fmt.Errorf("reading models: %w", err)
 	}
